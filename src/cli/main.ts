@@ -1,0 +1,47 @@
+import { describeError, WinnowError } from '../errors.ts';
+import type { Command } from './command.ts';
+import { devCommand } from './dev.ts';
+
+const commands: Command[] = [devCommand];
+
+function mainHelp(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return [
+    'winnow: deduplicate Kafka event streams into ClickHouse, exactly, inside ClickHouse.',
+    '',
+    'Usage: winnow <command> [options]',
+    '',
+    'Commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Run `winnow <command> --help` for the options of a command.',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(mainHelp() + '\n');
+    return name === undefined ? 1 : 0;
+  }
+  if (name === '--version') {
+    process.stdout.write('winnow 0.1.0\n');
+    return 0;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) {
+    process.stderr.write(`winnow: unknown command "${name}"\n\n${mainHelp()}\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(command.help + '\n');
+    return 0;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    process.stderr.write(`winnow ${name}: error: ${describeError(err)}\n`);
+    if (process.env['WINNOW_DEBUG'] && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
+    return err instanceof WinnowError && err.code === 'USAGE' ? 2 : 1;
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * Typed errors with stable codes. Every error a user can meet says what went
+ * wrong (message) and what to do about it (hint); `retryable` tells the
+ * controller whether trying the same step again can succeed.
+ */
+export type ErrorCode =
+  | 'CONFIG_INVALID'
+  | 'USAGE'
+  | 'PORT_IN_USE'
+  | 'DATA_DIR_LOCKED'
+  | 'NOT_READY'
+  | 'JAVA_MISSING'
+  | 'MAVEN_MISSING'
+  | 'DOWNLOAD_FAILED'
+  | 'PROCESS_EXITED'
+  | 'CLICKHOUSE_LIBRARY_MISSING'
+  | 'CLICKHOUSE'
+  | 'KAFKA'
+  | 'MIGRATION'
+  | 'TABLE_MISMATCH'
+  | 'NOT_FOUND'
+  | 'LOCKED'
+  | 'INTERNAL';
+
+export class WinnowError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly retryable: boolean;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { hint?: string; retryable?: boolean; cause?: unknown } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'WinnowError';
+    this.code = code;
+    this.hint = opts.hint;
+    this.retryable = opts.retryable ?? false;
+  }
+}
+
+/** One line for a terminal: the cause, then the fix. */
+export function describeError(err: unknown): string {
+  if (err instanceof WinnowError) {
+    return err.hint ? `${err.message} (${err.hint})` : err.message;
+  }
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
