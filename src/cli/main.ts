@@ -1,8 +1,11 @@
 import { describeError, WinnowError } from '../errors.ts';
 import type { Command } from './command.ts';
 import { devCommand } from './dev.ts';
+import { migrateCommand } from './migrate.ts';
+import { runCommand } from './run.ts';
+import { statsCommand } from './stats.ts';
 
-const commands: Command[] = [devCommand];
+const commands: Command[] = [devCommand, migrateCommand, runCommand, statsCommand];
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -1,0 +1,7 @@
+import { migration as m0001 } from './0001_slices.ts';
+import { migration as m0002 } from './0002_pipeline_objects.ts';
+import type { WinnowMigration } from './types.ts';
+
+/** Every migration, in order. A database that has run one not listed here is ahead of this code. */
+export const migrations: WinnowMigration[] = [m0001, m0002];
+export type { MigrationContext, WinnowMigration } from './types.ts';

@@ -1,0 +1,7 @@
+CREATE TABLE IF NOT EXISTS {{table}}
+(
+{{columns}},
+    `__t` DateTime64(3, 'UTC'),
+    `__slice` String
+)
+ENGINE = Null

@@ -1,0 +1,2 @@
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{view}} TO {{final}}
+AS SELECT {{columns}} FROM {{kept}}

@@ -1,0 +1,218 @@
+import { spawn } from 'node:child_process';
+import { mkdir, open, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { WinnowError } from '../errors.ts';
+import { defaultStateDir, isAlive, readDevState, removeDevState, type DevState } from '../embedded/dev-state.ts';
+import type { SupervisorMessage, SupervisorOptions } from '../embedded/supervisor.ts';
+import { parseFlags, parsePort, type Command } from './command.ts';
+
+const help = `Usage: winnow dev <up|down|status> [options]
+
+Runs an embedded ClickHouse (26.x, from the npm package @chdb/lib-*) and a local
+single-node Apache Kafka broker (KRaft, jars from Maven Central, needs Java 17+)
+for development, with no Docker. State, data and logs live in .winnow/ of the
+working directory.
+
+  up        start both servers (reuses them when already running) and return once ready
+  down      stop both servers; no process is left behind
+  status    report whether they run, with their addresses
+
+Options for up:
+  --clickhouse-http-port N   ClickHouse HTTP port          (default 8123; 0 = any free port)
+  --clickhouse-tcp-port N    ClickHouse native TCP port    (default 9000; 0 = any free port)
+  --kafka-port N             Kafka PLAINTEXT listener      (default 9092; 0 = any free port)
+  --kafka-sasl-port N        Kafka SASL_PLAINTEXT listener, PLAIN admin/admin-secret
+                                                           (default 9093; 0 = any free port)
+  --data-dir DIR             server data                   (default .winnow/data)
+  --timeout SECONDS          how long to wait for readiness (default 120)
+Options for all:
+  --state-dir DIR            where state and logs are kept (default ./.winnow)
+  --json                     print one JSON object instead of text
+
+Environment: WINNOW_CACHE_DIR  where the Kafka jars are cached (default ~/.cache/winnow)`;
+
+const flags = {
+  'clickhouse-http-port': { type: 'string' },
+  'clickhouse-tcp-port': { type: 'string' },
+  'kafka-port': { type: 'string' },
+  'kafka-sasl-port': { type: 'string' },
+  'data-dir': { type: 'string' },
+  'state-dir': { type: 'string' },
+  timeout: { type: 'string' },
+  json: { type: 'boolean', default: false },
+} as const;
+
+export const devCommand: Command = {
+  name: 'dev',
+  summary: 'start, stop or inspect the embedded ClickHouse and local Kafka (no Docker needed)',
+  help,
+  async run(args) {
+    const { values, positionals } = parseFlags('dev', args, flags);
+    const [action, ...extra] = positionals;
+    if (extra.length > 0) throw new WinnowError('USAGE', `dev: unexpected argument "${extra[0]}"`);
+    const stateDir = path.resolve(values['state-dir'] ?? defaultStateDir());
+    const json = values.json;
+    switch (action) {
+      case 'up': {
+        const timeout = Number(values.timeout ?? '120');
+        if (!Number.isFinite(timeout) || timeout <= 0) {
+          throw new WinnowError('USAGE', `dev up: --timeout must be a positive number of seconds, got "${values.timeout}"`);
+        }
+        return up(
+          {
+            stateDir,
+            dataDir: path.resolve(values['data-dir'] ?? path.join(stateDir, 'data')),
+            host: '127.0.0.1',
+            clickhouseHttpPort: parsePort('dev up', 'clickhouse-http-port', values['clickhouse-http-port'], 8123),
+            clickhouseTcpPort: parsePort('dev up', 'clickhouse-tcp-port', values['clickhouse-tcp-port'], 9000),
+            kafkaPort: parsePort('dev up', 'kafka-port', values['kafka-port'], 9092),
+            kafkaSaslPort: parsePort('dev up', 'kafka-sasl-port', values['kafka-sasl-port'], 9093),
+            readyTimeoutMs: timeout * 1000,
+          },
+          json,
+        );
+      }
+      case 'down':
+        return down(stateDir, json);
+      case 'status':
+        return status(stateDir, json);
+      case undefined:
+        throw new WinnowError('USAGE', 'dev: say up, down or status', { hint: 'see: winnow dev --help' });
+      default:
+        throw new WinnowError('USAGE', `dev: unknown action "${action}", expected up, down or status`);
+    }
+  },
+};
+
+interface Liveness {
+  supervisor: boolean;
+  clickhouse: boolean;
+  kafka: boolean;
+}
+
+function liveness(state: DevState): Liveness {
+  return {
+    supervisor: isAlive(state.supervisorPid),
+    clickhouse: isAlive(state.clickhouse.pid),
+    kafka: isAlive(state.kafka.pid),
+  };
+}
+
+function printState(state: DevState, live: Liveness, json: boolean, reused?: boolean): void {
+  if (json) {
+    process.stdout.write(JSON.stringify({ ...state, running: live, ...(reused === undefined ? {} : { reused }) }) + '\n');
+    return;
+  }
+  const mark = (ok: boolean): string => (ok ? 'running' : 'NOT running');
+  process.stdout.write(
+    [
+      `ClickHouse ${state.clickhouse.version}  ${mark(live.clickhouse)}  ${state.clickhouse.url} (tcp ${state.clickhouse.tcpPort})  pid ${state.clickhouse.pid}`,
+      `Kafka ${state.kafka.version}       ${mark(live.kafka)}  PLAINTEXT ${state.kafka.brokers.join(',')}  SASL_PLAINTEXT ${state.kafka.saslBrokers.join(',')} (PLAIN ${state.kafka.sasl.username})  pid ${state.kafka.pid}`,
+      `logs: ${state.clickhouse.logFile}, ${state.kafka.logFile}`,
+    ].join('\n') + '\n',
+  );
+}
+
+async function up(opts: SupervisorOptions, json: boolean): Promise<number> {
+  const existing = await readDevState(opts.stateDir);
+  if (existing) {
+    const live = liveness(existing);
+    if (live.supervisor && live.clickhouse && live.kafka) {
+      if (!json) process.stdout.write('already running; reusing\n');
+      printState(existing, live, json, true);
+      return 0;
+    }
+    // A previous run died or lost a server: stop what is left, then start afresh.
+    await stopState(existing);
+  }
+
+  await mkdir(path.join(opts.stateDir, 'logs'), { recursive: true });
+  const supervisorLog = path.join(opts.stateDir, 'logs', 'supervisor.log');
+  const log = await open(supervisorLog, 'a');
+  const supervisorPath = fileURLToPath(new URL('../embedded/supervisor.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', supervisorPath], {
+    detached: true,
+    stdio: ['ignore', log.fd, log.fd, 'ipc'],
+    env: { ...process.env, WINNOW_SUPERVISOR_OPTIONS: JSON.stringify(opts) },
+  });
+  await log.close();
+
+  const outcome = await new Promise<SupervisorMessage | { type: 'exit'; code: number | null }>((resolve) => {
+    child.on('message', (msg: SupervisorMessage) => {
+      if (msg.type === 'progress') {
+        if (!json) process.stdout.write(`${msg.message}\n`);
+        return;
+      }
+      resolve(msg);
+    });
+    child.on('exit', (code) => resolve({ type: 'exit', code }));
+  });
+  if (outcome.type === 'ready') {
+    child.disconnect();
+    child.unref();
+    printState(outcome.state, liveness(outcome.state), json, false);
+    return 0;
+  }
+  if (outcome.type === 'error') {
+    await waitForExit(child.pid, 30_000);
+    throw new WinnowError(outcome.code === 'INTERNAL' ? 'INTERNAL' : (outcome.code as never), outcome.message);
+  }
+  const tail = await readFile(supervisorLog, 'utf8').then(
+    (t) => t.trim().split('\n').slice(-5).join('\n'),
+    () => '',
+  );
+  throw new WinnowError('PROCESS_EXITED', `the dev supervisor exited (code ${outcome.type === 'exit' ? outcome.code : '?'}) before the servers were ready`, {
+    hint: `see ${supervisorLog}${tail ? `:\n${tail}` : ''}`,
+  });
+}
+
+async function waitForExit(pid: number | undefined, timeoutMs: number): Promise<boolean> {
+  if (pid === undefined) return true;
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!isAlive(pid)) return true;
+    await sleep(100);
+  }
+  return !isAlive(pid);
+}
+
+/** SIGTERM to the supervisor (which stops both servers cleanly); SIGKILL whatever is left after a grace period. */
+async function stopState(state: DevState): Promise<void> {
+  if (isAlive(state.supervisorPid)) {
+    process.kill(state.supervisorPid, 'SIGTERM');
+    await waitForExit(state.supervisorPid, 45_000);
+  }
+  for (const pid of [state.clickhouse.pid, state.kafka.pid, state.supervisorPid]) {
+    if (isAlive(pid)) {
+      process.kill(pid, 'SIGKILL');
+      await waitForExit(pid, 5_000);
+    }
+  }
+  await removeDevState(state.stateDir);
+}
+
+async function down(stateDir: string, json: boolean): Promise<number> {
+  const state = await readDevState(stateDir);
+  if (!state) {
+    process.stdout.write(json ? JSON.stringify({ stopped: false, reason: 'not running' }) + '\n' : 'nothing running\n');
+    return 0;
+  }
+  const started = Date.now();
+  await stopState(state);
+  const ms = Date.now() - started;
+  process.stdout.write(json ? JSON.stringify({ stopped: true, ms }) + '\n' : `stopped ClickHouse and Kafka (${ms} ms)\n`);
+  return 0;
+}
+
+async function status(stateDir: string, json: boolean): Promise<number> {
+  const state = await readDevState(stateDir);
+  if (!state) {
+    process.stdout.write(json ? JSON.stringify({ running: false }) + '\n' : 'not running (start with: npx winnow dev up)\n');
+    return 3;
+  }
+  const live = liveness(state);
+  printState(state, live, json);
+  return live.clickhouse && live.kafka ? 0 : 3;
+}

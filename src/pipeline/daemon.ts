@@ -1,0 +1,119 @@
+/**
+ * The controller daemon: one node-cron task per pipeline; each tick drains
+ * staged slices until none is left (or the tick's time budget is spent).
+ * Stopping waits for the slice in flight, so SIGTERM never leaves one half-done
+ * (a crash would not either: the checkpoint makes it resumable).
+ */
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Db } from '../clickhouse/client.ts';
+import type { PipelineConfig } from '../config/schema.ts';
+import { describeError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { Processor, type SliceOutcome, type StepHooks } from './processor.ts';
+import { cronFor } from './schedule.ts';
+
+export interface PipelineHandle {
+  pipeline: PipelineConfig;
+  db: Db;
+}
+
+export class PipelineRunner {
+  readonly processor: Processor;
+  lastError: string | null = null;
+  lastErrorAt: number | null = null;
+  slicesDone = 0;
+  private inFlight: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    readonly pipeline: PipelineConfig,
+    readonly db: Db,
+    private readonly logger: Logger,
+    hooks: StepHooks = {},
+  ) {
+    this.processor = new Processor(db, pipeline, hooks);
+  }
+
+  /** Process slices until staging has nothing new, the budget is spent, or stop() is called. */
+  drain(budgetMs: number): Promise<void> {
+    if (this.inFlight) return this.inFlight; // a tick still running: this one joins it
+    const deadline = Date.now() + budgetMs;
+    this.inFlight = (async () => {
+      try {
+        while (!this.stopped && Date.now() < deadline) {
+          const outcome = await this.processor.tick();
+          if (!outcome) break;
+          this.logSlice(outcome);
+          this.slicesDone++;
+        }
+        this.lastError = null;
+      } catch (err) {
+        this.lastError = describeError(err);
+        this.lastErrorAt = Date.now();
+        const retryable = (err as { retryable?: boolean }).retryable ?? false;
+        this.logger.error('slice failed', { pipeline: this.pipeline.name, error: this.lastError, retryable, willRetry: true });
+      } finally {
+        this.inFlight = undefined;
+      }
+    })();
+    return this.inFlight;
+  }
+
+  private logSlice(o: SliceOutcome): void {
+    const s = o.slice;
+    this.logger.info('slice', {
+      pipeline: this.pipeline.name,
+      slice: s.sliceId,
+      seq: s.seq,
+      resumed: o.resumed,
+      rowsIn: s.rowsIn,
+      inserted: s.inserted,
+      duplicates: s.duplicates,
+      durationMs: Math.round(s.durationMs),
+      ranges: s.ranges.map((r) => `${r.topic}/${r.partition}:${r.fromOffset}-${r.toOffset}`).join(' '),
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.inFlight;
+  }
+}
+
+export class Daemon {
+  readonly runners: PipelineRunner[];
+  private tasks: ScheduledTask[] = [];
+
+  constructor(
+    handles: PipelineHandle[],
+    private readonly logger: Logger,
+    hooks: StepHooks = {},
+  ) {
+    this.runners = handles.map((h) => new PipelineRunner(h.pipeline, h.db, logger, hooks));
+  }
+
+  start(): void {
+    for (const r of this.runners) {
+      const { expression, effectiveMs } = cronFor(r.pipeline.schedule.intervalMs);
+      if (effectiveMs !== r.pipeline.schedule.intervalMs) {
+        this.logger.info('tick interval rounded', { pipeline: r.pipeline.name, configuredMs: r.pipeline.schedule.intervalMs, effectiveMs });
+      }
+      const budget = Math.max(10_000, effectiveMs * 10);
+      const task = cron.schedule(expression, () => r.drain(budget), { name: `winnow-${r.pipeline.name}`, noOverlap: true });
+      this.tasks.push(task);
+      // First tick now, not one interval from now.
+      void r.drain(budget);
+    }
+  }
+
+  runner(name: string): PipelineRunner | undefined {
+    return this.runners.find((r) => r.pipeline.name === name);
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.tasks) await t.stop();
+    await Promise.all(this.runners.map((r) => r.stop()));
+    for (const t of this.tasks) await t.destroy();
+    this.tasks = [];
+  }
+}

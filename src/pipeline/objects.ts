@@ -1,0 +1,231 @@
+/**
+ * Every ClickHouse object of one pipeline, named and rendered from its
+ * configuration: pure functions from config to SQL text, in creation order.
+ */
+import type { PipelineConfig } from '../config/schema.ts';
+import { ident, qualified, quoteString, renderSql } from '../clickhouse/sql.ts';
+import { WinnowError } from '../errors.ts';
+import { columnSql, RESERVED_COLUMNS, timeSql } from './columns.ts';
+
+export const SLICES_TABLE = 'winnow_slices';
+export const MIGRATIONS_TABLE = 'winnow_migrations';
+
+export interface ObjectNames {
+  database: string;
+  final: string;
+  queue: string;
+  staging: string;
+  stagingMv: string;
+  errors: string;
+  errorsMv: string;
+  seen: string;
+  kept: string;
+  keptToFinalMv: string;
+  keptToSeenMv: string;
+  slices: string;
+}
+
+export function objectNames(p: PipelineConfig): ObjectNames {
+  const base = `winnow_${p.name}`;
+  return {
+    database: p.sink.database,
+    final: p.sink.table,
+    queue: `${base}_queue`,
+    staging: `${base}_staging`,
+    stagingMv: `${base}_staging_mv`,
+    errors: `${base}_errors`,
+    errorsMv: `${base}_errors_mv`,
+    seen: `${base}_seen`,
+    kept: `${base}_kept`,
+    keptToFinalMv: `${base}_kept_to_final_mv`,
+    keptToSeenMv: `${base}_kept_to_seen_mv`,
+    slices: SLICES_TABLE,
+  };
+}
+
+export interface Statement {
+  /** what it does, for --dry-run and progress output */
+  title: string;
+  sql: string;
+  /** SQL text safe to print (secrets replaced) */
+  display: string;
+}
+
+const DAY_S = 86_400;
+
+function columnList(p: PipelineConfig, only?: string[]): string {
+  const cols = only ? p.columns.filter((c) => only.includes(c.name)) : p.columns;
+  return cols.map((c) => `    ${ident(c.name)} ${c.type}`).join(',\n');
+}
+
+function names(list: string[]): string {
+  return list.map(ident).join(', ');
+}
+
+/** Retention of staging and dead letters: the window plus a day, at least 2 days (replays need them). */
+export function retentionSeconds(p: PipelineConfig): number {
+  return Math.max(2 * DAY_S, Math.ceil(p.dedup.windowMs / 1000) + DAY_S);
+}
+
+/** Seen keys live for twice the window: lookups filter on time themselves; TTL only frees space. */
+export function seenTtlSeconds(p: PipelineConfig): number {
+  return 2 * Math.ceil(p.dedup.windowMs / 1000);
+}
+
+function seenPartitionBy(p: PipelineConfig): string {
+  // Buckets about a window wide, so expired state goes by whole partitions.
+  const bucket = Math.min(DAY_S, Math.max(3600, Math.ceil(p.dedup.windowMs / 1000)));
+  return `toStartOfInterval(\`__t\`, INTERVAL ${bucket} SECOND)`;
+}
+
+function checkReserved(p: PipelineConfig): void {
+  for (const c of p.columns) {
+    if (RESERVED_COLUMNS.includes(c.name) || c.name.startsWith('__v_')) {
+      throw new WinnowError('CONFIG_INVALID', `pipeline ${p.name}: column name "${c.name}" is reserved by winnow`, {
+        hint: `rename it; reserved: ${RESERVED_COLUMNS.join(', ')}, __v_*`,
+      });
+    }
+  }
+}
+
+/** The SELECT over the queue that parses and checks each message; both views use it. */
+export function validatedSelect(p: PipelineConfig, queue: string): string {
+  const cols = p.columns.map(columnSql);
+  const values = cols.map((c) => `        ${c.value} AS ${ident('__v_' + c.name)}`).join(',\n');
+  const stored = cols.map((c) => `    ${c.stored} AS ${ident(c.name)}`).join(',\n');
+  const faults = cols.map((c) => `${c.fault}, ${quoteString(c.reason)}`).join(',\n            ');
+  return `SELECT
+${stored},
+    ${timeSql(p)} AS \`__t\`,
+    \`_raw\`, \`_topic\`, \`_partition\`, \`_offset\`, \`_timestamp_ms\`, \`_ingested_at\`,
+    \`__error\`
+FROM
+(
+    SELECT
+        \`_raw\`,
+        _topic AS \`_topic\`,
+        toUInt32(_partition) AS \`_partition\`,
+        _offset AS \`_offset\`,
+        _timestamp_ms AS \`_timestamp_ms\`,
+        now64(3) AS \`_ingested_at\`,
+${values},
+        multiIf(
+            length(_error) > 0, concat('unreadable message: ', _error),
+            length(\`_raw\`) = 0, 'empty message',
+            NOT isValidUTF8(\`_raw\`), 'invalid UTF-8',
+            NOT isValidJSON(\`_raw\`), 'malformed JSON',
+            JSONType(\`_raw\`) != 'Object', 'not a JSON object',
+            ${faults},
+            ''
+        ) AS \`__error\`
+    FROM ${queue}
+)`;
+}
+
+function kafkaAuthSettings(p: PipelineConfig, password: string | undefined, redact: boolean): string {
+  const a = p.source.auth;
+  const parts: string[] = [];
+  if (a.protocol !== 'PLAINTEXT') parts.push(`kafka_security_protocol = ${quoteString(a.protocol.toLowerCase())}`);
+  if (a.mechanism) parts.push(`kafka_sasl_mechanism = ${quoteString(a.mechanism)}`);
+  if (a.username !== undefined) parts.push(`kafka_sasl_username = ${quoteString(a.username)}`);
+  if (password !== undefined) parts.push(`kafka_sasl_password = ${redact ? "'***'" : quoteString(password)}`);
+  return parts.map((s) => `,\n    ${s}`).join('');
+}
+
+export interface RenderOptions {
+  /** the resolved Kafka SASL password, if any */
+  kafkaPassword?: string;
+  /** include CREATE of the final table (mode create) */
+  createFinal: boolean;
+}
+
+/** The statements of `migrate up` for one pipeline, in creation order: sinks first, the Kafka queue and its views last. */
+export function upStatements(p: PipelineConfig, opts: RenderOptions): Statement[] {
+  checkReserved(p);
+  const n = objectNames(p);
+  const q = (t: string): string => qualified(n.database, t);
+  const keyCols = p.dedup.key;
+  const out: Statement[] = [];
+  const add = (title: string, sql: string, display = sql): void => {
+    out.push({ title, sql, display });
+  };
+  if (opts.createFinal) {
+    add(
+      `final table ${n.final}`,
+      renderSql('create_final', {
+        table: q(n.final),
+        columns: columnList(p),
+        engine: p.sink.engine,
+        partitionBy: p.sink.partitionBy ? `PARTITION BY ${p.sink.partitionBy}\n` : '',
+        orderBy: names(p.sink.orderBy),
+      }),
+    );
+  }
+  add(
+    `staging table ${n.staging}`,
+    renderSql('create_staging', { table: q(n.staging), columns: columnList(p), retentionSeconds: String(retentionSeconds(p)) }),
+  );
+  add(`dead letters ${n.errors}`, renderSql('create_errors', { table: q(n.errors), retentionSeconds: String(retentionSeconds(p)) }));
+  add(
+    `seen keys ${n.seen}`,
+    renderSql('create_seen', {
+      table: q(n.seen),
+      keyColumns: columnList(p, keyCols),
+      key: names(keyCols),
+      partitionBy: seenPartitionBy(p),
+      ttlSeconds: String(seenTtlSeconds(p)),
+    }),
+  );
+  add(`dedup entry point ${n.kept}`, renderSql('create_kept', { table: q(n.kept), columns: columnList(p) }));
+  add(
+    `view ${n.keptToFinalMv}`,
+    renderSql('create_kept_to_final_mv', { view: q(n.keptToFinalMv), final: q(n.final), kept: q(n.kept), columns: names(p.columns.map((c) => c.name)) }),
+  );
+  add(`view ${n.keptToSeenMv}`, renderSql('create_kept_to_seen_mv', { view: q(n.keptToSeenMv), seen: q(n.seen), kept: q(n.kept), key: names(keyCols) }));
+  const queueVars = (redact: boolean): Record<string, string> => ({
+    table: q(n.queue),
+    brokers: quoteString(p.source.brokers.join(',')),
+    topics: quoteString(p.source.topics.join(',')),
+    group: quoteString(p.source.consumerGroup),
+    consumers: String(p.source.consumers),
+    auth: kafkaAuthSettings(p, opts.kafkaPassword, redact),
+  });
+  add(`Kafka queue ${n.queue}`, renderSql('create_queue', queueVars(false)), renderSql('create_queue', queueVars(true)));
+  const validated = validatedSelect(p, q(n.queue));
+  add(`dead-letter view ${n.errorsMv}`, renderSql('create_errors_mv', { view: q(n.errorsMv), errors: q(n.errors), validated }));
+  add(
+    `staging view ${n.stagingMv}`,
+    renderSql('create_staging_mv', { view: q(n.stagingMv), staging: q(n.staging), validated, columns: names(p.columns.map((c) => c.name)) }),
+  );
+  return out;
+}
+
+/** `migrate down`: consumption stops first; the final table is kept unless asked. */
+export function downStatements(p: PipelineConfig, opts: { dropFinal: boolean }): Statement[] {
+  const n = objectNames(p);
+  const q = (t: string): string => qualified(n.database, t);
+  const out: Statement[] = [];
+  const view = (v: string): void => {
+    const sql = renderSql('drop_view', { view: q(v) });
+    out.push({ title: `drop view ${v}`, sql, display: sql });
+  };
+  const table = (t: string): void => {
+    const sql = renderSql('drop_table', { table: q(t) });
+    out.push({ title: `drop table ${t}`, sql, display: sql });
+  };
+  view(n.stagingMv);
+  view(n.errorsMv);
+  table(n.queue);
+  view(n.keptToSeenMv);
+  view(n.keptToFinalMv);
+  table(n.kept);
+  table(n.seen);
+  table(n.errors);
+  table(n.staging);
+  if (opts.dropFinal) table(n.final);
+  return out;
+}
+
+export function slicesTableSql(database: string): string {
+  return renderSql('create_slices', { table: qualified(database, SLICES_TABLE) });
+}

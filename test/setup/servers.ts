@@ -1,0 +1,122 @@
+/**
+ * One pair of real servers for the integration and end-to-end suites:
+ *   1. WINNOW_TEST_CLICKHOUSE_URL / WINNOW_TEST_KAFKA_BROKERS when set (servers you run);
+ *   2. else testcontainers, when a Docker daemon answers;
+ *   3. else the embedded ClickHouse and local Kafka broker (what CI here uses).
+ * Tests read the addresses with `inject(...)` and make their own database and
+ * topic names (test/helpers.ts), so suites never see each other's data.
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { startEmbeddedClickHouse } from '../../src/embedded/clickhouse.ts';
+import { startEmbeddedKafka } from '../../src/embedded/kafka.ts';
+import type { TestServers } from '../helpers.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    servers: TestServers;
+  }
+}
+
+type Teardown = () => Promise<void>;
+
+function fromEnv(): TestServers | undefined {
+  const url = process.env['WINNOW_TEST_CLICKHOUSE_URL'];
+  const brokers = process.env['WINNOW_TEST_KAFKA_BROKERS'];
+  if (!url && !brokers) return undefined;
+  if (!url || !brokers) {
+    throw new Error('set both WINNOW_TEST_CLICKHOUSE_URL and WINNOW_TEST_KAFKA_BROKERS, or neither');
+  }
+  const list = (v: string | undefined): string[] | undefined => v?.split(',').map((s) => s.trim()).filter(Boolean);
+  const kafkaBrokers = list(brokers) ?? [];
+  return {
+    source: 'env',
+    clickhouseUrl: url,
+    kafkaBrokers,
+    kafkaSaslBrokers: list(process.env['WINNOW_TEST_KAFKA_SASL_BROKERS']) ?? [],
+    kafkaBrokersForClickHouse: list(process.env['WINNOW_TEST_KAFKA_BROKERS_FOR_CLICKHOUSE']) ?? kafkaBrokers,
+    sasl: { mechanism: 'plain', username: 'admin', password: 'admin-secret' },
+  };
+}
+
+function dockerAnswers(): boolean {
+  if (process.env['WINNOW_TEST_NO_DOCKER']) return false;
+  return Boolean(process.env['DOCKER_HOST']) || existsSync('/var/run/docker.sock');
+}
+
+async function fromContainers(): Promise<[TestServers, Teardown]> {
+  const { Network } = await import('testcontainers');
+  const { KafkaContainer } = await import('@testcontainers/kafka');
+  const { ClickHouseContainer } = await import('@testcontainers/clickhouse');
+  const network = await new Network().start();
+  const kafka = await new KafkaContainer('confluentinc/cp-kafka:7.9.0')
+    .withKraft()
+    .withNetwork(network)
+    .withNetworkAliases('kafka')
+    .start();
+  const clickhouse = await new ClickHouseContainer('clickhouse/clickhouse-server:26.7').withNetwork(network).start();
+  const servers: TestServers = {
+    source: 'testcontainers',
+    clickhouseUrl: clickhouse.getConnectionUrl(),
+    kafkaBrokers: [`${kafka.getHost()}:${kafka.getMappedPort(9093)}`],
+    // The SASL/PLAIN listener is only in the embedded broker and docker-compose.yaml.
+    kafkaSaslBrokers: [],
+    kafkaBrokersForClickHouse: ['kafka:9092'],
+    sasl: { mechanism: 'plain', username: 'admin', password: 'admin-secret' },
+  };
+  return [
+    servers,
+    async () => {
+      await clickhouse.stop();
+      await kafka.stop();
+      await network.stop();
+    },
+  ];
+}
+
+async function embedded(): Promise<[TestServers, Teardown]> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'winnow-test-servers-'));
+  const [clickhouse, kafka] = await Promise.all([
+    startEmbeddedClickHouse({ dataDir: path.join(dir, 'clickhouse'), logFile: path.join(dir, 'clickhouse.log'), httpPort: 0, tcpPort: 0 }),
+    startEmbeddedKafka({ dataDir: path.join(dir, 'kafka'), logFile: path.join(dir, 'kafka.log'), port: 0, saslPort: 0 }),
+  ]);
+  process.stderr.write(
+    `test servers (embedded): ClickHouse ${clickhouse.version} ${clickhouse.url}, Kafka ${kafka.version} ${kafka.brokers.join(',')} / SASL ${kafka.saslBrokers.join(',')}; logs in ${dir}\n`,
+  );
+  return [
+    {
+      source: 'embedded',
+      clickhouseUrl: clickhouse.url,
+      kafkaBrokers: kafka.brokers,
+      kafkaSaslBrokers: kafka.saslBrokers,
+      kafkaBrokersForClickHouse: kafka.brokers,
+      sasl: kafka.sasl,
+      logDir: dir,
+    },
+    async () => {
+      await Promise.all([clickhouse.stop(), kafka.stop()]);
+    },
+  ];
+}
+
+export default async function setup(project: TestProject): Promise<Teardown> {
+  const env = fromEnv();
+  if (env) {
+    project.provide('servers', env);
+    return async () => undefined;
+  }
+  let started: [TestServers, Teardown] | undefined;
+  if (dockerAnswers()) {
+    try {
+      started = await fromContainers();
+    } catch (err) {
+      process.stderr.write(`testcontainers unavailable (${(err as Error).message}); using the embedded servers\n`);
+    }
+  }
+  started ??= await embedded();
+  project.provide('servers', started[0]);
+  return started[1];
+}
