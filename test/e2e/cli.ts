@@ -1,0 +1,71 @@
+/** Running the real `winnow` command from tests, as a user would. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const BIN = fileURLToPath(new URL('../../bin/winnow.mjs', import.meta.url));
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 120_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`winnow ${args.join(' ')} timed out after ${timeoutMs} ms\n${stderr}`));
+    }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export interface Daemon {
+  child: ChildProcess;
+  api: string;
+  logs(): string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** `winnow run` on a free port; resolves once its API listens. */
+export function startDaemon(configFile: string, env: Record<string, string> = {}): Promise<Daemon> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, 'run', '--config', configFile, '--port', '0'], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let logs = '';
+    let api: string | undefined;
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    child.stdout.on('data', (d: Buffer) => (logs += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      logs += d.toString();
+      if (!api) {
+        const m = /"api":"(http:\/\/[^"]+)"/.exec(logs);
+        if (m?.[1]) {
+          api = m[1];
+          resolve({
+            child,
+            api,
+            logs: () => logs,
+            stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
+              if (child.exitCode === null) child.kill(signal);
+              return exited;
+            },
+          });
+        }
+      }
+    });
+    void exited.then((code) => {
+      if (!api) reject(new Error(`winnow run exited (${code}) before serving its API:\n${logs}`));
+    });
+  });
+}
