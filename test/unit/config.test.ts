@@ -77,7 +77,7 @@ describe('examples/users.yaml', () => {
             {
               name: 'created_at',
               type: 'DateTime',
-              source: { kind: 'expr', expr: "parseDateTimeBestEffortOrNull(JSONExtractString(_raw, 'created_at'))" },
+              source: { kind: 'path', path: ['created_at'] },
               optional: false,
             },
           ],
