@@ -1,0 +1,56 @@
+/** The pipelines of the config file, their statistics and their recent slices. */
+import type { FastifyPluginCallback } from 'fastify';
+import { WinnowError } from '../../errors.ts';
+import type { AppDeps } from '../deps.ts';
+import { ErrorResponse, PipelineList, PipelineParams, PipelineStatsSchema, SliceList, SlicesQuery } from '../schemas.ts';
+import type { ZodTypeProvider } from '../zod-provider.ts';
+
+export function requirePipeline(deps: AppDeps, name: string): void {
+  if (!deps.pipelines().some((p) => p.name === name)) {
+    throw new WinnowError('NOT_FOUND', `no pipeline named ${JSON.stringify(name)}`);
+  }
+}
+
+export const pipelineRoutes: FastifyPluginCallback<{ deps: AppDeps }> = (fastify, { deps }, done) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+
+  app.get(
+    '/pipelines',
+    { schema: { operationId: 'listPipelines', summary: 'The pipelines of the config file.', response: { 200: PipelineList, 500: ErrorResponse } } },
+    () => ({ pipelines: deps.pipelines() }),
+  );
+
+  app.get(
+    '/pipelines/:name/stats',
+    {
+      schema: {
+        operationId: 'getPipelineStats',
+        summary: 'Counters, per-partition offsets and lag, and the last slice of one pipeline.',
+        params: PipelineParams,
+        response: { 200: PipelineStatsSchema, 400: ErrorResponse, 404: ErrorResponse, 500: ErrorResponse },
+      },
+    },
+    async (request) => {
+      requirePipeline(deps, request.params.name);
+      return deps.stats(request.params.name);
+    },
+  );
+
+  app.get(
+    '/pipelines/:name/slices',
+    {
+      schema: {
+        operationId: 'listSlices',
+        summary: 'The newest slices of one pipeline, newest first.',
+        params: PipelineParams,
+        querystring: SlicesQuery,
+        response: { 200: SliceList, 400: ErrorResponse, 404: ErrorResponse, 500: ErrorResponse },
+      },
+    },
+    async (request) => {
+      requirePipeline(deps, request.params.name);
+      return { slices: await deps.slices(request.params.name, request.query.limit) };
+    },
+  );
+  done();
+};

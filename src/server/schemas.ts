@@ -1,0 +1,145 @@
+/**
+ * The HTTP API's contract: zod schemas for every input and output. Routes
+ * declare them (validation and the output guard in zod-provider.ts), and the
+ * OpenAPI document is generated from them, so the three cannot drift apart.
+ * Schemas registered in `components` become named OpenAPI components.
+ */
+import { z } from 'zod';
+import type { SliceRecord } from '../pipeline/checkpoints.ts';
+import type { PipelineStats, PipelineSummary, Readiness } from './deps.ts';
+
+export const components = z.registry<{ id: string }>();
+
+const count = z.number().int().nonnegative();
+const offset = z.number().int().nonnegative();
+
+// ---- inputs ----------------------------------------------------------------
+
+export const PipelineParams = z.object({
+  name: z.string().min(1).describe('the pipeline name from the config file'),
+});
+
+export const LIMIT_DEFAULT = 50;
+export const LIMIT_MAX = 1000;
+const limitMessage = `must be an integer from 1 to ${LIMIT_MAX}`;
+
+export const SlicesQuery = z.strictObject({
+  limit: z.coerce
+    .number({ error: limitMessage })
+    .int({ error: limitMessage })
+    .min(1, { error: limitMessage })
+    .max(LIMIT_MAX, { error: limitMessage })
+    .default(LIMIT_DEFAULT)
+    .describe('how many of the newest slices to return'),
+});
+
+// ---- outputs ---------------------------------------------------------------
+
+export const ErrorResponse = z
+  .object({
+    error: z.object({
+      code: z.string().describe('a stable code: NOT_FOUND, USAGE, INTERNAL, ...'),
+      message: z.string(),
+    }),
+  })
+  .describe('what went wrong; never a stack trace')
+  .register(components, { id: 'Error' });
+
+export const Health = z.object({ status: z.literal('ok') }).register(components, { id: 'Health' });
+
+export const ReadinessSchema = z
+  .object({
+    ready: z.boolean(),
+    checks: z.record(z.string(), z.object({ ok: z.boolean(), error: z.string().optional() })),
+  })
+  .describe('every check the daemon needs to do its work, by name')
+  .register(components, { id: 'Readiness' });
+
+export const PipelineSummarySchema = z
+  .object({
+    name: z.string(),
+    topics: z.array(z.string()),
+    table: z.string(),
+    database: z.string(),
+    windowMs: z.number().nonnegative().describe('deduplication window, milliseconds'),
+    key: z.array(z.string()).describe('the columns that identify a duplicate'),
+  })
+  .register(components, { id: 'PipelineSummary' });
+
+export const PipelineList = z
+  .object({ pipelines: z.array(PipelineSummarySchema) })
+  .register(components, { id: 'PipelineList' });
+
+export const PartitionStatsSchema = z
+  .object({
+    topic: z.string(),
+    partition: z.number().int().nonnegative(),
+    nextOffset: offset.describe('the first offset the next slice will take'),
+    stagedHigh: offset.nullable().describe('the highest offset staged so far'),
+    logEnd: offset.nullable().describe("Kafka's log end offset; null when Kafka is unreachable"),
+    consumerOffset: offset.nullable(),
+    lag: count.nullable().describe('messages in Kafka not yet in a committed slice'),
+  })
+  .register(components, { id: 'PartitionStats' });
+
+export const PipelineStatsSchema = z
+  .object({
+    name: z.string(),
+    messagesConsumed: count.describe('staged + dead letters'),
+    staged: count,
+    inserted: count,
+    duplicatesDropped: count,
+    duplicateRatio: z.number().min(0).max(1).describe('duplicatesDropped / (inserted + duplicatesDropped); 0 when none'),
+    deadLetters: count,
+    pendingRows: count.describe('staged but not yet in a committed slice'),
+    partitions: z.array(PartitionStatsSchema),
+    lastSlice: z
+      .object({
+        sliceId: z.string(),
+        seq: count,
+        committedAt: z.string().nullable(),
+        durationMs: z.number().nonnegative(),
+        rowsIn: count,
+        inserted: count,
+        duplicates: count,
+      })
+      .nullable(),
+    eventsPerSecond: z.object({ last1m: z.number().nonnegative(), last5m: z.number().nonnegative() }),
+    lastError: z.string().nullable().describe("the daemon's most recent failure for this pipeline"),
+  })
+  .register(components, { id: 'PipelineStats' });
+
+export const SliceRecordSchema = z
+  .object({
+    pipeline: z.string(),
+    seq: count,
+    sliceId: z.string(),
+    status: z.enum(['planned', 'committed']),
+    ranges: z.array(z.object({ topic: z.string(), partition: z.number().int().nonnegative(), fromOffset: offset, toOffset: offset })),
+    nextOffsets: z.array(z.object({ topic: z.string(), partition: z.number().int().nonnegative(), offset })),
+    rowsIn: count,
+    inserted: count,
+    duplicates: count,
+    plannedAt: z.string(),
+    committedAt: z.string().nullable(),
+    durationMs: z.number().nonnegative(),
+  })
+  .register(components, { id: 'Slice' });
+
+export const SliceList = z
+  .object({ slices: z.array(SliceRecordSchema).describe('newest first') })
+  .register(components, { id: 'SliceList' });
+
+export const MetricsText = z.string().describe('Prometheus text exposition format 0.0.4');
+
+export const OpenApiDocument = z
+  .looseObject({ openapi: z.literal('3.1.0'), info: z.looseObject({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()) })
+  .register(components, { id: 'OpenApiDocument' });
+
+// ---- the schemas and the deps interface describe the same shapes -------------
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _summary: Same<z.output<typeof PipelineSummarySchema>, PipelineSummary> = true;
+const _stats: Same<z.output<typeof PipelineStatsSchema>, PipelineStats> = true;
+const _readiness: Same<z.output<typeof ReadinessSchema>, Readiness> = true;
+const _slice: Same<z.output<typeof SliceRecordSchema>, SliceRecord> = true;

@@ -1,0 +1,353 @@
+/**
+ * The HTTP layer alone: buildApp around in-memory deps with fixed data, driven
+ * by app.inject (no sockets, no servers).
+ */
+import type { FastifyInstance } from 'fastify';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { WinnowError } from '../../src/errors.ts';
+import type { SliceRecord } from '../../src/pipeline/checkpoints.ts';
+import { buildApp } from '../../src/server/app.ts';
+import type { AppDeps, PipelineStats, PipelineSummary, Readiness } from '../../src/server/deps.ts';
+import { escapeLabelValue } from '../../src/server/prometheus.ts';
+
+const clicks: PipelineSummary = { name: 'clicks', topics: ['clicks'], table: 'clicks', database: 'analytics', windowMs: 3_600_000, key: ['event_id'] };
+const quoted: PipelineSummary = { ...clicks, name: 'we"ird\\name', topics: ['weird'] };
+const broken: PipelineSummary = { ...clicks, name: 'broken', topics: ['broken'] };
+
+function statsOf(name: string): PipelineStats {
+  return {
+    name,
+    messagesConsumed: 1010,
+    staged: 1000,
+    inserted: 900,
+    duplicatesDropped: 80,
+    duplicateRatio: 80 / 980,
+    deadLetters: 10,
+    pendingRows: 20,
+    partitions: [
+      { topic: 'clicks', partition: 0, nextOffset: 500, stagedHigh: 509, logEnd: 512, consumerOffset: 510, lag: 12 },
+      { topic: 'clicks', partition: 1, nextOffset: 480, stagedHigh: 489, logEnd: null, consumerOffset: null, lag: null },
+    ],
+    lastSlice: { sliceId: 's-41', seq: 41, committedAt: '2024-05-01 12:00:00.000', durationMs: 1500, rowsIn: 30, inserted: 28, duplicates: 2 },
+    eventsPerSecond: { last1m: 2.5, last5m: 1.25 },
+    lastError: null,
+  };
+}
+
+const slice: SliceRecord = {
+  pipeline: 'clicks',
+  seq: 41,
+  sliceId: 's-41',
+  status: 'committed',
+  ranges: [{ topic: 'clicks', partition: 0, fromOffset: 470, toOffset: 500 }],
+  nextOffsets: [{ topic: 'clicks', partition: 0, offset: 500 }],
+  rowsIn: 30,
+  inserted: 28,
+  duplicates: 2,
+  plannedAt: '2024-05-01 11:59:58.500',
+  committedAt: '2024-05-01 12:00:00.000',
+  durationMs: 1500,
+};
+
+const ready: Readiness = { ready: true, checks: { 'clicks.clickhouse': { ok: true }, 'clicks.slices': { ok: true } } };
+
+function fakeDeps(overrides: Partial<AppDeps> = {}) {
+  const deps = {
+    pipelines: vi.fn((): PipelineSummary[] => [clicks]),
+    stats: vi.fn((name: string): Promise<PipelineStats> => Promise.resolve(statsOf(name))),
+    slices: vi.fn((_name: string, limit: number): Promise<SliceRecord[]> => Promise.resolve([slice].slice(0, limit))),
+    readiness: vi.fn((): Promise<Readiness> => Promise.resolve(ready)),
+  };
+  return Object.assign(deps, overrides);
+}
+
+let app: FastifyInstance | undefined;
+afterEach(async () => {
+  await app?.close();
+  app = undefined;
+});
+
+function start(deps: AppDeps): FastifyInstance {
+  app = buildApp(deps);
+  return app;
+}
+
+async function get(deps: AppDeps, url: string) {
+  const res = await start(deps).inject({ method: 'GET', url });
+  return { status: res.statusCode, type: res.headers['content-type'], text: res.body, json: (): unknown => res.json() };
+}
+
+describe('health', () => {
+  it('GET /healthz answers without calling any dependency', async () => {
+    const deps = fakeDeps();
+    const res = await get(deps, '/healthz');
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual({ status: 'ok' });
+    expect(deps.pipelines).not.toHaveBeenCalled();
+    expect(deps.readiness).not.toHaveBeenCalled();
+    expect(deps.stats).not.toHaveBeenCalled();
+  });
+
+  it('GET /readyz is 200 with the readiness object when ready', async () => {
+    const res = await get(fakeDeps(), '/readyz');
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual(ready);
+  });
+
+  it('GET /readyz is 503 with the failing checks when not ready', async () => {
+    const notReady: Readiness = { ready: false, checks: { 'clicks.migrated': { ok: false, error: 'not migrated: run winnow migrate up' } } };
+    const res = await get(fakeDeps({ readiness: () => Promise.resolve(notReady) }), '/readyz');
+    expect(res.status).toBe(503);
+    expect(res.json()).toEqual(notReady);
+  });
+
+  it('GET /readyz is 503 when the readiness check itself fails', async () => {
+    const res = await get(fakeDeps({ readiness: () => Promise.reject(new Error('clickhouse unreachable')) }), '/readyz');
+    expect(res.status).toBe(503);
+    expect(res.json()).toEqual({ ready: false, checks: { readiness: { ok: false, error: 'clickhouse unreachable' } } });
+  });
+});
+
+describe('pipelines', () => {
+  it('GET /api/v1/pipelines lists the pipelines', async () => {
+    const res = await get(fakeDeps({ pipelines: () => [clicks, quoted] }), '/api/v1/pipelines');
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual({ pipelines: [clicks, quoted] });
+  });
+
+  it('GET /api/v1/pipelines/:name/stats returns the stats', async () => {
+    const deps = fakeDeps();
+    const res = await get(deps, '/api/v1/pipelines/clicks/stats');
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual(statsOf('clicks'));
+    expect(deps.stats).toHaveBeenCalledWith('clicks');
+  });
+
+  it('decodes the pipeline name in the path', async () => {
+    const deps = fakeDeps({ pipelines: () => [quoted] });
+    const res = await get(deps, `/api/v1/pipelines/${encodeURIComponent(quoted.name)}/stats`);
+    expect(res.status).toBe(200);
+    expect(deps.stats).toHaveBeenCalledWith(quoted.name);
+  });
+
+  it('an unknown pipeline is 404 and its stats are never asked for', async () => {
+    const deps = fakeDeps();
+    for (const url of ['/api/v1/pipelines/x/stats', '/api/v1/pipelines/x/slices']) {
+      const res = await get(deps, url);
+      expect(res.status).toBe(404);
+      expect(res.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'no pipeline named "x"' } });
+    }
+    expect(deps.stats).not.toHaveBeenCalled();
+    expect(deps.slices).not.toHaveBeenCalled();
+  });
+
+  it('GET /api/v1/pipelines/:name/slices defaults limit to 50', async () => {
+    const deps = fakeDeps();
+    const res = await get(deps, '/api/v1/pipelines/clicks/slices');
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual({ slices: [slice] });
+    expect(deps.slices).toHaveBeenCalledWith('clicks', 50);
+  });
+
+  it('passes limit through as a number', async () => {
+    const deps = fakeDeps();
+    for (const limit of [1, 7, 1000]) {
+      expect((await get(deps, `/api/v1/pipelines/clicks/slices?limit=${limit}`)).status).toBe(200);
+      expect(deps.slices).toHaveBeenLastCalledWith('clicks', limit);
+    }
+  });
+
+  it.each(['0', 'abc', '5000', '1.5', '-3', ''])('limit=%s is 400 naming the parameter', async (limit) => {
+    const deps = fakeDeps();
+    const res = await get(deps, `/api/v1/pipelines/clicks/slices?limit=${limit}`);
+    expect(res.status).toBe(400);
+    expect(res.json()).toEqual({ error: { code: 'USAGE', message: 'query parameter "limit": must be an integer from 1 to 1000' } });
+    expect(deps.slices).not.toHaveBeenCalled();
+  });
+
+  it('an unknown query parameter is 400 naming it, not silently ignored', async () => {
+    const res = await get(fakeDeps(), '/api/v1/pipelines/clicks/slices?limt=5');
+    expect(res.status).toBe(400);
+    expect(res.json()).toEqual({ error: { code: 'USAGE', message: 'unknown query parameter "limt"' } });
+  });
+});
+
+describe('metrics', () => {
+  const metricsDeps = (readiness: Readiness = ready) =>
+    fakeDeps({
+      pipelines: () => [clicks, quoted, broken],
+      stats: (name) => (name === 'broken' ? Promise.reject(new Error('clickhouse down')) : Promise.resolve(statsOf(name))),
+      readiness: () => Promise.resolve(readiness),
+    });
+
+  it('serves the Prometheus text format', async () => {
+    const res = await get(metricsDeps(), '/metrics');
+    expect(res.status).toBe(200);
+    expect(res.type).toMatch(/^text\/plain; version=0\.0\.4/);
+    const lines = res.text.split('\n');
+    const counters = ['winnow_messages_consumed_total', 'winnow_staged_total', 'winnow_inserted_total', 'winnow_duplicates_dropped_total', 'winnow_dead_letters_total'];
+    const gauges = [
+      'winnow_up',
+      'winnow_stats_error',
+      'winnow_duplicate_ratio',
+      'winnow_pending_rows',
+      'winnow_events_per_second',
+      'winnow_partition_lag',
+      'winnow_last_slice_duration_seconds',
+    ];
+    for (const name of counters) {
+      expect(lines).toContain(`# TYPE ${name} counter`);
+      expect(lines.some((l) => l.startsWith(`# HELP ${name} `))).toBe(true);
+    }
+    for (const name of gauges) {
+      expect(lines).toContain(`# TYPE ${name} gauge`);
+      expect(lines.some((l) => l.startsWith(`# HELP ${name} `))).toBe(true);
+    }
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        'winnow_up 1',
+        'winnow_messages_consumed_total{pipeline="clicks"} 1010',
+        'winnow_staged_total{pipeline="clicks"} 1000',
+        'winnow_inserted_total{pipeline="clicks"} 900',
+        'winnow_duplicates_dropped_total{pipeline="clicks"} 80',
+        'winnow_dead_letters_total{pipeline="clicks"} 10',
+        `winnow_duplicate_ratio{pipeline="clicks"} ${80 / 980}`,
+        'winnow_pending_rows{pipeline="clicks"} 20',
+        'winnow_events_per_second{pipeline="clicks",window="1m"} 2.5',
+        'winnow_events_per_second{pipeline="clicks",window="5m"} 1.25',
+        'winnow_partition_lag{pipeline="clicks",topic="clicks",partition="0"} 12',
+        'winnow_last_slice_duration_seconds{pipeline="clicks"} 1.5',
+        'winnow_stats_error{pipeline="clicks"} 0',
+      ]),
+    );
+    // a partition whose lag is unknown (Kafka unreachable) has no sample rather than a made-up one
+    expect(res.text).not.toContain('partition="1"');
+    expect(res.text.endsWith('\n')).toBe(true);
+  });
+
+  it('escapes label values', async () => {
+    const res = await get(metricsDeps(), '/metrics');
+    expect(res.text.split('\n')).toContain('winnow_staged_total{pipeline="we\\"ird\\\\name"} 1000');
+    expect(escapeLabelValue('a"b\\c\nd')).toBe('a\\"b\\\\c\\nd');
+  });
+
+  it('a pipeline whose stats fail shows as winnow_stats_error 1 and the rest of the page stays', async () => {
+    const res = await get(metricsDeps(), '/metrics');
+    expect(res.status).toBe(200);
+    const lines = res.text.split('\n');
+    expect(lines).toContain('winnow_stats_error{pipeline="broken"} 1');
+    expect(lines.filter((l) => !l.startsWith('#') && l.includes('pipeline="broken"'))).toEqual(['winnow_stats_error{pipeline="broken"} 1']);
+    expect(lines).toContain('winnow_staged_total{pipeline="clicks"} 1000');
+  });
+
+  it('winnow_up is 0 when not ready', async () => {
+    const res = await get(metricsDeps({ ready: false, checks: { x: { ok: false, error: 'no' } } }), '/metrics');
+    expect(res.text.split('\n')).toContain('winnow_up 0');
+  });
+
+  it('keeps the samples of a family together under its TYPE line', async () => {
+    const res = await get(metricsDeps(), '/metrics');
+    const seen = new Set<string>();
+    let current = '';
+    for (const line of res.text.trimEnd().split('\n')) {
+      const type = /^# TYPE (\S+)/.exec(line);
+      if (type?.[1]) {
+        expect(seen.has(type[1])).toBe(false);
+        seen.add(type[1]);
+        current = type[1];
+      } else if (!line.startsWith('#')) {
+        expect(line.startsWith(current)).toBe(true);
+      }
+    }
+  });
+});
+
+describe('openapi', () => {
+  type Doc = {
+    openapi: string;
+    paths: Record<string, Record<string, { parameters?: { name: string; in: string; required: boolean; schema: Record<string, unknown> }[]; responses: Record<string, unknown> }>>;
+    components: { schemas: Record<string, unknown> };
+  };
+
+  it('lists every route with its parameters and response schemas', async () => {
+    const res = await get(fakeDeps(), '/api/v1/openapi.json');
+    expect(res.status).toBe(200);
+    const doc = res.json() as Doc;
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths).sort()).toEqual(
+      [
+        '/healthz',
+        '/readyz',
+        '/metrics',
+        '/api/v1/pipelines',
+        '/api/v1/pipelines/{name}/stats',
+        '/api/v1/pipelines/{name}/slices',
+        '/api/v1/openapi.json',
+      ].sort(),
+    );
+    for (const ops of Object.values(doc.paths)) expect(Object.keys(ops)).toEqual(['get']);
+
+    const slices = doc.paths['/api/v1/pipelines/{name}/slices']?.['get'];
+    expect(slices?.parameters).toEqual([
+      expect.objectContaining({ name: 'name', in: 'path', required: true }),
+      expect.objectContaining({ name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } }),
+    ]);
+    expect(Object.keys(slices?.responses ?? {})).toEqual(expect.arrayContaining(['200', '400', '404']));
+    expect(doc.paths['/readyz']?.['get']?.responses).toHaveProperty('503');
+    expect(doc.paths['/metrics']?.['get']?.responses['200']).toMatchObject({ content: { 'text/plain; version=0.0.4; charset=utf-8': { schema: { type: 'string' } } } });
+  });
+
+  it('every $ref points at a component generated from the zod schemas', async () => {
+    const res = await get(fakeDeps(), '/api/v1/openapi.json');
+    const doc = res.json() as Doc;
+    const refs = [...res.text.matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)].map((m) => m[1]);
+    expect(refs.length).toBeGreaterThan(0);
+    for (const ref of refs) expect(doc.components.schemas).toHaveProperty(ref as string);
+    const stats = doc.components.schemas['PipelineStats'] as { type: string; required: string[] };
+    expect(stats.type).toBe('object');
+    expect(stats.required).toEqual(expect.arrayContaining(['duplicateRatio', 'partitions']));
+  });
+});
+
+describe('errors', () => {
+  it('an unknown route is a 404 JSON error', async () => {
+    const res = await get(fakeDeps(), '/api/v2/nothing');
+    expect(res.status).toBe(404);
+    expect(res.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'no route GET /api/v2/nothing' } });
+  });
+
+  it('an unexpected failure is 500 with its message and never its stack', async () => {
+    const err = new Error('connection reset');
+    const res = await get(fakeDeps({ stats: () => Promise.reject(err) }), '/api/v1/pipelines/clicks/stats');
+    expect(res.status).toBe(500);
+    expect(res.json()).toEqual({ error: { code: 'INTERNAL', message: 'connection reset' } });
+    expect(err.stack).toBeTruthy();
+    expect(res.text).not.toContain('stack');
+    expect(res.text).not.toMatch(/\bat .*\.ts/);
+  });
+
+  it('a WinnowError keeps its code', async () => {
+    const res = await get(fakeDeps({ slices: () => Promise.reject(new WinnowError('CLICKHOUSE', 'table is read-only', { hint: 'check the disk' })) }), '/api/v1/pipelines/clicks/slices');
+    expect(res.status).toBe(500);
+    expect(res.json()).toEqual({ error: { code: 'CLICKHOUSE', message: 'table is read-only' } });
+  });
+
+  it('a WinnowError NOT_FOUND from a dependency is 404, USAGE is 400', async () => {
+    let res = await get(fakeDeps({ stats: () => Promise.reject(new WinnowError('NOT_FOUND', 'gone')) }), '/api/v1/pipelines/clicks/stats');
+    expect(res.status).toBe(404);
+    await app?.close();
+    res = await get(fakeDeps({ stats: () => Promise.reject(new WinnowError('USAGE', 'bad')) }), '/api/v1/pipelines/clicks/stats');
+    expect(res.status).toBe(400);
+    expect(res.json()).toEqual({ error: { code: 'USAGE', message: 'bad' } });
+  });
+
+  it('a response that breaks its schema is a 500, not a silent leak', async () => {
+    const bad = { ...statsOf('clicks'), duplicateRatio: Number.NaN } satisfies PipelineStats;
+    const res = await get(fakeDeps({ stats: () => Promise.resolve(bad) }), '/api/v1/pipelines/clicks/stats');
+    expect(res.status).toBe(500);
+    const body = res.json() as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('INTERNAL');
+    expect(body.error.message).toContain('duplicateRatio');
+    expect(res.text).not.toMatch(/\bat .*\.ts/);
+  });
+});
