@@ -2,7 +2,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.winnow/**', '.cache/**', 'bench/results/**', 'bin/**'] },
+  { ignores: ['node_modules/**', '.winnow/**', '.cache/**', '.scratch/**', 'bench/results/**', 'bin/**'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {

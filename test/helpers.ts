@@ -30,6 +30,7 @@ export function clickhouse(database?: string): ClickHouseClient {
     url: servers().clickhouseUrl,
     ...(database ? { database } : {}),
     request_timeout: 120_000,
+    clickhouse_settings: { send_progress_in_http_headers: 1, http_headers_progress_interval_ms: '60000' },
   });
 }
 

@@ -35,7 +35,10 @@ export const RESERVED_COLUMN_NAMES: readonly string[] = [
   '_raw',
   '_raw_message',
   '_error',
-  'ingested_at',
+  '_ingested_at',
+  '__t',
+  '__slice',
+  '__error',
 ];
 
 /** Keys whose values never appear in error messages or logs. */

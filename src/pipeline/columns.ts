@@ -120,8 +120,6 @@ export function columnSql(col: ColumnConfig): ColumnSql {
   return { name: col.name, type: col.type, value, fault, reason, stored };
 }
 
-/** Columns winnow adds to staging; a configured column may not take these names. */
-export const RESERVED_COLUMNS = ['_raw', '_topic', '_partition', '_offset', '_timestamp_ms', '_ingested_at', '__t', '__slice', '__error'];
 
 /** The dedup time of a message as SQL inside the validating select. */
 export function timeSql(p: PipelineConfig): string {

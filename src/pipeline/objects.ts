@@ -5,7 +5,8 @@
 import type { PipelineConfig } from '../config/schema.ts';
 import { ident, qualified, quoteString, renderSql } from '../clickhouse/sql.ts';
 import { WinnowError } from '../errors.ts';
-import { columnSql, RESERVED_COLUMNS, timeSql } from './columns.ts';
+import { RESERVED_COLUMN_NAMES } from '../config/rules.ts';
+import { columnSql, timeSql } from './columns.ts';
 
 export const SLICES_TABLE = 'winnow_slices';
 export const MIGRATIONS_TABLE = 'winnow_migrations';
@@ -80,9 +81,9 @@ function seenPartitionBy(p: PipelineConfig): string {
 
 function checkReserved(p: PipelineConfig): void {
   for (const c of p.columns) {
-    if (RESERVED_COLUMNS.includes(c.name) || c.name.startsWith('__v_')) {
+    if (RESERVED_COLUMN_NAMES.includes(c.name) || c.name.startsWith('__v_')) {
       throw new WinnowError('CONFIG_INVALID', `pipeline ${p.name}: column name "${c.name}" is reserved by winnow`, {
-        hint: `rename it; reserved: ${RESERVED_COLUMNS.join(', ')}, __v_*`,
+        hint: `rename it; reserved: ${RESERVED_COLUMN_NAMES.join(', ')}, __v_*`,
       });
     }
   }

@@ -106,7 +106,7 @@ export default async function setup(project: TestProject): Promise<Teardown> {
   const env = fromEnv();
   if (env) {
     project.provide('servers', env);
-    return async () => undefined;
+    return () => Promise.resolve();
   }
   let started: [TestServers, Teardown] | undefined;
   if (dockerAnswers()) {
