@@ -1,5 +1,7 @@
 import { describeError, WinnowError } from '../errors.ts';
 import { Migrator } from '../pipeline/migrator.ts';
+import { kafkaFor } from '../kafka/client.ts';
+import { seedGroupAtLatest } from '../kafka/offsets.ts';
 import { CONFIG_FLAG_HELP, configPath, kafkaPasswordFor, load } from './context.ts';
 import { parseFlags, type Command } from './command.ts';
 
@@ -57,7 +59,21 @@ export const migrateCommand: Command = {
             for (const s of await m.status()) out(`  ${s.executed ? 'done   ' : 'pending'}  ${s.name}`);
             continue;
           }
-          const opts = { dryRun: values['dry-run'], kafkaPassword: kafkaPasswordFor(pipeline), dropFinal: values['drop-final'], print: out };
+          const opts = {
+            dryRun: values['dry-run'],
+            kafkaPassword: kafkaPasswordFor(pipeline),
+            dropFinal: values['drop-final'],
+            print: out,
+            seedConsumerGroup: async () => {
+              const admin = kafkaFor(pipeline).admin();
+              await admin.connect();
+              try {
+                return await seedGroupAtLatest(admin, pipeline.source.consumerGroup, pipeline.source.topics);
+              } finally {
+                await admin.disconnect();
+              }
+            },
+          };
           if (!opts.dryRun) out(`pipeline ${pipeline.name}: migrate ${action}`);
           else out(`-- pipeline ${pipeline.name}: migrate ${action} (dry run: nothing is executed)`);
           const done = action === 'up' ? await m.up(opts) : await m.down(opts);

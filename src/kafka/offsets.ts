@@ -33,3 +33,22 @@ export async function topicOffsets(admin: Admin, topics: string[], groupId: stri
   }
   return out.sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
 }
+
+/**
+ * ClickHouse's Kafka engine starts a new group at the earliest offset and has
+ * no setting for "latest"; committing the log end for a group that has no
+ * offsets yet makes it start there. Returns the partitions it set.
+ */
+export async function seedGroupAtLatest(admin: Admin, groupId: string, topics: string[]): Promise<number> {
+  const existing = await admin.fetchOffsets({ groupId, topics });
+  if (existing.some((t) => t.partitions.some((p) => Number(p.offset) >= 0))) return 0;
+  const known = new Set(await admin.listTopics());
+  let set = 0;
+  for (const topic of topics) {
+    if (!known.has(topic)) continue; // a topic created later starts at offset 0, which is its end
+    const ends = await admin.fetchTopicOffsets(topic);
+    await admin.setOffsets({ groupId, topic, partitions: ends.map((p) => ({ partition: p.partition, offset: p.high })) });
+    set += ends.length;
+  }
+  return set;
+}

@@ -18,6 +18,8 @@ export interface MigrateOptions {
   dropFinal?: boolean;
   /** progress lines and, in dry-run, the SQL */
   print: (line: string) => void;
+  /** for initialOffset latest: commit the log end for a new consumer group before the queue exists */
+  seedConsumerGroup?: () => Promise<number>;
 }
 
 export interface MigrationStatus {
@@ -175,6 +177,14 @@ export class Migrator {
     const storage = this.storage(opts.dryRun);
     await storage.ensure();
     await this.assertNotAhead(storage);
+    const pending = await this.umzug(this.context(opts, existing !== undefined), storage).pending();
+    if (p.source.initialOffset === 'latest' && pending.length > 0 && opts.seedConsumerGroup) {
+      if (opts.dryRun) opts.print(`-- consumer group ${p.source.consumerGroup}: would start at the log end (initialOffset: latest)\n`);
+      else {
+        const n = await opts.seedConsumerGroup();
+        opts.print(`  consumer group ${p.source.consumerGroup}: ${n > 0 ? `starts at the log end of ${n} partitions` : 'has offsets already; left as it is'}`);
+      }
+    }
     const done = await this.umzug(this.context(opts, existing !== undefined), storage).up();
     if (existing && !opts.dryRun) await this.ensureInsertDeduplication(opts);
     return done.map((m) => m.name);
