@@ -1,10 +1,20 @@
 import { spawn } from 'node:child_process';
 import { mkdir, open, readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WinnowError } from '../errors.ts';
-import { defaultStateDir, isAlive, readDevState, removeDevState, type DevState } from '../embedded/dev-state.ts';
+import { WinnowError, type ErrorCode } from '../errors.ts';
+import {
+  defaultStateDir,
+  isAlive,
+  isOurProcess,
+  oneLineError,
+  processMarkers,
+  readDevState,
+  removeDevState,
+  type DevState,
+} from '../embedded/dev-state.ts';
 import type { SupervisorMessage, SupervisorOptions } from '../embedded/supervisor.ts';
 import { parseFlags, parsePort, type Command } from './command.ts';
 
@@ -49,6 +59,27 @@ export const devCommand: Command = {
   summary: 'start, stop or inspect the embedded ClickHouse and local Kafka (no Docker needed)',
   help,
   async run(args) {
+    try {
+      return await runDev(args);
+    } catch (err) {
+      // The terminal gets one line: cause (fix). Log tails stay in the log files.
+      const stateDir = stateDirOf(args);
+      const line = oneLineError(err, stateDir ? path.join(stateDir, 'logs') : 'the logs of .winnow/logs');
+      throw new WinnowError(line.code as ErrorCode, line.message, line.hint === undefined ? {} : { hint: line.hint, cause: err });
+    }
+  },
+};
+
+/** The --state-dir of the arguments as far as they parse, for pointing at logs. */
+function stateDirOf(args: string[]): string | undefined {
+  try {
+    return path.resolve(parseFlags('dev', args, flags).values['state-dir'] ?? defaultStateDir());
+  } catch {
+    return undefined;
+  }
+}
+
+async function runDev(args: string[]): Promise<number> {
     const { values, positionals } = parseFlags('dev', args, flags);
     const [action, ...extra] = positionals;
     if (extra.length > 0) throw new WinnowError('USAGE', `dev: unexpected argument "${extra[0]}"`);
@@ -83,8 +114,7 @@ export const devCommand: Command = {
       default:
         throw new WinnowError('USAGE', `dev: unknown action "${action}", expected up, down or status`);
     }
-  },
-};
+}
 
 interface Liveness {
   supervisor: boolean;
@@ -92,11 +122,13 @@ interface Liveness {
   kafka: boolean;
 }
 
+/** Whether each process of dev.json runs, and is still ours (not a recycled pid). */
 function liveness(state: DevState): Liveness {
+  const markers = processMarkers(state);
   return {
-    supervisor: isAlive(state.supervisorPid),
-    clickhouse: isAlive(state.clickhouse.pid),
-    kafka: isAlive(state.kafka.pid),
+    supervisor: isOurProcess(state.supervisorPid, ...markers.supervisor),
+    clickhouse: isOurProcess(state.clickhouse.pid, ...markers.clickhouse),
+    kafka: isOurProcess(state.kafka.pid, ...markers.kafka),
   };
 }
 
@@ -132,8 +164,13 @@ async function up(opts: SupervisorOptions, json: boolean): Promise<number> {
   const supervisorLog = path.join(opts.stateDir, 'logs', 'supervisor.log');
   const log = await open(supervisorLog, 'a');
   const supervisorPath = fileURLToPath(new URL('../embedded/supervisor.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', supervisorPath], {
+  // tsx from this package, not from the working directory (which need not have it).
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  // --state-dir only names the instance in `ps`; the options travel in the environment.
+  const child = spawn(process.execPath, ['--import', tsx, supervisorPath, '--state-dir', opts.stateDir], {
     detached: true,
+    // A working directory that outlives the command's and that `dev down` may delete.
+    cwd: opts.stateDir,
     stdio: ['ignore', log.fd, log.fd, 'ipc'],
     env: { ...process.env, WINNOW_SUPERVISOR_OPTIONS: JSON.stringify(opts) },
   });
@@ -156,16 +193,22 @@ async function up(opts: SupervisorOptions, json: boolean): Promise<number> {
     return 0;
   }
   if (outcome.type === 'error') {
+    // It stops both servers before it exits; return only once it has.
     await waitForExit(child.pid, 30_000);
-    throw new WinnowError(outcome.code === 'INTERNAL' ? 'INTERNAL' : (outcome.code as never), outcome.message);
+    throw new WinnowError(outcome.code as ErrorCode, outcome.message, outcome.hint === undefined ? {} : { hint: outcome.hint });
   }
-  const tail = await readFile(supervisorLog, 'utf8').then(
-    (t) => t.trim().split('\n').slice(-5).join('\n'),
-    () => '',
+  // Died without a word (crashed, killed): its log's last error line is the best cause there is.
+  const lines = await readFile(supervisorLog, 'utf8').then(
+    (t) => t.split('\n').map((l) => l.trim()).filter(Boolean),
+    () => [] as string[],
   );
-  throw new WinnowError('PROCESS_EXITED', `the dev supervisor exited (code ${outcome.type === 'exit' ? outcome.code : '?'}) before the servers were ready`, {
-    hint: `see ${supervisorLog}${tail ? `:\n${tail}` : ''}`,
-  });
+  const cause = lines.filter((l) => /error/i.test(l)).pop() ?? lines.pop();
+  const how = outcome.type === 'exit' ? `code ${outcome.code}` : 'unexpectedly';
+  throw new WinnowError(
+    'PROCESS_EXITED',
+    `the dev supervisor exited (${how}) before the servers were ready${cause ? `: ${cause.slice(0, 300)}` : ''}`,
+    { hint: `see ${supervisorLog}` },
+  );
 }
 
 async function waitForExit(pid: number | undefined, timeoutMs: number): Promise<boolean> {
@@ -178,19 +221,46 @@ async function waitForExit(pid: number | undefined, timeoutMs: number): Promise<
   return !isAlive(pid);
 }
 
-/** SIGTERM to the supervisor (which stops both servers cleanly); SIGKILL whatever is left after a grace period. */
+/**
+ * SIGTERM to the supervisor (which stops both servers cleanly); SIGKILL whatever
+ * is left after a grace period. Only processes that are still ours are signalled:
+ * after a reboot the pids of dev.json may belong to anything.
+ */
 async function stopState(state: DevState): Promise<void> {
-  if (isAlive(state.supervisorPid)) {
-    process.kill(state.supervisorPid, 'SIGTERM');
+  const markers = processMarkers(state);
+  const ours = (): number[] =>
+    [
+      [state.clickhouse.pid, markers.clickhouse],
+      [state.kafka.pid, markers.kafka],
+      [state.supervisorPid, markers.supervisor],
+    ]
+      .filter(([pid, m]) => isOurProcess(pid as number, ...(m as string[])))
+      .map(([pid]) => pid as number);
+  if (ours().includes(state.supervisorPid)) {
+    signal(state.supervisorPid, 'SIGTERM');
     await waitForExit(state.supervisorPid, 45_000);
   }
-  for (const pid of [state.clickhouse.pid, state.kafka.pid, state.supervisorPid]) {
-    if (isAlive(pid)) {
-      process.kill(pid, 'SIGKILL');
-      await waitForExit(pid, 5_000);
-    }
+  for (const pid of ours()) signal(pid, 'SIGKILL');
+  const left: number[] = [];
+  for (const pid of ours()) if (!(await waitForExit(pid, 5_000))) left.push(pid);
+  if (left.length > 0) {
+    throw new WinnowError('PROCESS_EXITED', `process ${left.join(', ')} of winnow dev survived SIGKILL`, {
+      hint: `check it with ps -p ${left.join(',')}; ${stateFileHint(state.stateDir)}`,
+    });
   }
   await removeDevState(state.stateDir);
+}
+
+function stateFileHint(stateDir: string): string {
+  return `once it is gone, winnow dev down again or delete ${path.join(stateDir, 'dev.json')}`;
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err; // exited meanwhile
+  }
 }
 
 async function down(stateDir: string, json: boolean): Promise<number> {

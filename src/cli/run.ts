@@ -1,6 +1,7 @@
 import { describeError, WinnowError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { Daemon } from '../pipeline/daemon.ts';
+import { faultHooks } from '../pipeline/faults.ts';
 import { objectNames } from '../pipeline/objects.ts';
 import { pipelineStats } from '../pipeline/stats.ts';
 import { buildApp } from '../server/app.ts';
@@ -46,7 +47,7 @@ export const runCommand: Command = {
     const logger = createLogger({ level: level as 'info' });
     const loaded = await load(configPath(values.config));
     const port = parsePort('run', 'port', values.port, loaded.config.server.port);
-    const daemon = new Daemon(loaded.pipelines, logger);
+    const daemon = new Daemon(loaded.pipelines, logger, faultHooks(process.env['WINNOW_FAULT']));
     const admins = new KafkaAdmins();
 
     const deps: AppDeps = {

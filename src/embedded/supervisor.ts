@@ -4,12 +4,14 @@
  * stops both cleanly on SIGTERM (`winnow dev down`). It talks to the command
  * that spawned it over the IPC channel until both servers are ready.
  */
-import { describeError, WinnowError } from '../errors.ts';
-import { createLogger } from '../log.ts';
-import { startEmbeddedClickHouse, type RunningClickHouse } from './clickhouse.ts';
-import { startEmbeddedKafka, type RunningKafka } from './kafka.ts';
-import { removeDevState, writeDevState, type DevState } from './dev-state.ts';
 import path from 'node:path';
+import { describeError, WinnowError } from '../errors.ts';
+import { createLogger, type Logger } from '../log.ts';
+import { startEmbeddedClickHouse, type RunningClickHouse } from './clickhouse.ts';
+import { oneLineError, removeDevState, writeDevState, type DevState } from './dev-state.ts';
+import { checkJava } from './kafka-jars.ts';
+import { startEmbeddedKafka, type RunningKafka } from './kafka.ts';
+import { assertPortFree } from './ports.ts';
 
 export interface SupervisorOptions {
   stateDir: string;
@@ -25,10 +27,62 @@ export interface SupervisorOptions {
 export type SupervisorMessage =
   | { type: 'progress'; message: string }
   | { type: 'ready'; state: DevState }
-  | { type: 'error'; message: string; code: string };
+  /** message and hint are one line each; the full error is in the supervisor's log. */
+  | { type: 'error'; message: string; hint?: string; code: string };
 
 function send(msg: SupervisorMessage): void {
   if (process.send && process.connected) process.send(msg);
+}
+
+/** Where the supervisor's own output goes (dev.ts points its stdout and stderr there). */
+export function supervisorLogFile(stateDir: string): string {
+  return path.join(stateDir, 'logs', 'supervisor.log');
+}
+
+/** Logs the whole error (log tails included), then reports it to `winnow dev up` as one line. */
+function reportError(err: unknown, opts: SupervisorOptions, logger: Logger): void {
+  logger.error('dev up failed', { error: describeError(err) });
+  const line = oneLineError(err, supervisorLogFile(opts.stateDir));
+  if (line.code === 'NOT_READY') {
+    const fix = `raise --timeout (now ${opts.readyTimeoutMs / 1000} s) if this machine is slow`;
+    line.hint = line.hint ? `${fix}; ${line.hint}` : fix;
+  }
+  send({ type: 'error', ...line });
+}
+
+const PORT_FLAGS = {
+  clickhouseHttpPort: ['ClickHouse HTTP', '--clickhouse-http-port'],
+  clickhouseTcpPort: ['ClickHouse TCP', '--clickhouse-tcp-port'],
+  kafkaPort: ['Kafka PLAINTEXT', '--kafka-port'],
+  kafkaSaslPort: ['Kafka SASL_PLAINTEXT', '--kafka-sasl-port'],
+} as const;
+
+/**
+ * What can be checked before anything starts: Java for Kafka, and the ports
+ * asked for by number (distinct, and free). Failing here leaves nothing to
+ * stop, and one server is not started only to be stopped for the other's sake.
+ */
+async function preflight(opts: SupervisorOptions): Promise<void> {
+  const asked = (Object.keys(PORT_FLAGS) as (keyof typeof PORT_FLAGS)[]).filter((k) => opts[k] !== 0);
+  for (const [i, k] of asked.entries()) {
+    const twin = asked.slice(0, i).find((o) => opts[o] === opts[k]);
+    if (twin) {
+      throw new WinnowError('CONFIG_INVALID', `${PORT_FLAGS[twin][1]} and ${PORT_FLAGS[k][1]} both ask for port ${opts[k]}`, {
+        hint: 'give each listener its own port, or 0 for any free one',
+      });
+    }
+  }
+  await Promise.all([
+    checkJava(),
+    ...asked.map((k) =>
+      assertPortFree(
+        opts[k],
+        opts.host,
+        PORT_FLAGS[k][0],
+        `stop whatever listens there (ss -ltnp | grep :${opts[k]}) or choose another port with ${PORT_FLAGS[k][1]}, or 0 for any free one`,
+      ),
+    ),
+  ]);
 }
 
 async function main(): Promise<void> {
@@ -60,7 +114,14 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGHUP', () => onSignal('SIGHUP'));
+  // Until the servers are ready, `winnow dev up` waits on the IPC channel; if it
+  // goes away (Ctrl-C, killed), nobody would learn the addresses: stop instead.
+  let ready = false;
+  process.on('disconnect', () => {
+    if (!ready) onSignal('disconnect of winnow dev up');
+  });
 
+  await preflight(opts);
   const started = Date.now();
   send({ type: 'progress', message: 'starting ClickHouse and Kafka' });
   const [ch, kf] = await Promise.allSettled([
@@ -94,8 +155,7 @@ async function main(): Promise<void> {
   const failed = [ch, kf].find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed || !clickhouse || !kafka) {
     await stopAll();
-    const err: unknown = failed?.reason;
-    send({ type: 'error', message: describeError(err), code: err instanceof WinnowError ? err.code : 'INTERNAL' });
+    reportError(failed?.reason ?? new WinnowError('INTERNAL', 'a server start neither failed nor succeeded'), opts, logger);
     process.exit(1);
   }
 
@@ -123,13 +183,21 @@ async function main(): Promise<void> {
       logFile: kafka.logFile,
     },
   };
+  if (stopping) return; // stopped meanwhile; onSignal exits
   await writeDevState(state);
+  ready = true;
   send({ type: 'ready', state });
   logger.info('servers ready', { clickhouse: state.clickhouse.url, kafka: state.kafka.brokers });
 }
 
 main().catch((err: unknown) => {
-  send({ type: 'error', message: describeError(err), code: err instanceof WinnowError ? err.code : 'INTERNAL' });
-  process.stderr.write(`dev supervisor: ${describeError(err)}\n`);
+  const raw = process.env['WINNOW_SUPERVISOR_OPTIONS'];
+  const opts = raw ? (JSON.parse(raw) as SupervisorOptions) : undefined;
+  if (opts) {
+    reportError(err, opts, createLogger({ base: { component: 'dev-supervisor' } }));
+  } else {
+    send({ type: 'error', ...oneLineError(err, 'the output of this process') });
+    process.stderr.write(`dev supervisor: ${describeError(err)}\n`);
+  }
   process.exit(1);
 });

@@ -9,6 +9,7 @@ import type { Db } from '../clickhouse/client.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { Lease, type LeaseState } from './lease.ts';
 import { Processor, type SliceOutcome, type StepHooks } from './processor.ts';
 import { cronFor } from './schedule.ts';
 
@@ -22,8 +23,11 @@ export class PipelineRunner {
   lastError: string | null = null;
   lastErrorAt: number | null = null;
   slicesDone = 0;
+  lease: LeaseState = { held: false, heldUntil: 0, holder: null };
+  private readonly leases: Lease;
   private inFlight: Promise<void> | undefined;
   private stopped = false;
+  private lastSliceMs = 0;
 
   constructor(
     readonly pipeline: PipelineConfig,
@@ -32,6 +36,21 @@ export class PipelineRunner {
     hooks: StepHooks = {},
   ) {
     this.processor = new Processor(db, pipeline, hooks);
+    this.leases = new Lease(db, pipeline.sink.database, pipeline.name);
+  }
+
+  /** True when this daemon may start a slice now: it holds the lease long enough to finish one. */
+  private async mayProcess(): Promise<boolean> {
+    const before = this.lease;
+    this.lease = await this.leases.acquire();
+    if (!this.lease.held) {
+      if (before.held || before.holder !== this.lease.holder) {
+        this.logger.warn('standing by: another daemon processes this pipeline', { pipeline: this.pipeline.name, holder: this.lease.holder });
+      }
+      return false;
+    }
+    if (!before.held) this.logger.info('processing: this daemon holds the pipeline', { pipeline: this.pipeline.name, owner: this.leases.owner });
+    return this.lease.heldUntil - Date.now() > Math.max(3_000, 2 * this.lastSliceMs);
   }
 
   /** Process slices until staging has nothing new, the budget is spent, or stop() is called. */
@@ -40,9 +59,10 @@ export class PipelineRunner {
     const deadline = Date.now() + budgetMs;
     this.inFlight = (async () => {
       try {
-        while (!this.stopped && Date.now() < deadline) {
+        while (!this.stopped && Date.now() < deadline && (await this.mayProcess())) {
           const outcome = await this.processor.tick();
           if (!outcome) break;
+          this.lastSliceMs = outcome.slice.durationMs;
           this.logSlice(outcome);
           this.slicesDone++;
         }

@@ -22,7 +22,10 @@ export interface SliceOutcome {
 /** Hooks the fault tests use to stop the controller at each step of a slice. */
 export interface StepHooks {
   beforeInsert?: (s: SliceRecord) => Promise<void> | void;
+  /** called once the insert request is on its way, before its answer */
+  duringInsert?: (s: SliceRecord) => void;
   afterInsert?: (s: SliceRecord) => Promise<void> | void;
+  afterCommit?: (s: SliceRecord) => Promise<void> | void;
 }
 
 export class Processor {
@@ -84,7 +87,9 @@ export class Processor {
     const started = performance.now();
     await this.hooks.beforeInsert?.(planned);
     const ins = sliceInsertSql(this.pipeline, planned.sliceId, planned.ranges);
-    await this.db.command(ins.sql, ins.params, { ...this.insertSettings(), insert_deduplication_token: planned.sliceId });
+    const insert = this.db.command(ins.sql, ins.params, { ...this.insertSettings(), insert_deduplication_token: planned.sliceId });
+    this.hooks.duringInsert?.(planned);
+    await insert;
     await this.hooks.afterInsert?.(planned);
     const [rowsIn, inserted] = await Promise.all([this.countIn(planned.ranges), this.countKept(planned)]);
     const committed: SliceRecord = {
@@ -97,6 +102,7 @@ export class Processor {
       durationMs: performance.now() - started,
     };
     await this.checkpoints.record(committed);
+    await this.hooks.afterCommit?.(committed);
     return committed;
   }
 

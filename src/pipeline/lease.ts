@@ -1,0 +1,68 @@
+/**
+ * Only one daemon processes a pipeline at a time. Time is cut into epochs; a
+ * daemon holds an epoch when its claim row is the one ClickHouse kept. Claims
+ * for an epoch share one insert_deduplication_token, so however many daemons
+ * race, exactly one row is written, and reading it back tells each who won:
+ * a compare-and-set made of insert deduplication, with no coordinator.
+ * The holder claims the next epoch while it holds the current one, so a
+ * standby takes over only after the holder stopped claiming (within two epochs).
+ */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Db } from '../clickhouse/client.ts';
+import { qualified } from '../clickhouse/sql.ts';
+
+export const LEASES_TABLE = 'winnow_leases';
+
+export interface LeaseState {
+  held: boolean;
+  /** ms since the Unix epoch until which this daemon holds the pipeline (0 when not held) */
+  heldUntil: number;
+  holder: string | null;
+}
+
+export class Lease {
+  readonly owner: string;
+  private readonly table: string;
+  private readonly owners = new Map<number, string>();
+
+  constructor(
+    private readonly db: Db,
+    database: string,
+    private readonly pipeline: string,
+    readonly epochMs = 15_000,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.table = qualified(database, LEASES_TABLE);
+  }
+
+  private async ownerOf(epoch: number, claim: boolean): Promise<string | null> {
+    const known = this.owners.get(epoch);
+    if (known) return known;
+    if (claim) {
+      await this.db.command(
+        `INSERT INTO ${this.table} (pipeline, epoch, owner) VALUES ({p:String}, {e:UInt64}, {o:String})`,
+        { p: this.pipeline, e: epoch, o: this.owner },
+        { insert_deduplication_token: `lease:${this.pipeline}:${epoch}` },
+      );
+    }
+    const rows = await this.db.rows<{ owner: string }>(
+      `SELECT owner FROM ${this.table} WHERE pipeline = {p:String} AND epoch = {e:UInt64} ORDER BY claimed_at LIMIT 1`,
+      { p: this.pipeline, e: epoch },
+    );
+    const owner = rows[0]?.owner ?? null;
+    if (owner) this.owners.set(epoch, owner);
+    for (const e of this.owners.keys()) if (e < epoch - 2) this.owners.delete(e);
+    return owner;
+  }
+
+  /** Claim what can be claimed and say until when this daemon holds the pipeline. */
+  async acquire(): Promise<LeaseState> {
+    const e = Math.floor(this.now() / this.epochMs);
+    const current = await this.ownerOf(e, true);
+    if (current !== this.owner) return { held: false, heldUntil: 0, holder: current };
+    const next = await this.ownerOf(e + 1, true);
+    return { held: true, heldUntil: (next === this.owner ? e + 2 : e + 1) * this.epochMs, holder: this.owner };
+  }
+}
