@@ -64,8 +64,9 @@ export const devCommand: Command = {
     } catch (err) {
       // The terminal gets one line: cause (fix). Log tails stay in the log files.
       const stateDir = stateDirOf(args);
-      const line = oneLineError(err, stateDir ? path.join(stateDir, 'logs') : 'the logs of .winnow/logs');
-      throw new WinnowError(line.code as ErrorCode, line.message, line.hint === undefined ? {} : { hint: line.hint, cause: err });
+      const line = oneLineError(err, path.join(stateDir ?? defaultStateDir(), 'logs'));
+      if (line.code === 'USAGE' && line.hint === undefined) line.hint = 'see: winnow dev --help';
+      throw new WinnowError(line.code as ErrorCode, line.message, { cause: err, ...(line.hint === undefined ? {} : { hint: line.hint }) });
     }
   },
 };
@@ -80,40 +81,42 @@ function stateDirOf(args: string[]): string | undefined {
 }
 
 async function runDev(args: string[]): Promise<number> {
-    const { values, positionals } = parseFlags('dev', args, flags);
-    const [action, ...extra] = positionals;
-    if (extra.length > 0) throw new WinnowError('USAGE', `dev: unexpected argument "${extra[0]}"`);
-    const stateDir = path.resolve(values['state-dir'] ?? defaultStateDir());
-    const json = values.json;
-    switch (action) {
-      case 'up': {
-        const timeout = Number(values.timeout ?? '120');
-        if (!Number.isFinite(timeout) || timeout <= 0) {
-          throw new WinnowError('USAGE', `dev up: --timeout must be a positive number of seconds, got "${values.timeout}"`);
-        }
-        return up(
-          {
-            stateDir,
-            dataDir: path.resolve(values['data-dir'] ?? path.join(stateDir, 'data')),
-            host: '127.0.0.1',
-            clickhouseHttpPort: parsePort('dev up', 'clickhouse-http-port', values['clickhouse-http-port'], 8123),
-            clickhouseTcpPort: parsePort('dev up', 'clickhouse-tcp-port', values['clickhouse-tcp-port'], 9000),
-            kafkaPort: parsePort('dev up', 'kafka-port', values['kafka-port'], 9092),
-            kafkaSaslPort: parsePort('dev up', 'kafka-sasl-port', values['kafka-sasl-port'], 9093),
-            readyTimeoutMs: timeout * 1000,
-          },
-          json,
-        );
+  const { values, positionals } = parseFlags('dev', args, flags);
+  const [action, ...extra] = positionals;
+  if (extra.length > 0) throw new WinnowError('USAGE', `dev: unexpected argument "${extra[0]}"`);
+  const stateDir = path.resolve(values['state-dir'] ?? defaultStateDir());
+  const json = values.json;
+  switch (action) {
+    case 'up': {
+      const timeout = Number(values.timeout ?? '120');
+      if (!Number.isFinite(timeout) || timeout <= 0) {
+        throw new WinnowError('USAGE', `dev up: --timeout must be a positive number of seconds, got "${values.timeout}"`, {
+          hint: 'e.g. --timeout 120',
+        });
       }
-      case 'down':
-        return down(stateDir, json);
-      case 'status':
-        return status(stateDir, json);
-      case undefined:
-        throw new WinnowError('USAGE', 'dev: say up, down or status', { hint: 'see: winnow dev --help' });
-      default:
-        throw new WinnowError('USAGE', `dev: unknown action "${action}", expected up, down or status`);
+      return up(
+        {
+          stateDir,
+          dataDir: path.resolve(values['data-dir'] ?? path.join(stateDir, 'data')),
+          host: '127.0.0.1',
+          clickhouseHttpPort: parsePort('dev up', 'clickhouse-http-port', values['clickhouse-http-port'], 8123),
+          clickhouseTcpPort: parsePort('dev up', 'clickhouse-tcp-port', values['clickhouse-tcp-port'], 9000),
+          kafkaPort: parsePort('dev up', 'kafka-port', values['kafka-port'], 9092),
+          kafkaSaslPort: parsePort('dev up', 'kafka-sasl-port', values['kafka-sasl-port'], 9093),
+          readyTimeoutMs: timeout * 1000,
+        },
+        json,
+      );
     }
+    case 'down':
+      return down(stateDir, json);
+    case 'status':
+      return status(stateDir, json);
+    case undefined:
+      throw new WinnowError('USAGE', 'dev: say up, down or status', { hint: 'see: winnow dev --help' });
+    default:
+      throw new WinnowError('USAGE', `dev: unknown action "${action}", expected up, down or status`);
+  }
 }
 
 interface Liveness {
@@ -228,14 +231,12 @@ async function waitForExit(pid: number | undefined, timeoutMs: number): Promise<
  */
 async function stopState(state: DevState): Promise<void> {
   const markers = processMarkers(state);
-  const ours = (): number[] =>
-    [
-      [state.clickhouse.pid, markers.clickhouse],
-      [state.kafka.pid, markers.kafka],
-      [state.supervisorPid, markers.supervisor],
-    ]
-      .filter(([pid, m]) => isOurProcess(pid as number, ...(m as string[])))
-      .map(([pid]) => pid as number);
+  const processes: [number, string[]][] = [
+    [state.clickhouse.pid, markers.clickhouse],
+    [state.kafka.pid, markers.kafka],
+    [state.supervisorPid, markers.supervisor],
+  ];
+  const ours = (): number[] => processes.filter(([pid, m]) => isOurProcess(pid, ...m)).map(([pid]) => pid);
   if (ours().includes(state.supervisorPid)) {
     signal(state.supervisorPid, 'SIGTERM');
     await waitForExit(state.supervisorPid, 45_000);

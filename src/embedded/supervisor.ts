@@ -44,7 +44,7 @@ function reportError(err: unknown, opts: SupervisorOptions, logger: Logger): voi
   logger.error('dev up failed', { error: describeError(err) });
   const line = oneLineError(err, supervisorLogFile(opts.stateDir));
   if (line.code === 'NOT_READY') {
-    const fix = `raise --timeout (now ${opts.readyTimeoutMs / 1000} s) if this machine is slow`;
+    const fix = `raise --timeout (now ${opts.readyTimeoutMs / 1000} s)`;
     line.hint = line.hint ? `${fix}; ${line.hint}` : fix;
   }
   send({ type: 'error', ...line });

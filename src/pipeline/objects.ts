@@ -10,6 +10,8 @@ import { columnSql, timeSql } from './columns.ts';
 
 export const SLICES_TABLE = 'winnow_slices';
 export const MIGRATIONS_TABLE = 'winnow_migrations';
+export const REPLAYS_TABLE = 'winnow_replays';
+export const CHECKS_TABLE = 'winnow_checks';
 
 export interface ObjectNames {
   database: string;

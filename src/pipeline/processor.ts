@@ -5,14 +5,12 @@
  * 'committed' checkpoint; a crash anywhere re-runs the same slice with the
  * same deduplication token.
  */
-import type { ClickHouseSettings } from '@clickhouse/client';
 import type { PipelineConfig } from '../config/schema.ts';
 import type { Db } from '../clickhouse/client.ts';
-import { ident, qualified } from '../clickhouse/sql.ts';
 import { Checkpoints, type SliceRecord } from './checkpoints.ts';
-import { objectNames } from './objects.ts';
+import { countKept, countStaged, dedupInsert } from './dedup.ts';
 import { planSlice, sliceId, type StagedHead } from './plan.ts';
-import { rangesCondition, sliceCountSql, sliceInsertSql, stagedHeadsSql, type SliceRange } from './slice-sql.ts';
+import { stagedHeadsSql } from './slice-sql.ts';
 
 export interface SliceOutcome {
   slice: SliceRecord;
@@ -72,26 +70,17 @@ export class Processor {
     return rows.map((r) => ({ topic: r.topic, partition: r.partition, low: Number(r.low), high: Number(r.high) }));
   }
 
-  private insertSettings(): ClickHouseSettings {
-    // One block per slice, so a re-run with the same token is recognised whole.
-    const big = String(Math.max(10_000_000, this.pipeline.schedule.maxSliceRows * 4));
-    return {
-      min_insert_block_size_rows: big,
-      min_insert_block_size_bytes: '0',
-      max_insert_block_size: big,
-      deduplicate_blocks_in_dependent_materialized_views: 1,
-    };
-  }
-
   private async execute(planned: SliceRecord): Promise<SliceRecord> {
     const started = performance.now();
     await this.hooks.beforeInsert?.(planned);
-    const ins = sliceInsertSql(this.pipeline, planned.sliceId, planned.ranges);
-    const insert = this.db.command(ins.sql, ins.params, { ...this.insertSettings(), insert_deduplication_token: planned.sliceId });
+    const insert = dedupInsert(this.db, this.pipeline, planned.sliceId, planned.ranges);
     this.hooks.duringInsert?.(planned);
     await insert;
     await this.hooks.afterInsert?.(planned);
-    const [rowsIn, inserted] = await Promise.all([this.countIn(planned.ranges), this.countKept(planned)]);
+    const [rowsIn, inserted] = await Promise.all([
+      countStaged(this.db, this.pipeline, planned.ranges),
+      countKept(this.db, this.pipeline, planned.sliceId, planned.ranges),
+    ]);
     const committed: SliceRecord = {
       ...planned,
       status: 'committed',
@@ -104,25 +93,5 @@ export class Processor {
     await this.checkpoints.record(committed);
     await this.hooks.afterCommit?.(committed);
     return committed;
-  }
-
-  private async countIn(ranges: SliceRange[]): Promise<number> {
-    const q = sliceCountSql(this.pipeline, ranges);
-    const rows = await this.db.rows<{ rows: string }>(q.sql, q.params);
-    return Number(rows[0]?.rows ?? 0);
-  }
-
-  /** Rows this slice kept, read back from the seen keys (right after a resumed, deduplicated insert too). */
-  private async countKept(s: SliceRecord): Promise<number> {
-    const n = objectNames(this.pipeline);
-    const key = this.pipeline.dedup.key.map(ident).join(', ');
-    const cond = rangesCondition(s.ranges);
-    const rows = await this.db.rows<{ kept: string }>(
-      `SELECT count() AS kept FROM ${qualified(n.database, n.seen)}
-       WHERE (${key}) IN (SELECT ${key} FROM ${qualified(n.database, n.staging)} WHERE ${cond.sql})
-         AND \`__slice\` = {slice:String}`,
-      { ...cond.params, slice: s.sliceId },
-    );
-    return Number(rows[0]?.kept ?? 0);
   }
 }
