@@ -20,6 +20,8 @@ export type ErrorCode =
   | 'TABLE_MISMATCH'
   | 'NOT_FOUND'
   | 'LOCKED'
+  | 'UNAUTHORIZED'
+  | 'CONFLICT'
   | 'INTERNAL';
 
 export class WinnowError extends Error {

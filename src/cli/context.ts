@@ -6,6 +6,7 @@ import type { PipelineConfig, WinnowConfig } from '../config/schema.ts';
 import { WinnowError } from '../errors.ts';
 import { kafkaFor } from '../kafka/client.ts';
 import { topicOffsets, type PartitionOffsets } from '../kafka/offsets.ts';
+import { parseOffsets, parseTimestamp, type ReplayBound } from '../pipeline/replay.ts';
 
 export const CONFIG_FLAG_HELP = '--config FILE   pipeline definition (YAML; default ./winnow.yaml or $WINNOW_CONFIG)';
 
@@ -45,11 +46,16 @@ export async function load(file: string, only?: string): Promise<Loaded> {
   };
 }
 
+/** Parses a replay bound given as text: offsets (P:O or TOPIC/P:O lists) or a timestamp. */
+export function replayBound(text: string, kind: 'offsets' | 'timestamp'): ReplayBound {
+  return kind === 'offsets' ? { kind, offsets: parseOffsets(text) } : { kind, ms: parseTimestamp(text) };
+}
+
 /** Kafka admin clients, connected on first use and kept. */
 export class KafkaAdmins {
   private readonly admins = new Map<string, Promise<Admin>>();
 
-  private admin(p: PipelineConfig): Promise<Admin> {
+  admin(p: PipelineConfig): Promise<Admin> {
     let a = this.admins.get(p.name);
     if (!a) {
       const admin = kafkaFor(p).admin();

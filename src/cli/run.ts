@@ -1,4 +1,9 @@
+import { timingSafeEqual } from 'node:crypto';
+import { resolveSecret } from '../config/load.ts';
 import { describeError, WinnowError } from '../errors.ts';
+import { kafkaFor } from '../kafka/client.ts';
+import { Checker } from '../pipeline/checker.ts';
+import { Replayer } from '../pipeline/replay.ts';
 import { createLogger } from '../log.ts';
 import { Daemon } from '../pipeline/daemon.ts';
 import { faultHooks } from '../pipeline/faults.ts';
@@ -7,7 +12,7 @@ import { pipelineStats } from '../pipeline/stats.ts';
 import { buildApp } from '../server/app.ts';
 import type { AppDeps } from '../server/deps.ts';
 import { parseFlags, parsePort, type Command } from './command.ts';
-import { CONFIG_FLAG_HELP, configPath, KafkaAdmins, load } from './context.ts';
+import { CONFIG_FLAG_HELP, configPath, KafkaAdmins, load, replayBound } from './context.ts';
 
 const help = `Usage: winnow run [--config FILE] [--port N] [--host ADDR]
 
@@ -47,8 +52,9 @@ export const runCommand: Command = {
     const logger = createLogger({ level: level as 'info' });
     const loaded = await load(configPath(values.config));
     const port = parsePort('run', 'port', values.port, loaded.config.server.port);
-    const daemon = new Daemon(loaded.pipelines, logger, faultHooks(process.env['WINNOW_FAULT']));
     const admins = new KafkaAdmins();
+    const handles = loaded.pipelines.map((h) => ({ ...h, kafka: { client: kafkaFor(h.pipeline), offsets: () => admins.offsets(h.pipeline) } }));
+    const daemon = new Daemon(handles, logger, faultHooks(process.env['WINNOW_FAULT']));
 
     const deps: AppDeps = {
       pipelines: () =>
@@ -73,6 +79,31 @@ export const runCommand: Command = {
         const r = daemon.runner(name);
         if (!r) throw new WinnowError('NOT_FOUND', `no pipeline named "${name}"`);
         return r.processor.checkpoints.recent(name, limit);
+      },
+      async consistency(name) {
+        const r = daemon.runner(name);
+        if (!r) throw new WinnowError('NOT_FOUND', `no pipeline named "${name}"`);
+        return r.lastCheck ?? (await Checker.latest(r.db, r.pipeline));
+      },
+      async replay(name, body, bearer) {
+        const r = daemon.runner(name);
+        if (!r) throw new WinnowError('NOT_FOUND', `no pipeline named "${name}"`);
+        const configured = r.pipeline.api.replayToken;
+        if (configured === undefined) throw new WinnowError('UNAUTHORIZED', 'replay over HTTP is off for this pipeline: set api.replayToken in the configuration');
+        const token = Buffer.from(resolveSecret(configured, process.env, `pipelines.${name}.api.replayToken`));
+        const given = Buffer.from(bearer ?? '');
+        if (given.length !== token.length || !timingSafeEqual(given, token)) throw new WinnowError('UNAUTHORIZED', 'replay needs `Authorization: Bearer <api.replayToken>`');
+        const from = body.fromOffsets !== undefined ? replayBound(body.fromOffsets, 'offsets') : replayBound(body.fromTimestamp ?? '', 'timestamp');
+        const to = body.to === undefined ? undefined : replayBound(body.to, from.kind);
+        if (!(await r.holdsLease())) throw new WinnowError('CONFLICT', `another daemon (${r.lease.holder ?? 'unknown'}) processes pipeline ${name}; send the replay to it`);
+        const admin = await admins.admin(r.pipeline).catch(() => undefined);
+        return r.exclusive(() =>
+          new Replayer(r.db, r.pipeline, admin, (line) => logger.info('replay progress', { pipeline: name, progress: line })).run({
+            from,
+            ...(to ? { to } : {}),
+            reason: 'api',
+          }),
+        );
       },
       async readiness() {
         const checks: Record<string, { ok: boolean; error?: string }> = {};

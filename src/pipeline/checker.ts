@@ -49,6 +49,11 @@ export interface CheckReport {
 
 const MAX_GAP_OFFSETS = 2_000;
 
+export interface CheckerKafka {
+  client: Kafka;
+  offsets: () => Promise<PartitionOffsets[]>;
+}
+
 export class Checker {
   private readonly n;
   private readonly key: string;
@@ -57,7 +62,7 @@ export class Checker {
   constructor(
     private readonly db: Db,
     private readonly p: PipelineConfig,
-    private readonly kafka?: { client: Kafka; offsets: () => Promise<PartitionOffsets[]> },
+    private readonly kafka?: CheckerKafka,
   ) {
     this.n = objectNames(p);
     this.key = p.dedup.key.map(ident).join(', ');

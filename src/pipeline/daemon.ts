@@ -9,6 +9,7 @@ import type { Db } from '../clickhouse/client.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { Checker, type CheckerKafka, type CheckReport } from './checker.ts';
 import { Lease, type LeaseState } from './lease.ts';
 import { Processor, type SliceOutcome, type StepHooks } from './processor.ts';
 import { cronFor } from './schedule.ts';
@@ -16,6 +17,8 @@ import { cronFor } from './schedule.ts';
 export interface PipelineHandle {
   pipeline: PipelineConfig;
   db: Db;
+  /** Kafka access for the checker's offset comparison and for replays; absent: those parts are skipped */
+  kafka?: CheckerKafka;
 }
 
 export class PipelineRunner {
@@ -25,7 +28,9 @@ export class PipelineRunner {
   slicesDone = 0;
   lease: LeaseState = { held: false, heldUntil: 0, holder: null };
   private readonly leases: Lease;
+  lastCheck: CheckReport | null = null;
   private inFlight: Promise<void> | undefined;
+  private lock: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private lastSliceMs = 0;
 
@@ -34,6 +39,7 @@ export class PipelineRunner {
     readonly db: Db,
     private readonly logger: Logger,
     hooks: StepHooks = {},
+    readonly kafka?: CheckerKafka,
   ) {
     this.processor = new Processor(db, pipeline, hooks);
     this.leases = new Lease(db, pipeline.sink.database, pipeline.name);
@@ -53,11 +59,48 @@ export class PipelineRunner {
     return this.lease.heldUntil - Date.now() > Math.max(3_000, 2 * this.lastSliceMs);
   }
 
+  /** Runs fn when no slice, replay or check of this pipeline is running; they never overlap. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(fn);
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Whether this daemon currently holds the pipeline (so may repair or replay). */
+  async holdsLease(): Promise<boolean> {
+    this.lease = await this.leases.acquire();
+    return this.lease.held;
+  }
+
+  /** The consistency check with repairs, between slices, by the lease holder only. */
+  async check(): Promise<CheckReport | null> {
+    if (this.stopped || !(await this.holdsLease())) return null;
+    return this.exclusive(async () => {
+      const report = await new Checker(this.db, this.pipeline, this.kafka).run({ repair: true });
+      this.lastCheck = report;
+      const fields = {
+        pipeline: this.pipeline.name,
+        ok: report.ok,
+        durationMs: report.durationMs,
+        uniquenessViolations: report.uniqueness.violations,
+        missingKeys: report.completeness.missing,
+        keptNotInFinal: report.seenVsFinal.keptNotInFinal,
+        reinserted: report.seenVsFinal.reinsertedFromStaging,
+        unrepairable: report.seenVsFinal.unrepairable,
+        seenRestored: report.seenVsFinal.seenRestored,
+        lostOffsets: report.offsets.partitions.reduce((s, p) => s + p.lost.length, 0),
+      };
+      if (report.ok) this.logger.info('consistency check', fields);
+      else this.logger.error('consistency check', fields);
+      return report;
+    });
+  }
+
   /** Process slices until staging has nothing new, the budget is spent, or stop() is called. */
   drain(budgetMs: number): Promise<void> {
     if (this.inFlight) return this.inFlight; // a tick still running: this one joins it
     const deadline = Date.now() + budgetMs;
-    this.inFlight = (async () => {
+    this.inFlight = this.exclusive(async () => {
       try {
         while (!this.stopped && Date.now() < deadline && (await this.mayProcess())) {
           const outcome = await this.processor.tick();
@@ -75,7 +118,7 @@ export class PipelineRunner {
       } finally {
         this.inFlight = undefined;
       }
-    })();
+    });
     return this.inFlight;
   }
 
@@ -96,7 +139,7 @@ export class PipelineRunner {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    await this.inFlight;
+    await this.lock;
   }
 }
 
@@ -109,7 +152,7 @@ export class Daemon {
     private readonly logger: Logger,
     hooks: StepHooks = {},
   ) {
-    this.runners = handles.map((h) => new PipelineRunner(h.pipeline, h.db, logger, hooks));
+    this.runners = handles.map((h) => new PipelineRunner(h.pipeline, h.db, logger, hooks, h.kafka));
   }
 
   start(): void {
@@ -121,6 +164,17 @@ export class Daemon {
       const budget = Math.max(10_000, effectiveMs * 10);
       const task = cron.schedule(expression, () => r.drain(budget), { name: `winnow-${r.pipeline.name}`, noOverlap: true });
       this.tasks.push(task);
+      const check = cronFor(r.pipeline.schedule.checkIntervalMs);
+      const checkTask = cron.schedule(
+        check.expression,
+        () =>
+          r.check().then(
+            () => undefined,
+            (err: unknown) => this.logger.error('consistency check failed', { pipeline: r.pipeline.name, error: describeError(err) }),
+          ),
+        { name: `winnow-check-${r.pipeline.name}`, noOverlap: true },
+      );
+      this.tasks.push(checkTask);
       // First tick now, not one interval from now.
       void r.drain(budget);
     }

@@ -92,7 +92,7 @@ function checkReserved(p: PipelineConfig): void {
 }
 
 /** The SELECT over the queue that parses and checks each message; both views use it. */
-export function validatedSelect(p: PipelineConfig, queue: string): string {
+export function validatedSelect(p: PipelineConfig, queue: string, kafkaError = '_error'): string {
   const cols = p.columns.map(columnSql);
   const values = cols.map((c) => `        ${c.value} AS ${ident('__v_' + c.name)}`).join(',\n');
   const stored = cols.map((c) => `    ${c.stored} AS ${ident(c.name)}`).join(',\n');
@@ -113,7 +113,7 @@ FROM
         now64(3) AS \`_ingested_at\`,
 ${values},
         multiIf(
-            length(_error) > 0, concat('unreadable message: ', _error),
+            length(${kafkaError}) > 0, concat('unreadable message: ', ${kafkaError}),
             length(\`_raw\`) = 0, 'empty message',
             NOT isValidUTF8(\`_raw\`), 'invalid UTF-8',
             NOT isValidJSON(\`_raw\`), 'malformed JSON',

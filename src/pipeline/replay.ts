@@ -102,7 +102,6 @@ export class Replayer {
   async run(req: ReplayRequest): Promise<ReplayResult> {
     const last = await new Checkpoints(this.db, this.p.sink.database).last(this.p.name);
     const processed = (last?.nextOffsets ?? []).filter((o) => o.offset > 0);
-    if (processed.length === 0) throw new WinnowError('USAGE', `pipeline ${this.p.name} has processed nothing yet; there is nothing to replay`);
     const from = await this.boundOffsets(req.from, processed);
     const to = req.to ? await this.boundOffsets(req.to, processed) : undefined;
     const ranges: SliceRange[] = [];

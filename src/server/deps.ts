@@ -1,4 +1,6 @@
 import type { SliceRecord } from '../pipeline/checkpoints.ts';
+import type { CheckReport } from '../pipeline/checker.ts';
+import type { ReplayResult } from '../pipeline/replay.ts';
 export interface PipelineSummary { name: string; topics: string[]; table: string; database: string; windowMs: number; key: string[] }
 export interface PartitionStats { topic: string; partition: number; nextOffset: number; stagedHigh: number | null; logEnd: number | null; consumerOffset: number | null; lag: number | null }
 export interface PipelineStats {
@@ -21,4 +23,9 @@ export interface AppDeps {
   stats(name: string): Promise<PipelineStats>;          // the app checks the name against pipelines() first -> 404
   slices(name: string, limit: number): Promise<SliceRecord[]>;
   readiness(): Promise<Readiness>;
+  /** the newest consistency report, or null before the first check */
+  consistency(name: string): Promise<CheckReport | null>;
+  /** runs a replay; `bearer` is the token the client sent (UNAUTHORIZED when it is not the configured one) */
+  replay(name: string, req: ReplayBody, bearer: string | undefined): Promise<ReplayResult>;
 }
+export interface ReplayBody { fromTimestamp?: string; fromOffsets?: string; to?: string }

@@ -23,6 +23,8 @@ export function toHttpError(err: unknown): HttpError {
   if (err instanceof WinnowError) {
     if (err.code === 'NOT_FOUND') return { status: 404, body: { error: { code: err.code, message } } };
     if (err.code === 'USAGE') return { status: 400, body: { error: { code: err.code, message } } };
+    if (err.code === 'UNAUTHORIZED') return { status: 401, body: { error: { code: err.code, message } } };
+    if (err.code === 'CONFLICT' || err.code === 'LOCKED') return { status: 409, body: { error: { code: err.code, message } } };
     return { status: 500, body: { error: { code: err.code, message } } };
   }
   const clientStatus = fastifyClientStatus(err);

@@ -143,3 +143,32 @@ const _summary: Same<z.output<typeof PipelineSummarySchema>, PipelineSummary> = 
 const _stats: Same<z.output<typeof PipelineStatsSchema>, PipelineStats> = true;
 const _readiness: Same<z.output<typeof ReadinessSchema>, Readiness> = true;
 const _slice: Same<z.output<typeof SliceRecordSchema>, SliceRecord> = true;
+
+// ---- consistency and replay ---------------------------------------------------
+
+export const ConsistencyResponse = z
+  .object({ report: z.record(z.string(), z.unknown()).nullable().describe('the newest checker report (see winnow check --json), null before the first check') })
+  .register(components, { id: 'Consistency' });
+
+export const ReplayRequestBody = z
+  .strictObject({
+    fromTimestamp: z.string().optional().describe('ISO-8601 time or milliseconds since the epoch'),
+    fromOffsets: z.string().optional().describe('PARTITION:OFFSET or TOPIC/PARTITION:OFFSET, comma-separated'),
+    to: z.string().optional().describe('upper bound, in the same form as the lower one'),
+  })
+  .refine((b) => (b.fromTimestamp === undefined) !== (b.fromOffsets === undefined), { message: 'give exactly one of fromTimestamp and fromOffsets' })
+  .register(components, { id: 'ReplayRequest' });
+
+const rangeSchema = z.object({ topic: z.string(), partition: count, fromOffset: offset, toOffset: offset });
+
+export const ReplayResultSchema = z
+  .object({
+    replayId: z.string(),
+    ranges: z.array(rangeSchema),
+    chunks: count,
+    rowsIn: count,
+    inserted: count,
+    duplicates: count,
+    rewound: z.array(z.object({ topic: z.string(), partition: count, offset })),
+  })
+  .register(components, { id: 'ReplayResult' });

@@ -4,10 +4,12 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { CheckReport } from '../../src/pipeline/checker.ts';
+import type { ReplayResult } from '../../src/pipeline/replay.ts';
 import { WinnowError } from '../../src/errors.ts';
 import type { SliceRecord } from '../../src/pipeline/checkpoints.ts';
 import { buildApp } from '../../src/server/app.ts';
-import type { AppDeps, PipelineStats, PipelineSummary, Readiness } from '../../src/server/deps.ts';
+import type { AppDeps, PipelineStats, PipelineSummary, Readiness, ReplayBody } from '../../src/server/deps.ts';
 import { escapeLabelValue } from '../../src/server/prometheus.ts';
 
 const clicks: PipelineSummary = { name: 'clicks', topics: ['clicks'], table: 'clicks', database: 'analytics', windowMs: 3_600_000, key: ['event_id'] };
@@ -57,6 +59,11 @@ function fakeDeps(overrides: Partial<AppDeps> = {}) {
     stats: vi.fn((name: string): Promise<PipelineStats> => Promise.resolve(statsOf(name))),
     slices: vi.fn((_name: string, limit: number): Promise<SliceRecord[]> => Promise.resolve([slice].slice(0, limit))),
     readiness: vi.fn((): Promise<Readiness> => Promise.resolve(ready)),
+    consistency: vi.fn((): Promise<CheckReport | null> => Promise.resolve(null)),
+    replay: vi.fn((name: string, _req: ReplayBody, bearer: string | undefined): Promise<ReplayResult> => {
+      if (bearer !== 'sesame') return Promise.reject(new WinnowError('UNAUTHORIZED', 'replay needs the bearer token'));
+      return Promise.resolve({ replayId: `replay-${name}`, ranges: [{ topic: 't', partition: 0, fromOffset: 0, toOffset: 9 }], chunks: 1, rowsIn: 10, inserted: 0, duplicates: 10, rewound: [] });
+    }),
   };
   return Object.assign(deps, overrides);
 }
@@ -172,6 +179,42 @@ describe('pipelines', () => {
   });
 });
 
+describe('consistency and replay', () => {
+  it('GET /api/v1/pipelines/:name/consistency returns the newest report, null before the first', async () => {
+    const res = await get(fakeDeps(), `/api/v1/pipelines/${clicks.name}/consistency`);
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual({ report: null });
+    const withReport = fakeDeps({ consistency: () => Promise.resolve({ ok: true, pipeline: clicks.name } as unknown as CheckReport) });
+    expect((await get(withReport, `/api/v1/pipelines/${clicks.name}/consistency`)).json()).toEqual({ report: { ok: true, pipeline: clicks.name } });
+  });
+
+  it('POST replay without the bearer token is 401, with it runs', async () => {
+    const deps = fakeDeps();
+    const post = (headers: Record<string, string>, payload: unknown) =>
+      start(deps).inject({ method: 'POST', url: `/api/v1/pipelines/${clicks.name}/replay`, headers, payload: payload as Record<string, unknown> });
+    const none = await post({}, { fromOffsets: '0:0' });
+    expect(none.statusCode).toBe(401);
+    expect(none.json()).toMatchObject({ error: { code: 'UNAUTHORIZED' } });
+    await app?.close();
+    const wrong = await post({ authorization: 'Bearer nope' }, { fromOffsets: '0:0' });
+    expect(wrong.statusCode).toBe(401);
+    await app?.close();
+    const ok = await post({ authorization: 'Bearer sesame' }, { fromTimestamp: '2026-11-27T00:00:00Z' });
+    expect(ok.statusCode).toBe(200);
+    expect(ok.json()).toMatchObject({ replayId: `replay-${clicks.name}`, inserted: 0, duplicates: 10 });
+  });
+
+  it('POST replay needs exactly one lower bound and no unknown keys', async () => {
+    const deps = fakeDeps();
+    for (const payload of [{}, { fromOffsets: '0:0', fromTimestamp: '1' }, { fromOffsets: '0:0', extra: 1 }]) {
+      const res = await start(deps).inject({ method: 'POST', url: `/api/v1/pipelines/${clicks.name}/replay`, headers: { authorization: 'Bearer sesame' }, payload });
+      expect(res.statusCode, JSON.stringify(payload)).toBe(400);
+      await app?.close();
+    }
+    expect(deps.replay).not.toHaveBeenCalled();
+  });
+});
+
 describe('metrics', () => {
   const metricsDeps = (readiness: Readiness = ready) =>
     fakeDeps({
@@ -282,10 +325,12 @@ describe('openapi', () => {
         '/api/v1/pipelines',
         '/api/v1/pipelines/{name}/stats',
         '/api/v1/pipelines/{name}/slices',
+        '/api/v1/pipelines/{name}/consistency',
+        '/api/v1/pipelines/{name}/replay',
         '/api/v1/openapi.json',
       ].sort(),
     );
-    for (const ops of Object.values(doc.paths)) expect(Object.keys(ops)).toEqual(['get']);
+    for (const [path, ops] of Object.entries(doc.paths)) expect(Object.keys(ops)).toEqual([path.endsWith('/replay') ? 'post' : 'get']);
 
     const slices = doc.paths['/api/v1/pipelines/{name}/slices']?.['get'];
     expect(slices?.parameters).toEqual([

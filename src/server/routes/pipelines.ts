@@ -2,7 +2,17 @@
 import type { FastifyPluginCallback } from 'fastify';
 import { WinnowError } from '../../errors.ts';
 import type { AppDeps } from '../deps.ts';
-import { ErrorResponse, PipelineList, PipelineParams, PipelineStatsSchema, SliceList, SlicesQuery } from '../schemas.ts';
+import {
+  ConsistencyResponse,
+  ErrorResponse,
+  PipelineList,
+  PipelineParams,
+  PipelineStatsSchema,
+  ReplayRequestBody,
+  ReplayResultSchema,
+  SliceList,
+  SlicesQuery,
+} from '../schemas.ts';
 import type { ZodTypeProvider } from '../zod-provider.ts';
 
 export function requirePipeline(deps: AppDeps, name: string): void {
@@ -50,6 +60,40 @@ export const pipelineRoutes: FastifyPluginCallback<{ deps: AppDeps }> = (fastify
     async (request) => {
       requirePipeline(deps, request.params.name);
       return { slices: await deps.slices(request.params.name, request.query.limit) };
+    },
+  );
+  app.get(
+    '/pipelines/:name/consistency',
+    {
+      schema: {
+        operationId: 'getConsistency',
+        summary: 'The newest consistency report: uniqueness, completeness, seen keys vs final rows, Kafka offsets vs staging.',
+        params: PipelineParams,
+        response: { 200: ConsistencyResponse, 400: ErrorResponse, 404: ErrorResponse, 500: ErrorResponse },
+      },
+    },
+    async (request) => {
+      requirePipeline(deps, request.params.name);
+      return { report: (await deps.consistency(request.params.name)) as Record<string, unknown> | null };
+    },
+  );
+
+  app.post(
+    '/pipelines/:name/replay',
+    {
+      schema: {
+        operationId: 'replay',
+        summary: 'Re-process processed offsets from an offset or a timestamp; adds no row for a key already represented within the window. Needs `Authorization: Bearer <api.replayToken>`.',
+        params: PipelineParams,
+        body: ReplayRequestBody,
+        response: { 200: ReplayResultSchema, 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 500: ErrorResponse },
+      },
+    },
+    async (request) => {
+      requirePipeline(deps, request.params.name);
+      const auth = request.headers.authorization;
+      const bearer = auth?.startsWith('Bearer ') ? auth.slice('Bearer '.length) : undefined;
+      return deps.replay(request.params.name, request.body, bearer);
     },
   );
   done();
