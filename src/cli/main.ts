@@ -1,11 +1,14 @@
 import { describeError, WinnowError } from '../errors.ts';
 import type { Command } from './command.ts';
+import { checkCommand } from './check.ts';
+import { deadlettersCommand } from './deadletters.ts';
 import { devCommand } from './dev.ts';
 import { migrateCommand } from './migrate.ts';
+import { replayCommand } from './replay.ts';
 import { runCommand } from './run.ts';
 import { statsCommand } from './stats.ts';
 
-const commands: Command[] = [devCommand, migrateCommand, runCommand, statsCommand];
+const commands: Command[] = [devCommand, migrateCommand, runCommand, statsCommand, checkCommand, replayCommand, deadlettersCommand];
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

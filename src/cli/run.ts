@@ -27,7 +27,10 @@ Options:
   --port N        HTTP API port        (default: server.port of the file, 8080; 0 = any free port)
   --host ADDR     HTTP API address     (default 127.0.0.1)
 
-Environment: WINNOW_LOG_LEVEL  debug | info | warn | error (default info)
+Environment: WINNOW_LOG_LEVEL        debug | info | warn | error (default info)
+             WINNOW_LEASE_EPOCH_MS  lease epoch (default 15000): one daemon processes a pipeline;
+                                    a standby takes over within two epochs of the holder's death
+             WINNOW_FAULT           testing only: <step>@<slice seq> kills the daemon at that step
 
 API: GET /healthz, /readyz, /api/v1/pipelines, /api/v1/pipelines/:name/stats,
      /api/v1/pipelines/:name/slices?limit=N, /metrics, /api/v1/openapi.json`;

@@ -56,7 +56,8 @@ export class PipelineRunner {
       return false;
     }
     if (!before.held) this.logger.info('processing: this daemon holds the pipeline', { pipeline: this.pipeline.name, owner: this.leases.owner });
-    return this.lease.heldUntil - Date.now() > Math.max(3_000, 2 * this.lastSliceMs);
+    // Start a slice only if it can finish while the lease is held (a slice rarely takes a fifth of an epoch).
+    return this.lease.heldUntil - Date.now() > Math.min(this.leases.epochMs / 2, Math.max(1_000, 2 * this.lastSliceMs));
   }
 
   /** Runs fn when no slice, replay or check of this pipeline is running; they never overlap. */

@@ -11,8 +11,22 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Db } from '../clickhouse/client.ts';
 import { qualified } from '../clickhouse/sql.ts';
+import { WinnowError } from '../errors.ts';
 
 export const LEASES_TABLE = 'winnow_leases';
+
+/**
+ * Epoch length: a daemon that dies is replaced within two epochs; a slice must
+ * fit in what is left of the held time. WINNOW_LEASE_EPOCH_MS overrides it
+ * (tests use short epochs); every process on a pipeline must use the same.
+ */
+export function leaseEpochMs(env: Record<string, string | undefined> = process.env): number {
+  const v = env['WINNOW_LEASE_EPOCH_MS'];
+  if (v === undefined) return 15_000;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1_000) throw new WinnowError('USAGE', `WINNOW_LEASE_EPOCH_MS must be an integer of at least 1000, got "${v}"`);
+  return n;
+}
 
 export interface LeaseState {
   held: boolean;
@@ -30,7 +44,7 @@ export class Lease {
     private readonly db: Db,
     database: string,
     private readonly pipeline: string,
-    readonly epochMs = 15_000,
+    readonly epochMs = leaseEpochMs(),
     private readonly now: () => number = Date.now,
   ) {
     this.owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
