@@ -66,7 +66,7 @@ export const checkCommand: Command = {
       for (const { pipeline, db } of loaded.pipelines) {
         let repair = !values['no-repair'];
         if (repair) {
-          const lease = await new Lease(db, pipeline.sink.database, pipeline.name).acquire();
+          const lease = await Lease.forCommand(db, pipeline.sink.database, pipeline.name);
           if (!lease.held) {
             repair = false;
             process.stderr.write(`winnow check: pipeline ${pipeline.name} is run by a daemon (${lease.holder ?? '?'}); reporting only, the daemon repairs\n`);

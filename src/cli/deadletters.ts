@@ -69,7 +69,7 @@ export const deadlettersCommand: Command = {
       }
       if (values.limit !== undefined) throw new WinnowError('USAGE', 'deadletters replay: --limit goes with list');
       if (values.all === (values.offsets !== undefined)) throw new WinnowError('USAGE', 'deadletters replay: give --all or --offsets');
-      const lease = await new Lease(db, pipeline.sink.database, pipeline.name).acquire();
+      const lease = await Lease.forCommand(db, pipeline.sink.database, pipeline.name);
       if (!lease.held) throw new WinnowError('CONFLICT', `pipeline ${pipeline.name} is run by a daemon (${lease.holder ?? '?'})`, { hint: 'stop it, replay the dead letters, start it again' });
       const admin = await admins.admin(pipeline).catch(() => undefined);
       const replayer = new Replayer(db, pipeline, admin, (line) => process.stderr.write(`deadletters ${pipeline.name}: ${line}\n`));
@@ -77,7 +77,7 @@ export const deadlettersCommand: Command = {
       if (values.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
       else {
         process.stdout.write(
-          `pipeline ${pipeline.name}: ${r.selected} dead letters selected, ${r.reingested} re-ingested (${r.replay?.inserted ?? 0} new rows), ${r.stillFailing} still failing\n`,
+          `pipeline ${pipeline.name}: ${r.selected} dead letters selected, ${r.reingested} re-ingested (${r.replay?.inserted ?? 0} new rows now, ${r.waitingForSlice} wait for the next slice of \`winnow run\`), ${r.stillFailing} still failing\n`,
         );
         for (const x of r.reasons) process.stdout.write(`  ${x.count} × ${x.error}\n`);
       }

@@ -49,7 +49,7 @@ export const replayCommand: Command = {
     try {
       if (loaded.pipelines.length !== 1) throw new WinnowError('USAGE', 'replay: the file has several pipelines; choose one with --pipeline');
       const { pipeline, db } = loaded.pipelines[0]!;
-      const lease = await new Lease(db, pipeline.sink.database, pipeline.name).acquire();
+      const lease = await Lease.forCommand(db, pipeline.sink.database, pipeline.name);
       if (!lease.held) {
         throw new WinnowError('CONFLICT', `pipeline ${pipeline.name} is run by a daemon (${lease.holder ?? '?'})`, {
           hint: 'send the replay to it: POST /api/v1/pipelines/:name/replay, or stop it first',

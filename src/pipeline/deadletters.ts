@@ -26,7 +26,10 @@ export interface DeadLetterReplay {
   reingested: number;
   stillFailing: number;
   reasons: { error: string; count: number }[];
+  /** re-ingested messages behind the watermark, run through the dedup now */
   replay: ReplayResult | null;
+  /** re-ingested messages ahead of the watermark: the next slice of the daemon takes them */
+  waitingForSlice: number;
 }
 
 function selection(offsets: OffsetSpec[] | 'all', topics: string[]): { sql: string; params: Record<string, unknown> } {
@@ -109,9 +112,11 @@ export async function replayDeadLetters(
       reason: 'dead letters',
     });
   }
+  const replayed = replay?.rowsIn ?? 0;
   return {
     selected,
     reingested: passing.length,
+    waitingForSlice: Math.max(0, passing.length - replayed),
     stillFailing: reasons.reduce((s, r) => s + Number(r.count), 0),
     reasons: reasons.map((r) => ({ error: r.error, count: Number(r.count) })),
     replay,

@@ -46,8 +46,10 @@ export class Lease {
     private readonly pipeline: string,
     readonly epochMs = leaseEpochMs(),
     private readonly now: () => number = Date.now,
+    /** a command (check, replay, ...) rather than a daemon: see acquireForCommand */
+    private readonly command = false,
   ) {
-    this.owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.owner = `${command ? 'cli:' : ''}${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.table = qualified(database, LEASES_TABLE);
   }
 
@@ -69,6 +71,19 @@ export class Lease {
     if (owner) this.owners.set(epoch, owner);
     for (const e of this.owners.keys()) if (e < epoch - 2) this.owners.delete(e);
     return owner;
+  }
+
+  /**
+   * For one-off commands: held when no daemon holds the current epoch. Claims
+   * only the current epoch (a daemon starting meanwhile waits for the next);
+   * commands run one after another by an operator share it.
+   */
+  static async forCommand(db: Db, database: string, pipeline: string): Promise<LeaseState> {
+    const lease = new Lease(db, database, pipeline, leaseEpochMs(), Date.now, true);
+    const e = Math.floor(Date.now() / lease.epochMs);
+    const holder = await lease.ownerOf(e, true);
+    const held = holder === null || holder.startsWith('cli:');
+    return { held, heldUntil: held ? (e + 1) * lease.epochMs : 0, holder };
   }
 
   /** Claim what can be claimed and say until when this daemon holds the pipeline. */

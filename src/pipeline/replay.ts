@@ -175,6 +175,7 @@ export class Replayer {
     this.progress(`staging no longer holds ${expired.map(fmt).join(' ')}: rewinding the Kafka engine`);
     await this.db.command(`DETACH TABLE ${queue}`);
     try {
+      await this.waitGroupEmpty();
       for (const topic of new Set(expired.map((r) => r.topic))) {
         const parts = expired.filter((r) => r.topic === topic).map((r) => ({ partition: r.partition, offset: String(r.fromOffset) }));
         await this.admin.setOffsets({ groupId: this.p.source.consumerGroup, topic, partitions: parts });
@@ -194,6 +195,21 @@ export class Replayer {
       await new Promise((r) => setTimeout(r, 1000));
     }
     return expired.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.fromOffset }));
+  }
+
+  /** Offsets can be set only once the detached engine's consumers have left the group. */
+  private async waitGroupEmpty(): Promise<void> {
+    const admin = this.admin;
+    if (!admin) return;
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      const { groups } = await admin.describeGroups([this.p.source.consumerGroup]);
+      const state = groups[0]?.state ?? 'Dead';
+      if (state === 'Empty' || state === 'Dead') return;
+      if (Date.now() > deadline) throw new WinnowError('KAFKA', `consumer group ${this.p.source.consumerGroup} still has members (${state}) 90 s after the queue was detached`);
+      this.progress(`waiting for consumer group ${this.p.source.consumerGroup} to empty (${state})`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
   }
 
   private async stagedCount(ranges: SliceRange[]): Promise<number> {
