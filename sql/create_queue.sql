@@ -9,4 +9,5 @@ SETTINGS
     kafka_group_name = {{group}},
     kafka_format = 'RawBLOB',
     kafka_handle_error_mode = 'stream',
-    kafka_num_consumers = {{consumers}}{{auth}}
+    kafka_num_consumers = {{consumers}},
+    kafka_flush_interval_ms = {{flushMs}}{{auth}}

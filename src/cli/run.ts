@@ -124,6 +124,12 @@ export const runCommand: Command = {
               checks[`${r.pipeline.name}.clickhouse`] = { ok: false, error: describeError(err) };
             }
             checks[`${r.pipeline.name}.slices`] = r.lastError ? { ok: false, error: r.lastError } : { ok: true };
+            try {
+              await admins.offsets(r.pipeline);
+              checks[`${r.pipeline.name}.kafka`] = { ok: true };
+            } catch (err) {
+              checks[`${r.pipeline.name}.kafka`] = { ok: false, error: `Kafka: ${describeError(err)}` };
+            }
           }),
         );
         return { ready: Object.values(checks).every((c) => c.ok), checks };

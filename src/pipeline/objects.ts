@@ -191,6 +191,8 @@ export function upStatements(p: PipelineConfig, opts: RenderOptions): Statement[
     topics: quoteString(p.source.topics.join(',')),
     group: quoteString(p.source.consumerGroup),
     consumers: String(p.source.consumers),
+    // The engine writes a block at least this often: bounds produce-to-staging latency (its default is 7.5 s).
+    flushMs: '500',
     auth: kafkaAuthSettings(p, opts.kafkaPassword, redact),
   });
   add(`Kafka queue ${n.queue}`, renderSql('create_queue', queueVars(false)), renderSql('create_queue', queueVars(true)));

@@ -37,7 +37,7 @@ export const pipelineRoutes: FastifyPluginCallback<{ deps: AppDeps }> = (fastify
         operationId: 'getPipelineStats',
         summary: 'Counters, per-partition offsets and lag, and the last slice of one pipeline.',
         params: PipelineParams,
-        response: { 200: PipelineStatsSchema, 400: ErrorResponse, 404: ErrorResponse, 500: ErrorResponse },
+        response: { 200: PipelineStatsSchema, 400: ErrorResponse, 404: ErrorResponse, 500: ErrorResponse, 503: ErrorResponse },
       },
     },
     async (request) => {
@@ -54,7 +54,7 @@ export const pipelineRoutes: FastifyPluginCallback<{ deps: AppDeps }> = (fastify
         summary: 'The newest slices of one pipeline, newest first.',
         params: PipelineParams,
         querystring: SlicesQuery,
-        response: { 200: SliceList, 400: ErrorResponse, 404: ErrorResponse, 500: ErrorResponse },
+        response: { 200: SliceList, 400: ErrorResponse, 404: ErrorResponse, 500: ErrorResponse, 503: ErrorResponse },
       },
     },
     async (request) => {
@@ -69,7 +69,7 @@ export const pipelineRoutes: FastifyPluginCallback<{ deps: AppDeps }> = (fastify
         operationId: 'getConsistency',
         summary: 'The newest consistency report: uniqueness, completeness, seen keys vs final rows, Kafka offsets vs staging.',
         params: PipelineParams,
-        response: { 200: ConsistencyResponse, 400: ErrorResponse, 404: ErrorResponse, 500: ErrorResponse },
+        response: { 200: ConsistencyResponse, 400: ErrorResponse, 404: ErrorResponse, 500: ErrorResponse, 503: ErrorResponse },
       },
     },
     async (request) => {
@@ -86,7 +86,7 @@ export const pipelineRoutes: FastifyPluginCallback<{ deps: AppDeps }> = (fastify
         summary: 'Re-process processed offsets from an offset or a timestamp; adds no row for a key already represented within the window. Needs `Authorization: Bearer <api.replayToken>`.',
         params: PipelineParams,
         body: ReplayRequestBody,
-        response: { 200: ReplayResultSchema, 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 500: ErrorResponse },
+        response: { 200: ReplayResultSchema, 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 500: ErrorResponse, 503: ErrorResponse },
       },
     },
     async (request) => {
