@@ -371,10 +371,14 @@ describe('errors', () => {
     expect(res.text).not.toMatch(/\bat .*\.ts/);
   });
 
-  it('a WinnowError keeps its code', async () => {
+  it('a WinnowError keeps its code; a failing ClickHouse or Kafka is 503, other failures 500', async () => {
     const res = await get(fakeDeps({ slices: () => Promise.reject(new WinnowError('CLICKHOUSE', 'table is read-only', { hint: 'check the disk' })) }), '/api/v1/pipelines/clicks/slices');
-    expect(res.status).toBe(500);
+    expect(res.status).toBe(503);
     expect(res.json()).toEqual({ error: { code: 'CLICKHOUSE', message: 'table is read-only' } });
+    await app?.close();
+    const other = await get(fakeDeps({ slices: () => Promise.reject(new WinnowError('MIGRATION', 'ahead of the code')) }), '/api/v1/pipelines/clicks/slices');
+    expect(other.status).toBe(500);
+    expect(other.json()).toEqual({ error: { code: 'MIGRATION', message: 'ahead of the code' } });
   });
 
   it('a WinnowError NOT_FOUND from a dependency is 404, USAGE is 400', async () => {
