@@ -17,6 +17,8 @@ export interface ObjectNames {
   database: string;
   final: string;
   queue: string;
+  parsed: string;
+  parsedMv: string;
   staging: string;
   stagingMv: string;
   errors: string;
@@ -34,6 +36,8 @@ export function objectNames(p: PipelineConfig): ObjectNames {
     database: p.sink.database,
     final: p.sink.table,
     queue: `${base}_queue`,
+    parsed: `${base}_parsed`,
+    parsedMv: `${base}_parsed_mv`,
     staging: `${base}_staging`,
     stagingMv: `${base}_staging_mv`,
     errors: `${base}_errors`,
@@ -195,13 +199,16 @@ export function upStatements(p: PipelineConfig, opts: RenderOptions): Statement[
     flushMs: '500',
     auth: kafkaAuthSettings(p, opts.kafkaPassword, redact),
   });
-  add(`Kafka queue ${n.queue}`, renderSql('create_queue', queueVars(false)), renderSql('create_queue', queueVars(true)));
-  const validated = validatedSelect(p, q(n.queue));
-  add(`dead-letter view ${n.errorsMv}`, renderSql('create_errors_mv', { view: q(n.errorsMv), errors: q(n.errors), validated }));
+  // Messages are parsed and checked once, into a Null table; its two views split them into
+  // staging and dead letters. The queue and the view that reads it come last: they start consumption.
+  add(`parsed messages ${n.parsed}`, renderSql('create_parsed', { table: q(n.parsed), columns: columnList(p) }));
+  add(`dead-letter view ${n.errorsMv}`, renderSql('create_errors_mv', { view: q(n.errorsMv), errors: q(n.errors), parsed: q(n.parsed) }));
   add(
     `staging view ${n.stagingMv}`,
-    renderSql('create_staging_mv', { view: q(n.stagingMv), staging: q(n.staging), validated, columns: names(p.columns.map((c) => c.name)) }),
+    renderSql('create_staging_mv', { view: q(n.stagingMv), staging: q(n.staging), parsed: q(n.parsed), columns: names(p.columns.map((c) => c.name)) }),
   );
+  add(`Kafka queue ${n.queue}`, renderSql('create_queue', queueVars(false)), renderSql('create_queue', queueVars(true)));
+  add(`parsing view ${n.parsedMv}`, renderSql('create_parsed_mv', { view: q(n.parsedMv), parsed: q(n.parsed), validated: validatedSelect(p, q(n.queue)) }));
   return out;
 }
 
@@ -218,9 +225,11 @@ export function downStatements(p: PipelineConfig, opts: { dropFinal: boolean }):
     const sql = renderSql('drop_table', { table: q(t) });
     out.push({ title: `drop table ${t}`, sql, display: sql });
   };
+  view(n.parsedMv);
+  table(n.queue);
   view(n.stagingMv);
   view(n.errorsMv);
-  table(n.queue);
+  table(n.parsed);
   view(n.keptToSeenMv);
   view(n.keptToFinalMv);
   table(n.kept);

@@ -1,0 +1,2 @@
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{view}} TO {{parsed}}
+AS {{validated}}
