@@ -10,7 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
-import { appendFile, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,6 +19,7 @@ import { WinnowError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { CHILD_EXIT, type ClickHouseChildConfig } from './clickhouse-child.ts';
 import { assertPortFree, freePort } from './ports.ts';
+import { isAlive, readLogSince } from './process.ts';
 
 export interface EmbeddedClickHouseOptions {
   /** Persistent data directory (created if missing). */
@@ -233,7 +234,7 @@ async function httpText(url: string): Promise<string | undefined> {
 
 async function classifyEarlyExit(w: ReadyWait, exit: Exit): Promise<WinnowError> {
   const { config, logFile } = w;
-  const output = await readFrom(logFile, w.logOffset);
+  const output = await readLogSince(logFile, w.logOffset, 64 * 1024);
   const lines = output.split('\n').filter((l) => l.trim() !== '');
   const tail = lines.slice(-5).join('\n');
   const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
@@ -264,18 +265,6 @@ async function classifyEarlyExit(w: ReadyWait, exit: Exit): Promise<WinnowError>
   });
 }
 
-async function readFrom(file: string, offset: number): Promise<string> {
-  const handle = await open(file, 'r');
-  try {
-    const { size } = await handle.stat();
-    const start = Math.max(offset, size - 64 * 1024);
-    const buf = Buffer.alloc(Math.max(0, size - start));
-    await handle.read(buf, 0, buf.length, start);
-    return buf.toString('utf8');
-  } finally {
-    await handle.close();
-  }
-}
 
 async function killAndWait(child: ChildProcess, exited: Promise<Exit>): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
@@ -337,14 +326,6 @@ async function statusPid(dataDir: string): Promise<number | undefined> {
   return m ? Number(m[1]) : undefined;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 // ---- users ------------------------------------------------------------------
 

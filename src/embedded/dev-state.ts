@@ -2,6 +2,9 @@ import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { WinnowError } from '../errors.ts';
+import { isAlive } from './process.ts';
+
+export { isAlive };
 
 /** What `winnow dev up` started, as kept in .winnow/dev.json of the working directory. */
 export interface DevState {
@@ -71,27 +74,6 @@ export async function removeDevState(stateDir: string): Promise<void> {
   await rm(stateFile(stateDir), { force: true });
 }
 
-/**
- * True while `pid` runs. A zombie (exited, not yet reaped by its parent, which
- * for the detached supervisor is init and may reap late) counts as gone.
- */
-export function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  if (process.platform !== 'linux') return true;
-  try {
-    // "<pid> (<comm>) <state> ...": comm may hold spaces and parentheses, the state follows the last ')'.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false; // exited between the two checks
-  }
-}
 
 /** The command line of `pid` (arguments joined by spaces), or undefined where there is no /proc or no such process. */
 function cmdline(pid: number): string | undefined {

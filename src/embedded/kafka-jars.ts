@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { WinnowError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
+import { isAlive } from './process.ts';
 
 /**
  * Apache Kafka 3.9.1 (org.apache.kafka:kafka_2.13:3.9.1): the newest line that
@@ -219,14 +220,6 @@ async function removeAbandonedDownloads(versionDir: string, logger: Logger): Pro
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Renames the finished download over an unfinished one; a concurrent finished one wins. */
 async function moveIntoPlace(from: string, to: string): Promise<void> {

@@ -29,6 +29,7 @@ import { WinnowError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { ensureKafkaJars, KAFKA_VERSION } from './kafka-jars.ts';
 import { assertPortFree, freePort } from './ports.ts';
+import { isAlive, readLogSince } from './process.ts';
 
 export { KAFKA_VERSION } from './kafka-jars.ts';
 
@@ -220,12 +221,12 @@ async function launch(
     await writeFile(layout.pidFile, `${pid}\n`);
     const outcome = await waitReady(brokers, exited, started + readyTimeoutMs);
     if (outcome.kind === 'exited') {
-      const log = await readRunLog(layout.logFile, fromOffset);
+      const log = await readLogSince(layout.logFile, fromOffset);
       throw exitError(outcome.exit, log, layout, ports);
     }
     if (outcome.kind === 'timeout') {
       await stop();
-      const log = await readRunLog(layout.logFile, fromOffset);
+      const log = await readLogSince(layout.logFile, fromOffset);
       throw new WinnowError(
         'NOT_READY',
         `Kafka did not answer on ${brokers[0]} within ${readyTimeoutMs} ms (last error: ${outcome.lastError}); last log lines:\n${summarizeLog(log)}`,
@@ -370,14 +371,6 @@ function dataDirLocked(layout: Layout, pid?: number, starting = false): WinnowEr
   return new WinnowError('DATA_DIR_LOCKED', `Kafka data dir ${layout.dataDir} is in use by ${by}`, { hint });
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Alive, and (where /proc tells) a broker started on this data dir, not a recycled pid. */
 async function isOurBroker(pid: number, layout: Layout): Promise<boolean> {
@@ -460,7 +453,7 @@ async function formatOnce(layout: Layout, jarsDir: string, logger: Logger): Prom
   ], layout.dataDir);
   const exit = await exitOf(child);
   if (exit.code !== 0) {
-    const log = await readRunLog(layout.logFile, fromOffset);
+    const log = await readLogSince(layout.logFile, fromOffset);
     throw new WinnowError('PROCESS_EXITED', `formatting the Kafka log dirs failed (${describeExit(exit)}):\n${summarizeLog(log)}`, {
       hint: `see ${layout.logFile}`,
     });
@@ -613,19 +606,6 @@ async function appendBanner(logFile: string, what: string): Promise<number> {
   return before;
 }
 
-/** The log written since `fromOffset` (at most its last 256 KiB). */
-async function readRunLog(logFile: string, fromOffset: number): Promise<string> {
-  const file = await open(logFile, 'r');
-  try {
-    const size = (await file.stat()).size;
-    const start = Math.max(fromOffset, size - 256 * 1024);
-    const buf = Buffer.alloc(Math.max(0, size - start));
-    await file.read(buf, 0, buf.length, start);
-    return buf.toString('utf8');
-  } finally {
-    await file.close();
-  }
-}
 
 /** A wildcard listen address cannot be advertised; clients on this machine use loopback. */
 function advertisedHost(host: string): string {
