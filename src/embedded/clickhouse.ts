@@ -8,9 +8,8 @@
  * process dies, the OS closes it, so the server never outlives its owner.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
-import { appendFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,8 +17,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { WinnowError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { CHILD_EXIT, type ClickHouseChildConfig } from './clickhouse-child.ts';
+import { assertDataDirFree, dataDirLocked, statusPid } from './clickhouse-lock.ts';
+import { writeUsersConfig } from './clickhouse-users.ts';
 import { assertPortFree, freePort } from './ports.ts';
-import { isAlive, readLogSince } from './process.ts';
+import { readLogSince } from './process.ts';
 
 export interface EmbeddedClickHouseOptions {
   /** Persistent data directory (created if missing). */
@@ -265,7 +266,6 @@ async function classifyEarlyExit(w: ReadyWait, exit: Exit): Promise<WinnowError>
   });
 }
 
-
 async function killAndWait(child: ChildProcess, exited: Promise<Exit>): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
   child.kill('SIGKILL');
@@ -284,100 +284,6 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined
   } finally {
     clearTimeout(timer);
   }
-}
-
-// ---- data directory lock ----------------------------------------------------
-
-/**
- * ClickHouse locks `<dataDir>/status` and writes its pid there; a clean stop
- * removes the file, a crash leaves it with a dead pid. A live pid that looks
- * like a ClickHouse process means another instance owns the directory. (If the
- * check misses one, the child fails on the lock and classifyEarlyExit says so.)
- */
-async function assertDataDirFree(dataDir: string): Promise<void> {
-  const pid = await statusPid(dataDir);
-  if (pid === undefined || pid === process.pid || !isAlive(pid)) return;
-  if (process.platform === 'linux') {
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    // A recycled pid of some unrelated program does not hold the lock.
-    if (!/clickhouse|chdb/i.test(cmdline)) return;
-  }
-  throw dataDirLocked(dataDir, pid);
-}
-
-function dataDirLocked(dataDir: string, pid: number | undefined): WinnowError {
-  const by = pid === undefined ? '' : ` (pid ${pid})`;
-  return new WinnowError('DATA_DIR_LOCKED', `ClickHouse data directory ${dataDir} is in use by another instance${by}`, {
-    hint: 'stop it with `winnow dev down` or choose another --data-dir',
-  });
-}
-
-async function statusPid(dataDir: string): Promise<number | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path.join(dataDir, 'status'), 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    // No file: nobody runs there. Not a file: ClickHouse will say what is wrong.
-    if (code === 'ENOENT' || code === 'EISDIR') return undefined;
-    throw err;
-  }
-  const m = /^PID: (\d+)$/m.exec(text);
-  return m ? Number(m[1]) : undefined;
-}
-
-
-// ---- users ------------------------------------------------------------------
-
-const USER_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
-
-/**
- * Password users need a config file whose users_config lists them. `default`
- * stays password-less because clickhouse-local's own session logs in as it;
- * it only accepts loopback clients, like the listeners. Passwords are stored
- * as SHA-256 hashes, the file readable by its owner only.
- */
-async function writeUsersConfig(dataDir: string, users: { name: string; password: string }[]): Promise<string | undefined> {
-  const dir = path.join(dataDir, 'winnow');
-  if (users.length === 0) {
-    await rm(dir, { recursive: true, force: true });
-    return undefined;
-  }
-  const seen = new Set<string>();
-  for (const u of users) {
-    if (!USER_NAME.test(u.name) || u.name === 'default') {
-      throw new WinnowError('CONFIG_INVALID', `ClickHouse user name ${JSON.stringify(u.name)} is not allowed`, {
-        hint: 'use letters, digits and _ (not starting with a digit), and not "default"',
-      });
-    }
-    if (seen.has(u.name)) throw new WinnowError('CONFIG_INVALID', `ClickHouse user ${u.name} is listed twice`);
-    seen.add(u.name);
-    if (u.password === '') {
-      throw new WinnowError('CONFIG_INVALID', `ClickHouse user ${u.name} has an empty password`, { hint: 'give it a password' });
-    }
-  }
-  const loopback = '<networks><ip>127.0.0.0/8</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota>';
-  const entries = users.map((u) => {
-    const hash = createHash('sha256').update(u.password, 'utf8').digest('hex');
-    return `    <${u.name}><password_sha256_hex>${hash}</password_sha256_hex>${loopback}</${u.name}>`;
-  });
-  const usersXml = [
-    '<!-- Generated by winnow at every start of the embedded ClickHouse; edits are lost. -->',
-    '<clickhouse>',
-    '  <profiles><default/></profiles>',
-    '  <quotas><default/></quotas>',
-    '  <users>',
-    `    <default><password></password>${loopback}</default>`,
-    ...entries,
-    '  </users>',
-    '</clickhouse>',
-    '',
-  ].join('\n');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await writeFile(path.join(dir, 'users.xml'), usersXml, { mode: 0o600 });
-  const configFile = path.join(dir, 'config.xml');
-  await writeFile(configFile, '<clickhouse>\n  <users_config>users.xml</users_config>\n</clickhouse>\n', { mode: 0o600 });
-  return configFile;
 }
 
 // ---- small helpers ----------------------------------------------------------
