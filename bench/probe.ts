@@ -1,0 +1,116 @@
+/**
+ * Instruments a winnow Db: times every statement the Processor sends, keeps
+ * the X-ClickHouse-Summary of the slice insert (rows, memory), and can add
+ * settings to the slice insert (a lever under test). Also process CPU and
+ * memory readings from /proc.
+ */
+import { readFile } from 'node:fs/promises';
+import type { ClickHouseSettings } from '@clickhouse/client';
+import type { Db, QuerySummary } from '../src/clickhouse/client.ts';
+
+export type QueryKind = 'insert' | 'checkpoint' | 'plan' | 'count' | 'other';
+
+export interface QueryStat {
+  kind: QueryKind;
+  ms: number;
+  summary?: QuerySummary;
+}
+
+function kindOf(sql: string, keptTable: string): QueryKind {
+  const head = sql.trimStart().slice(0, 200);
+  if (head.startsWith('INSERT INTO') && head.includes(keptTable)) return 'insert';
+  if (head.startsWith('INSERT INTO') && head.includes('winnow_slices')) return 'checkpoint';
+  if (sql.includes('winnow_slices') || sql.includes('max(`_offset`)')) return 'plan';
+  if (/count\(\)/.test(head)) return 'count';
+  return 'other';
+}
+
+/** `rewrite` replaces the slice insert's SQL (a candidate shape under test; same parameters). */
+export function instrument(
+  db: Db,
+  keptTable: string,
+  insertSettings: Record<string, string>,
+  onQuery: (s: QueryStat) => void,
+  rewrite?: (sql: string, params: Record<string, unknown>) => string,
+): Db {
+  return {
+    url: db.url,
+    async command(sql, params, settings) {
+      const kind = kindOf(sql, keptTable);
+      const merged: ClickHouseSettings = kind === 'insert' ? { ...settings, ...(insertSettings as ClickHouseSettings) } : (settings ?? {});
+      const text = kind === 'insert' && rewrite ? rewrite(sql, params ?? {}) : sql;
+      const t0 = performance.now();
+      const summary = await db.command(text, params, merged);
+      onQuery({ kind, ms: performance.now() - t0, summary });
+      return summary;
+    },
+    async rows<T>(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings) {
+      const t0 = performance.now();
+      const out = await db.rows<T>(sql, params, settings);
+      onQuery({ kind: kindOf(sql, keptTable), ms: performance.now() - t0 });
+      return out;
+    },
+    ping: () => db.ping(),
+    close: () => db.close(),
+  };
+}
+
+/** CPU seconds (user + system) a process has used so far; 0 when it is gone. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): utime is the 14th field, stime the 15th.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** Resident and peak resident memory of a process, in bytes (0 when unknown). */
+export async function memoryOf(pid: number): Promise<{ rss: number; peak: number }> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+    return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+  } catch {
+    return { rss: 0, peak: 0 };
+  }
+}
+
+/** CPU seconds of a set of processes between start() and stop(). */
+export class CpuMeter {
+  private start = new Map<number, number>();
+  constructor(private readonly pids: () => number[]) {}
+  async begin(): Promise<void> {
+    this.start = new Map(await Promise.all(this.pids().map(async (p) => [p, await cpuSeconds(p)] as const)));
+  }
+  async seconds(extra: number[] = []): Promise<number> {
+    let total = 0;
+    for (const p of new Set([...this.pids(), ...extra])) total += (await cpuSeconds(p)) - (this.start.get(p) ?? 0);
+    return total;
+  }
+}
+
+/** Busy CPU seconds of the whole machine since boot (all cores), from /proc/stat. */
+export async function machineBusySeconds(): Promise<number> {
+  try {
+    const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    return (total - (f[3] ?? 0) - (f[4] ?? 0)) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU seconds of this process and its children that have exited (cutime, cstime). */
+export async function selfTreeSeconds(): Promise<number> {
+  try {
+    const stat = await readFile('/proc/self/stat', 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14])) / 100;
+  } catch {
+    return 0;
+  }
+}

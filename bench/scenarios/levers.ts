@@ -1,0 +1,135 @@
+/**
+ * Layouts for the seen keys, compared on the one query whose cost grows with
+ * the state: "which keys of this slice were seen within the window". Not
+ * winnow's code path; it shows which layout to build next (--only levers).
+ */
+import type { Ctx } from '../context.ts';
+import { fmtInt, median } from '../context.ts';
+
+export interface Layout {
+  name: string;
+  fillSeconds: number;
+  lookupMsMedian: number;
+  readRows: number;
+  memory: number;
+  bytes: number;
+  found: number;
+}
+
+export interface LeversResult {
+  seenKeys: number;
+  sliceKeys: number;
+  layouts: Layout[];
+}
+
+const key = (k: string): string => `reinterpretAsUUID(concat(reinterpretAsString(sipHash64(1, ${k})), reinterpretAsString(sipHash64(1, ${k}, 1))))`;
+
+interface Variant {
+  name: string;
+  create: string;
+  fill: string;
+  /** skipped above this many keys (memory) */
+  maxKeys?: number;
+  /** run after the fill, untimed (compaction) */
+  after?: string;
+  lookup: string;
+}
+
+function variants(d: string, n: number, windowMs: number): Variant[] {
+  const t = `now64(3) - toIntervalMillisecond(rand() % ${Math.floor(windowMs * 0.9)} + 60000)`;
+  const recent = `__t > now64(3) - toIntervalMillisecond(${windowMs})`;
+  const mergeTree = (g: number): Variant => ({
+    name: `MergeTree index_granularity=${g}`,
+    create: `CREATE TABLE ${d}.seen_g${g} (event_id UUID, __t DateTime64(3, 'UTC'), __slice String) ENGINE = MergeTree
+      PARTITION BY toStartOfInterval(__t, INTERVAL 3600 SECOND) ORDER BY event_id SETTINGS index_granularity = ${g}`,
+    fill: `INSERT INTO ${d}.seen_g${g} SELECT ${key('number')}, ${t}, 'prefill' FROM numbers(${n})`,
+    lookup: `SELECT count() FROM ${d}.seen_g${g} WHERE event_id IN (SELECT event_id FROM ${d}.slice) AND ${recent}`,
+  });
+  return [
+    mergeTree(8192),
+    mergeTree(1024),
+    mergeTree(256),
+    mergeTree(64),
+    {
+      name: 'EmbeddedRocksDB (key -> __t)',
+      create: `CREATE TABLE ${d}.seen_rocks (event_id UUID, __t DateTime64(3, 'UTC')) ENGINE = EmbeddedRocksDB PRIMARY KEY event_id`,
+      fill: `INSERT INTO ${d}.seen_rocks SELECT ${key('number')}, ${t} FROM numbers(${n})`,
+      lookup: `SELECT count() FROM ${d}.seen_rocks WHERE event_id IN (SELECT event_id FROM ${d}.slice) AND ${recent}`,
+    },
+    {
+      name: 'EmbeddedRocksDB, compacted',
+      create: `CREATE TABLE ${d}.seen_rocksc (event_id UUID, __t DateTime64(3, 'UTC')) ENGINE = EmbeddedRocksDB PRIMARY KEY event_id`,
+      fill: `INSERT INTO ${d}.seen_rocksc SELECT ${key('number')}, ${t} FROM numbers(${n})`,
+      after: `OPTIMIZE TABLE ${d}.seen_rocksc`,
+      lookup: `SELECT count() FROM ${d}.seen_rocksc WHERE event_id IN (SELECT event_id FROM ${d}.slice) AND ${recent}`,
+    },
+    {
+      name: 'Join engine (key -> __t, in memory)',
+      maxKeys: 40_000_000,
+      create: `CREATE TABLE ${d}.seen_join (event_id UUID, __t DateTime64(3, 'UTC')) ENGINE = Join(ANY, LEFT, event_id) SETTINGS join_any_take_last_row = 1`,
+      fill: `INSERT INTO ${d}.seen_join SELECT ${key('number')}, ${t} FROM numbers(${n})`,
+      lookup: `SELECT count() FROM ${d}.slice WHERE joinGetOrNull('${d}.seen_join', '__t', event_id) > now64(3) - toIntervalMillisecond(${windowMs})`,
+    },
+    {
+      name: 'Set (keys only, in memory)',
+      create: `CREATE TABLE ${d}.seen_set (event_id UUID) ENGINE = Set`,
+      fill: `INSERT INTO ${d}.seen_set SELECT ${key('number')} FROM numbers(${n})`,
+      lookup: `SELECT count() FROM ${d}.slice WHERE event_id IN ${d}.seen_set`,
+    },
+  ];
+}
+
+export async function seenLayouts(ctx: Ctx): Promise<LeversResult> {
+  const { opts, servers } = ctx;
+  const db = servers.db();
+  const d = 'bench_levers';
+  const n = opts.leversSeen;
+  const sliceKeys = opts.sliceRows;
+  await db.command(`CREATE DATABASE IF NOT EXISTS ${d}`);
+  await db.command(`CREATE TABLE ${d}.slice (event_id UUID) ENGINE = MergeTree ORDER BY tuple()`);
+  // One in ten slice keys was seen; the rest are new.
+  await db.command(`INSERT INTO ${d}.slice SELECT if(number % 10 = 0, ${key(`toUInt64(sipHash64(number) % ${n})`)}, generateUUIDv4(number)) FROM numbers(${sliceKeys})`);
+  const layouts: Layout[] = [];
+  for (const v of variants(d, n, opts.windowMs)) {
+    if (v.maxKeys !== undefined && n > v.maxKeys) {
+      ctx.log(`levers: ${v.name}: skipped above ${fmtInt(v.maxKeys)} keys (about 90 bytes of RAM per key)`);
+      continue;
+    }
+    const table = /CREATE TABLE (\S+)/.exec(v.create)?.[1] ?? '';
+    try {
+      ctx.log(`levers: ${v.name}: filling ${fmtInt(n)} keys`);
+      await db.command(v.create);
+      const t0 = performance.now();
+      await db.command(v.fill, {}, { max_insert_threads: '2' });
+      const fillSeconds = (performance.now() - t0) / 1000;
+      if (v.after) await db.command(v.after);
+      const runs: { ms: number; readRows: number; memory: number }[] = [];
+      for (let i = 0; i < 5; i++) {
+        const t1 = performance.now();
+        const s = await db.command(`${v.lookup} FORMAT Null`);
+        runs.push({ ms: performance.now() - t1, readRows: s.readRows, memory: s.memoryBytes });
+      }
+      const found = await db.rows<{ c: string }>(v.lookup.replace('SELECT count()', 'SELECT count() AS c'));
+      const size = await db.rows<{ b: string | null }>(`SELECT total_bytes AS b FROM system.tables WHERE database = {d:String} AND name = {t:String}`, {
+        d,
+        t: table.split('.')[1] ?? '',
+      });
+      const l: Layout = {
+        name: v.name,
+        fillSeconds,
+        lookupMsMedian: median(runs.map((r) => r.ms)),
+        readRows: median(runs.map((r) => r.readRows)),
+        memory: median(runs.map((r) => r.memory)),
+        bytes: Number(size[0]?.b ?? NaN),
+        found: Number(found[0]?.c ?? 0),
+      };
+      layouts.push(l);
+      ctx.log(`levers: ${v.name}: lookup ${l.lookupMsMedian.toFixed(0)} ms, read ${fmtInt(l.readRows)} rows, found ${fmtInt(l.found)}`);
+    } catch (err) {
+      ctx.log(`levers: ${v.name} failed: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      await db.command(`DROP TABLE IF EXISTS ${table} SYNC`).catch((err: unknown) => ctx.log(`levers: drop ${table}: ${String(err)}`));
+    }
+  }
+  return { seenKeys: n, sliceKeys, layouts };
+}

@@ -1,0 +1,224 @@
+/**
+ * The dedup stage alone, against seen-keys state of a given size: staging and
+ * the seen keys are filled directly with SQL (keys derived from a hash, so
+ * duplicates are exact), then the Processor runs its slices and only the slice
+ * inserts are timed.
+ *   - per-slice cost: slices of --slice-rows rows at each --state-sizes size;
+ *   - dedup-stage throughput: --dedup-rows staged rows at --dedup-seen keys,
+ *     in slices of maxSliceRows.
+ * Staged rows: 5% repeat a seen key, 5% repeat a key of the same batch.
+ */
+import type { Ctx } from '../context.ts';
+import { fmtInt, median, sleep } from '../context.ts';
+import { instrument, type QueryStat } from '../probe.ts';
+import { coordinatesFirstInsert, rangesFromParams } from '../alt-slice.ts';
+import { benchPipeline, count, diskUsage, migrate, stopConsumption } from '../pipeline.ts';
+import { createTopic } from '../load.ts';
+import { Processor } from '../../src/pipeline/processor.ts';
+import { objectNames } from '../../src/pipeline/objects.ts';
+import type { Db } from '../../src/clickhouse/client.ts';
+
+export interface SliceCost {
+  seenKeys: number;
+  seenParts: number;
+  sliceRows: number;
+  insertMsMedian: number;
+  insertMsAll: number[];
+  readRowsMedian: number;
+  memoryMedian: number;
+  /** the whole tick (plan, checkpoints, insert, counts), median */
+  tickMsMedian: number;
+  /** median ms per kind of statement in a tick */
+  byKindMs: Record<string, number>;
+}
+
+export interface DedupStage {
+  seenKeys: number;
+  rows: number;
+  slices: number;
+  insertSeconds: number;
+  rowsPerSecond: number;
+  /** including planning, checkpoints and counts */
+  tickRowsPerSecond: number;
+  memoryMax: number;
+  inserted: number;
+}
+
+export interface StateResult {
+  sliceCosts: SliceCost[];
+  dedupStage: DedupStage | undefined;
+  prefill: { keys: number; seconds: number }[];
+  disk: Record<string, { bytes: number; rows: number; parts: number }>;
+}
+
+const uuidOf = (seed: number, k: string): string =>
+  `reinterpretAsUUID(concat(reinterpretAsString(sipHash64(${seed}, ${k})), reinterpretAsString(sipHash64(${seed}, ${k}, 1))))`;
+const SEEN_SEED = 1;
+const STAGE_SEED = 2;
+
+export class StateRig {
+  seen = 0;
+  staged = 0;
+  queries: QueryStat[] = [];
+  readonly db: Db;
+  constructor(
+    readonly ctx: Ctx,
+    readonly database: string,
+    readonly topic: string,
+    readonly names: ReturnType<typeof objectNames>,
+  ) {
+    this.db = ctx.servers.db();
+  }
+
+  async prefill(to: number): Promise<number> {
+    const n = to - this.seen;
+    if (n <= 0) return 0;
+    const t0 = performance.now();
+    const w = this.ctx.opts.windowMs;
+    await this.db.command(
+      `INSERT INTO ${this.database}.${this.names.seen} (event_id, __t, __slice)
+       SELECT ${uuidOf(SEEN_SEED, `number + ${this.seen}`)}, now64(3) - toIntervalMillisecond(rand() % ${Math.floor(w * 0.9)} + 60000), 'prefill'
+       FROM numbers(${n})`,
+      {},
+      { max_insert_threads: '2', max_block_size: '1048576' },
+    );
+    this.seen = to;
+    return (performance.now() - t0) / 1000;
+  }
+
+  /** Stages `rows` rows after the ones already staged, partitions in lockstep. */
+  async stage(rows: number): Promise<void> {
+    const p = this.ctx.opts.partitions;
+    const n = Math.ceil(rows / p) * p;
+    const base = this.staged;
+    const key = `multiIf(number % 20 = 7 AND ${this.seen} > 0, -1, number % 20 = 13 AND number >= 10, number - 10, number)`;
+    // -1 marks a repeat of a seen key: one of the prefilled keys, picked by hash.
+    await this.db.command(
+      `INSERT INTO ${this.database}.${this.names.staging}
+         (event_id, user_id, name, email, created_at, __t, _topic, _partition, _offset, _timestamp_ms, _ingested_at)
+       SELECT
+         if(k = -1, ${uuidOf(SEEN_SEED, `toUInt64(sipHash64(number, ${base}) % ${Math.max(1, this.seen)})`)}, ${uuidOf(STAGE_SEED, `k + ${base}`)}) AS event_id,
+         generateUUIDv4(number) AS user_id,
+         concat('user', toString(number % 100000)) AS name,
+         concat('user', toString(number % 100000), '@example.com') AS email,
+         toDateTime(now()) AS created_at,
+         now64(3) AS __t,
+         '${this.topic}' AS _topic,
+         toUInt32(number % ${p}) AS _partition,
+         ${base / p} + intDiv(number, ${p}) AS _offset,
+         now64(3), now64(3)
+       FROM (SELECT number, toInt64(${key}) AS k FROM numbers(${n}))`,
+    );
+    this.staged += n;
+  }
+
+  async seenParts(): Promise<number> {
+    const rows = await this.db.rows<{ n: string }>(`SELECT count() AS n FROM system.parts WHERE database = {d:String} AND table = {t:String} AND active`, {
+      d: this.database,
+      t: this.names.seen,
+    });
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  /** Lets background merges of the seen keys settle (bounded), as they would between slices in production. */
+  async settleMerges(): Promise<void> {
+    const deadline = performance.now() + 60_000;
+    while (performance.now() < deadline) {
+      const rows = await this.db.rows<{ n: string }>(`SELECT count() AS n FROM system.merges WHERE database = {d:String}`, { d: this.database });
+      if (Number(rows[0]?.n ?? 0) === 0) return;
+      await sleep(500);
+    }
+  }
+
+  processor(p: ReturnType<typeof benchPipeline>, maxSliceRows: number): Processor {
+    const cfg = { ...p, schedule: { ...p.schedule, maxSliceRows } };
+    const rewrite =
+      this.ctx.opts.levers.sliceSql === 'coordinates' ? (_sql: string, params: Record<string, unknown>) => coordinatesFirstInsert(cfg, rangesFromParams(params)) : undefined;
+    const db = instrument(this.db, `\`${this.names.kept}\``, this.ctx.opts.levers.insert, (q) => this.queries.push(q), rewrite);
+    return new Processor(db, cfg);
+  }
+}
+
+function byKind(queries: QueryStat[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const q of queries) out[q.kind] = (out[q.kind] ?? 0) + q.ms;
+  return out;
+}
+
+async function tickTimed(
+  rig: StateRig,
+  proc: Processor,
+): Promise<{ rows: number; inserted: number; insert: QueryStat; tickMs: number; byKind: Record<string, number> } | undefined> {
+  rig.queries = [];
+  const t0 = performance.now();
+  const out = await proc.tick();
+  if (!out) return undefined;
+  const insert = rig.queries.find((q) => q.kind === 'insert');
+  if (!insert) throw new Error('state: a slice without an insert');
+  return { rows: out.slice.rowsIn, inserted: out.slice.inserted, insert, tickMs: performance.now() - t0, byKind: byKind(rig.queries) };
+}
+
+export async function stateScaling(ctx: Ctx): Promise<StateResult> {
+  const { opts, servers } = ctx;
+  const database = 'bench_state';
+  const topic = 'users_state';
+  await createTopic(servers.kafkaClient('bench-state'), topic, opts.partitions);
+  const p = benchPipeline({ name: 'state', database, brokers: servers.kafka.brokers, topic, windowMs: opts.windowMs, levers: opts.levers, clickhouseUrl: servers.clickhouse.url });
+  const rig = new StateRig(ctx, database, topic, objectNames(p));
+  await migrate(rig.db, p, opts.levers);
+  // Nothing is produced to this topic; the queue is not needed.
+  await stopConsumption(rig.db, p);
+  const result: StateResult = { sliceCosts: [], dedupStage: undefined, prefill: [], disk: {} };
+  const marks = [...new Set([...opts.stateSizes, ...(opts.dedupSeen > 0 ? [opts.dedupSeen] : [])])].sort((a, b) => a - b);
+  const small = rig.processor(p, opts.sliceRows);
+  const big = rig.processor(p, opts.levers.maxSliceRows);
+  for (const size of marks) {
+    ctx.log(`state: filling the seen keys to ${fmtInt(size)}`);
+    const seconds = await rig.prefill(size);
+    result.prefill.push({ keys: size, seconds });
+    await rig.settleMerges();
+    if (opts.stateSizes.includes(size)) {
+      const runs: NonNullable<Awaited<ReturnType<typeof tickTimed>>>[] = [];
+      for (let i = 0; i < 3; i++) {
+        await rig.stage(opts.sliceRows);
+        const r = await tickTimed(rig, small);
+        if (r) runs.push(r);
+      }
+      const c: SliceCost = {
+        seenKeys: await count(rig.db, `${database}.${rig.names.seen}`),
+        seenParts: await rig.seenParts(),
+        sliceRows: median(runs.map((r) => r.rows)),
+        insertMsMedian: median(runs.map((r) => r.insert.ms)),
+        insertMsAll: runs.map((r) => Math.round(r.insert.ms)),
+        readRowsMedian: median(runs.map((r) => r.insert.summary?.readRows ?? 0)),
+        memoryMedian: median(runs.map((r) => r.insert.summary?.memoryBytes ?? 0)),
+        tickMsMedian: median(runs.map((r) => r.tickMs)),
+        byKindMs: Object.fromEntries(['plan', 'checkpoint', 'insert', 'count', 'other'].map((k) => [k, median(runs.map((r) => r.byKind[k] ?? 0))])),
+      };
+      result.sliceCosts.push(c);
+      ctx.log(`state: ${fmtInt(c.seenKeys)} seen keys: slice of ${fmtInt(c.sliceRows)} rows inserted in ${c.insertMsMedian.toFixed(0)} ms (read ${fmtInt(c.readRowsMedian)} rows, ${(c.memoryMedian / 2 ** 20).toFixed(0)} MiB)`);
+    }
+    if (size === opts.dedupSeen) {
+      const seenKeys = await count(rig.db, `${database}.${rig.names.seen}`);
+      await rig.stage(opts.dedupRows);
+      let rows = 0;
+      let inserted = 0;
+      let insertMs = 0;
+      let tickMs = 0;
+      let memoryMax = 0;
+      let slices = 0;
+      for (let r = await tickTimed(rig, big); r; r = await tickTimed(rig, big)) {
+        rows += r.rows;
+        inserted += r.inserted;
+        insertMs += r.insert.ms;
+        tickMs += r.tickMs;
+        memoryMax = Math.max(memoryMax, r.insert.summary?.memoryBytes ?? 0);
+        slices++;
+      }
+      result.dedupStage = { seenKeys, rows, slices, insertSeconds: insertMs / 1000, rowsPerSecond: rows / (insertMs / 1000), tickRowsPerSecond: rows / (tickMs / 1000), memoryMax, inserted };
+      ctx.log(`state: dedup stage at ${fmtInt(seenKeys)} seen keys: ${fmtInt(result.dedupStage.rowsPerSecond)} rows/s (${slices} slices of up to ${fmtInt(opts.levers.maxSliceRows)})`);
+    }
+  }
+  result.disk = await diskUsage(rig.db, database);
+  return result;
+}

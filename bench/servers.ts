@@ -1,0 +1,70 @@
+/**
+ * The benchmark's own servers: an embedded ClickHouse and a local Kafka broker
+ * on free ports in a temporary directory, never the default ports a developer
+ * may be using. Stopped by stop(), also when the run fails.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { Kafka, logLevel } from 'kafkajs';
+import { startEmbeddedClickHouse, type RunningClickHouse } from '../src/embedded/clickhouse.ts';
+import { startEmbeddedKafka, type RunningKafka } from '../src/embedded/kafka.ts';
+import { connect, type Db } from '../src/clickhouse/client.ts';
+
+export interface BenchServers {
+  dir: string;
+  clickhouse: RunningClickHouse;
+  kafka: RunningKafka;
+  /** A kafkajs client for the broker's PLAINTEXT listener. */
+  kafkaClient(clientId: string): Kafka;
+  /** A winnow Db on the server, default database. */
+  db(database?: string): Db;
+  /** A plain @clickhouse/client for bench-side queries. */
+  client: ClickHouseClient;
+  stop(): Promise<void>;
+}
+
+export async function startServers(opts: { keep: boolean; log: (line: string) => void }): Promise<BenchServers> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'winnow-bench-'));
+  const started = Date.now();
+  const results = await Promise.allSettled([
+    startEmbeddedClickHouse({ dataDir: path.join(dir, 'clickhouse'), logFile: path.join(dir, 'clickhouse.log'), httpPort: 0, tcpPort: 0 }),
+    startEmbeddedKafka({ dataDir: path.join(dir, 'kafka'), logFile: path.join(dir, 'kafka.log'), port: 0, saslPort: 0, controllerPort: 0 }),
+  ]);
+  const [ch, kf] = results;
+  if (ch.status === 'rejected' || kf.status === 'rejected') {
+    await Promise.allSettled(results.map((r) => (r.status === 'fulfilled' ? r.value.stop() : Promise.resolve())));
+    const reason: unknown = ch.status === 'rejected' ? ch.reason : kf.status === 'rejected' ? kf.reason : undefined;
+    throw new Error(`could not start the benchmark servers (logs in ${dir})`, { cause: reason });
+  }
+  const clickhouse = ch.value;
+  const kafka = kf.value;
+  opts.log(`servers up in ${((Date.now() - started) / 1000).toFixed(1)} s: ClickHouse ${clickhouse.version} ${clickhouse.url}, Kafka ${kafka.version} ${kafka.brokers.join(',')}; logs in ${dir}`);
+  const client = createClient({
+    url: clickhouse.url,
+    request_timeout: 600_000,
+    clickhouse_settings: { send_progress_in_http_headers: 1, http_headers_progress_interval_ms: '60000' },
+  });
+  const dbs: Db[] = [];
+  let stopping: Promise<void> | undefined;
+  return {
+    dir,
+    clickhouse,
+    kafka,
+    client,
+    kafkaClient: (clientId) => new Kafka({ clientId, brokers: kafka.brokers, logLevel: logLevel.NOTHING }),
+    db(database) {
+      const d = connect({ url: clickhouse.url, ...(database ? { database } : {}), requestTimeoutMs: 600_000 });
+      dbs.push(d);
+      return d;
+    },
+    stop: () =>
+      (stopping ??= (async () => {
+        await Promise.allSettled([client.close(), ...dbs.map((d) => d.close())]);
+        await Promise.allSettled([clickhouse.stop(), kafka.stop()]);
+        if (!opts.keep) await rm(dir, { recursive: true, force: true });
+        else opts.log(`server data kept in ${dir}`);
+      })()),
+  };
+}
