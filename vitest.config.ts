@@ -16,6 +16,20 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      {
+        // The fault suite kills and restarts servers, so every file starts its own
+        // embedded ClickHouse and Kafka (test/faults/harness.ts), no global setup.
+        // Without file parallelism vitest runs these files one at a time, in the
+        // same sequential group as the integration files, so no two server pairs
+        // compete for the CPU.
+        test: {
+          name: 'faults',
+          include: ['test/faults/**/*.test.ts'],
+          testTimeout: 360_000,
+          hookTimeout: 180_000,
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });
