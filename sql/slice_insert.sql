@@ -21,6 +21,9 @@ LEFT JOIN
     SELECT {{key}}, groupArray(toUnixTimestamp64Milli(`__t`)) AS prior
     FROM {{seen}}
     WHERE ({{key}}) IN (SELECT {{key}} FROM slice)
+      -- A re-run slice must not count the keys its own first attempt wrote: that attempt's
+      -- final rows may not have landed (the token skips whatever did).
+      AND `__slice` != {slice:String}
       AND `__t` > (SELECT min(`__t`) FROM slice) - toIntervalMillisecond({windowMs:Int64})
       AND `__t` < (SELECT max(`__t`) FROM slice) + toIntervalMillisecond({windowMs:Int64})
     GROUP BY {{key}}
