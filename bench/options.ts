@@ -34,7 +34,7 @@ export const HELP = `Usage: npm run bench -- [options]
 
 Runs winnow and two baselines on their own embedded ClickHouse and Kafka
 (free ports, temporary directory, stopped at the end) with a generated load of
-user sign-up events (~300 bytes of JSON, a share of duplicates), prints a table
+user sign-up events (~340 bytes of JSON, a share of duplicates), prints a table
 and writes bench/results/<time>.json. See bench/README.md.
 
 Load:

@@ -94,10 +94,11 @@ export async function live(ctx: Ctx, rig: Rig): Promise<LiveResult> {
   for (const rate of opts.liveRates) {
     const p = await step(ctx, rig, rate, opts.liveProbeSeconds, 'step');
     probes.push(p);
-    if (!p.held) break;
+    if (!p.held) break; // fell behind, or the generator cannot offer more
   }
-  const held = probes.filter((p) => p.held).map((p) => p.offeredRate);
-  const candidates = held.length > 0 ? held.slice(-2).reverse() : [Math.round((opts.liveRates[0] ?? 10_000) / 2)];
+  // Worth sustaining: steps that held, and a step where the pipeline kept up with all the generator could deliver.
+  const worth = probes.filter((p) => p.held || p.keptUp).map((p) => p.offeredRate);
+  const candidates = worth.length > 0 ? worth.slice(-2).reverse() : [Math.round((opts.liveRates[0] ?? 10_000) / 2)];
   const sustained: LiveStep[] = [];
   for (const rate of candidates) {
     await settle(ctx, rig, rate);
@@ -107,7 +108,7 @@ export async function live(ctx: Ctx, rig: Rig): Promise<LiveResult> {
     if (s.held || s.keptUp) break;
   }
   rig.producer.setRate(0);
-  const best = sustained.find((s) => s.held);
+  const held = sustained.filter((s) => s.held).map((s) => s.offeredRate);
   const keptUp = sustained.filter((s) => s.keptUp).map((s) => s.achievedRate);
-  return { probes, sustained, maxSustainedRate: best?.offeredRate ?? 0, maxKeptUpRate: Math.max(0, ...keptUp) };
+  return { probes, sustained, maxSustainedRate: Math.max(0, ...held), maxKeptUpRate: Math.max(0, ...keptUp) };
 }
