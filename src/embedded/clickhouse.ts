@@ -261,7 +261,9 @@ async function classifyEarlyExit(w: ReadyWait, exit: Exit): Promise<WinnowError>
       hint: portHint(port, kind),
     });
   }
-  return new WinnowError('PROCESS_EXITED', `ClickHouse exited (${how}) before it was ready:\n${tail}`, {
+  // The cause is the exception ClickHouse printed, not whatever it logged while shutting down.
+  const cause = [...lines].reverse().find((l) => /DB::Exception|<Error>|<Fatal>/.test(l));
+  return new WinnowError('PROCESS_EXITED', `ClickHouse exited (${how}) before it was ready:\n${cause ?? tail}`, {
     hint: `see ${logFile}`,
   });
 }

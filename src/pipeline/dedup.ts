@@ -18,6 +18,9 @@ function insertSettings(p: PipelineConfig, token: string): ClickHouseSettings {
     max_insert_block_size: big,
     deduplicate_blocks_in_dependent_materialized_views: 1,
     insert_deduplication_token: token,
+    // A slice's key set touches nearly every granule of the seen keys anyway; building the
+    // index set only costs time and memory (bench: 1M keys vs 20M seen, 1.5 s/753 MB -> 0.55 s/90 MB).
+    use_index_for_in_with_subqueries: 0,
   };
 }
 
