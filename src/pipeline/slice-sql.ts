@@ -43,7 +43,6 @@ export function sliceInsertSql(p: PipelineConfig, sliceId: string, ranges: Slice
     staging: qualified(n.database, n.staging),
     seen: qualified(n.database, n.seen),
     columns: cols.join(', '),
-    keptColumns: cols.map((c, i) => `tupleElement(r, ${i + 6}) AS ${c}`).join(', '),
     key: p.dedup.key.map(ident).join(', '),
     ranges: cond.sql,
   });
