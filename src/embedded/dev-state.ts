@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { WinnowError } from '../errors.ts';
+import type { RunningClickHouse } from './clickhouse.ts';
+import type { RunningKafka } from './kafka.ts';
 import { isAlive } from './process.ts';
 
 export { isAlive };
@@ -11,25 +13,9 @@ export interface DevState {
   supervisorPid: number;
   startedAt: string;
   stateDir: string;
-  clickhouse: {
-    url: string;
-    host: string;
-    httpPort: number;
-    tcpPort: number;
-    pid: number;
-    version: string;
-    dataDir: string;
-    logFile: string;
-  };
-  kafka: {
-    brokers: string[];
-    saslBrokers: string[];
-    sasl: { mechanism: 'plain'; username: string; password: string };
-    pid: number;
-    version: string;
-    dataDir: string;
-    logFile: string;
-  };
+  /** the running servers as reported, without their handles */
+  clickhouse: Omit<RunningClickHouse, 'stop'>;
+  kafka: Omit<RunningKafka, 'stop' | 'exited'>;
 }
 
 export function defaultStateDir(cwd = process.cwd()): string {
