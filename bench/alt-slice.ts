@@ -1,7 +1,8 @@
 /**
- * A candidate slice insert, for measuring only (--slice-sql coordinates): the
- * same windowed first-wins result as sql/slice_insert.sql, computed on small
- * tuples. Per key it sorts (t, topic, partition, offset) only; a key seen once
+ * An alternative slice insert, for measuring only (--slice-sql coordinates):
+ * winnow's previous form, kept to compare against sql/slice_insert.sql (which
+ * carries whole rows through the grouping and looks seen keys up by hash).
+ * The same windowed first-wins result, computed on small tuples. Per key it sorts (t, topic, partition, offset) only; a key seen once
  * in the slice with no prior occurrence within reach is kept without the fold;
  * the kept coordinates then pick the rows from staging. The time bounds and the
  * key set for the seen-keys lookup read staging directly (re-delivered

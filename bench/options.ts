@@ -67,7 +67,7 @@ Levers (winnow settings under test; default: winnow's own):
   --queue K=V,...         extra SETTINGS of the Kafka queue, e.g. kafka_flush_interval_ms=500
   --seen K=V,...          extra SETTINGS of the seen-keys table, e.g. index_granularity=256
   --insert K=V,...        extra settings of the slice insert, e.g. use_index_for_in_with_subqueries=0
-  --slice-sql SHAPE       winnow (default) or coordinates: a candidate slice insert (bench/alt-slice.ts)
+  --slice-sql SHAPE       winnow (default) or coordinates: the previous slice insert (bench/alt-slice.ts)
 Output:
   --out FILE              JSON result path                             (default bench/results/<time>.json)
   --keep                  keep the servers' data directory

@@ -98,7 +98,14 @@ async function runAll(opts: Options, servers: BenchServers, started: number): Pr
     r.preload = await phase(ctx, r, 'preload', () => preloadTopic(ctx));
     const pre = r.preload;
     if (pre) {
-      if (want('drain')) r.drain = await phase(ctx, r, 'winnow drain', () => drain(ctx, pre));
+      if (want('drain')) {
+        r.drain = await phase(ctx, r, 'winnow drain', () => drain(ctx, pre));
+        // A fast wrong answer is a failure: every distinct key once, nothing else.
+        const d = r.drain;
+        if (d && (d.finalRows !== d.unique || d.duplicateKeysInFinal !== 0)) {
+          r.failures.push({ phase: 'winnow drain', error: `final table holds ${d.finalRows} rows for ${d.unique} distinct keys (${d.duplicateKeysInFinal} duplicate keys)` });
+        }
+      }
       if (want('rmt')) r.rmt = await phase(ctx, r, 'baseline: Kafka engine -> ReplacingMergeTree', () => rmtBaseline(ctx, pre));
       if (want('handwritten')) r.handwritten = await phase(ctx, r, 'baseline: hand-written kafkajs consumer', () => handwrittenBaseline(ctx, pre));
     }

@@ -39,6 +39,8 @@ export const RESERVED_COLUMN_NAMES: readonly string[] = [
   '__t',
   '__slice',
   '__error',
+  '__h',
+  '__at',
 ];
 
 /** Keys whose values never appear in error messages or logs. */

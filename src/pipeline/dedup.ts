@@ -4,10 +4,10 @@
  */
 import type { ClickHouseSettings } from '@clickhouse/client';
 import type { Db } from '../clickhouse/client.ts';
-import { ident, qualified } from '../clickhouse/sql.ts';
+import { qualified } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { objectNames } from './objects.ts';
-import { rangesCondition, sliceCountSql, sliceInsertSql, type SliceRange } from './slice-sql.ts';
+import { sliceCountSql, sliceInsertSql, type SliceRange } from './slice-sql.ts';
 
 function insertSettings(p: PipelineConfig, token: string): ClickHouseSettings {
   // One block per insert, so a re-run with the same token is recognised whole.
@@ -18,9 +18,13 @@ function insertSettings(p: PipelineConfig, token: string): ClickHouseSettings {
     max_insert_block_size: big,
     deduplicate_blocks_in_dependent_materialized_views: 1,
     insert_deduplication_token: token,
-    // A slice's key set touches nearly every granule of the seen keys anyway; building the
+    // A slice's key hashes touch nearly every granule of the seen keys anyway; building an
     // index set only costs time and memory (bench: 1M keys vs 20M seen, 1.5 s/753 MB -> 0.55 s/90 MB).
     use_index_for_in_with_subqueries: 0,
+    // The final table, the seen keys and the counts are written side by side. One after the
+    // other, the views serialise the whole insert (bench: 1M rows at 20M seen keys, 2.2 s -> 1.3 s).
+    // Any view failing still fails the insert, and a re-run still skips what landed.
+    parallel_view_processing: 1,
   };
 }
 
@@ -37,16 +41,15 @@ export async function countStaged(db: Db, p: PipelineConfig, ranges: SliceRange[
   return Number(rows[0]?.rows ?? 0);
 }
 
-/** Rows a slice kept, read back from the seen keys (right after a resumed, deduplicated insert too). */
-export async function countKept(db: Db, p: PipelineConfig, sliceId: string, ranges: SliceRange[]): Promise<number> {
+/**
+ * Rows a slice kept, as its insert counted them into the kept-counts table (a
+ * view of the same insert, deduplicated by the same token, so a resumed slice
+ * reads its first attempt's count).
+ */
+export async function countKept(db: Db, p: PipelineConfig, sliceId: string): Promise<number> {
   const n = objectNames(p);
-  const key = p.dedup.key.map(ident).join(', ');
-  const cond = rangesCondition(ranges);
-  const rows = await db.rows<{ kept: string }>(
-    `SELECT count() AS kept FROM ${qualified(n.database, n.seen)}
-     WHERE (${key}) IN (SELECT ${key} FROM ${qualified(n.database, n.staging)} WHERE ${cond.sql})
-       AND \`__slice\` = {slice:String}`,
-    { ...cond.params, slice: sliceId },
-  );
+  const rows = await db.rows<{ kept: string }>(`SELECT sum(kept) AS kept FROM ${qualified(n.database, n.keptCounts)} WHERE \`__slice\` = {slice:String}`, {
+    slice: sliceId,
+  });
   return Number(rows[0]?.kept ?? 0);
 }

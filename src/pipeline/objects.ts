@@ -27,6 +27,8 @@ export interface ObjectNames {
   kept: string;
   keptToFinalMv: string;
   keptToSeenMv: string;
+  keptCounts: string;
+  keptToCountsMv: string;
   slices: string;
 }
 
@@ -46,6 +48,8 @@ export function objectNames(p: PipelineConfig): ObjectNames {
     kept: `${base}_kept`,
     keptToFinalMv: `${base}_kept_to_final_mv`,
     keptToSeenMv: `${base}_kept_to_seen_mv`,
+    keptCounts: `${base}_kept_counts`,
+    keptToCountsMv: `${base}_kept_to_counts_mv`,
     slices: SLICES_TABLE,
   };
 }
@@ -77,6 +81,16 @@ export function retentionSeconds(p: PipelineConfig): number {
 /** Seen keys live for twice the window: lookups filter on time themselves; TTL only frees space. */
 export function seenTtlSeconds(p: PipelineConfig): number {
   return 2 * Math.ceil(p.dedup.windowMs / 1000);
+}
+
+/**
+ * When a seen key may go: twice the window after its time or after it was
+ * written, whichever is later. Measured from the time alone, a backlog older
+ * than that (a daemon down for a while, late event times) would lose its keys
+ * on insert, and its later duplicates would pass.
+ */
+export function seenExpirySql(p: PipelineConfig): string {
+  return `greatest(toDateTime(\`__t\`), \`__at\`) + INTERVAL ${seenTtlSeconds(p)} SECOND`;
 }
 
 function seenPartitionBy(p: PipelineConfig): string {
@@ -180,7 +194,7 @@ export function upStatements(p: PipelineConfig, opts: RenderOptions): Statement[
       keyColumns: columnList(p, keyCols),
       key: names(keyCols),
       partitionBy: seenPartitionBy(p),
-      ttlSeconds: String(seenTtlSeconds(p)),
+      ttl: seenExpirySql(p),
     }),
   );
   add(`dedup entry point ${n.kept}`, renderSql('create_kept', { table: q(n.kept), columns: columnList(p) }));
@@ -189,6 +203,7 @@ export function upStatements(p: PipelineConfig, opts: RenderOptions): Statement[
     renderSql('create_kept_to_final_mv', { view: q(n.keptToFinalMv), final: q(n.final), kept: q(n.kept), columns: names(p.columns.map((c) => c.name)) }),
   );
   add(`view ${n.keptToSeenMv}`, renderSql('create_kept_to_seen_mv', { view: q(n.keptToSeenMv), seen: q(n.seen), kept: q(n.kept), key: names(keyCols) }));
+  out.push(...keptCountsStatements(p));
   const queueVars = (redact: boolean): Record<string, string> => ({
     table: q(n.queue),
     brokers: quoteString(p.source.brokers.join(',')),
@@ -230,14 +245,45 @@ export function downStatements(p: PipelineConfig, opts: { dropFinal: boolean }):
   view(n.stagingMv);
   view(n.errorsMv);
   table(n.parsed);
+  view(n.keptToCountsMv);
   view(n.keptToSeenMv);
   view(n.keptToFinalMv);
   table(n.kept);
+  table(n.keptCounts);
   table(n.seen);
   table(n.errors);
   table(n.staging);
   if (opts.dropFinal) table(n.final);
   return out;
+}
+
+/** Rows kept per slice, written by the slice insert itself: reading a slice's count costs nothing however large the state. */
+export function keptCountsStatements(p: PipelineConfig): Statement[] {
+  const n = objectNames(p);
+  const q = (t: string): string => qualified(n.database, t);
+  const table = renderSql('create_kept_counts', { table: q(n.keptCounts), ttlSeconds: String(retentionSeconds(p)) });
+  const view = renderSql('create_kept_to_counts_mv', { view: q(n.keptToCountsMv), counts: q(n.keptCounts), kept: q(n.kept) });
+  return [
+    { title: `kept counts ${n.keptCounts}`, sql: table, display: table },
+    { title: `view ${n.keptToCountsMv}`, sql: view, display: view },
+  ];
+}
+
+/**
+ * Seen keys of a pipeline created before 0005: the key hash the slice insert
+ * looks keys up by, the write time, and expiry measured from the later of the
+ * two times. Existing parts compute both columns when read; the new TTL applies
+ * as parts merge (no rewrite now).
+ */
+export function seenUpgradeStatements(p: PipelineConfig): Statement[] {
+  const n = objectNames(p);
+  const seen = qualified(n.database, n.seen);
+  const key = names(p.dedup.key);
+  return [
+    { title: `seen keys ${n.seen}: key hash`, sql: `ALTER TABLE ${seen} ADD COLUMN IF NOT EXISTS \`__h\` UInt64 MATERIALIZED sipHash64(${key})` },
+    { title: `seen keys ${n.seen}: write time`, sql: `ALTER TABLE ${seen} ADD COLUMN IF NOT EXISTS \`__at\` DateTime DEFAULT now()` },
+    { title: `seen keys ${n.seen}: expiry`, sql: `ALTER TABLE ${seen} MODIFY TTL ${seenExpirySql(p)} SETTINGS materialize_ttl_after_modify = 0` },
+  ].map((s) => ({ ...s, display: s.sql }));
 }
 
 export function slicesTableSql(database: string): string {

@@ -79,7 +79,7 @@ export class Processor {
     await this.hooks.afterInsert?.(planned);
     const [rowsIn, inserted] = await Promise.all([
       countStaged(this.db, this.pipeline, planned.ranges),
-      countKept(this.db, this.pipeline, planned.sliceId, planned.ranges),
+      countKept(this.db, this.pipeline, planned.sliceId),
     ]);
     const committed: SliceRecord = {
       ...planned,

@@ -43,6 +43,8 @@ export function sliceInsertSql(p: PipelineConfig, sliceId: string, ranges: Slice
     staging: qualified(n.database, n.staging),
     seen: qualified(n.database, n.seen),
     columns: cols.join(', '),
+    // The kept row travels as a tuple (columns..., __t); these take it apart again.
+    rowColumns: [...cols, '`__t`'].map((_c, i) => `tupleElement(r, ${i + 1})`).join(', '),
     key: p.dedup.key.map(ident).join(', '),
     ranges: cond.sql,
   });
