@@ -25,6 +25,9 @@ function insertSettings(p: PipelineConfig, token: string): ClickHouseSettings {
     // other, the views serialise the whole insert (bench: 1M rows at 20M seen keys, 2.2 s -> 1.3 s).
     // Any view failing still fails the insert, and a re-run still skips what landed.
     parallel_view_processing: 1,
+    // The seen-keys lookup and the set of keys that need deciding are each computed once,
+    // though used twice (bench: 1M rows at 20M seen keys, 1.47 s -> 0.95 s, half the memory).
+    enable_materialized_cte: 1,
   };
 }
 
