@@ -48,7 +48,7 @@ Phases:
                           (default: all but levers)
   --latency-rate N        offered events/s of the latency phase        (default 20000)
   --latency-seconds S     length of the latency phase                  (default 30; quick 10)
-  --live-rates LIST       offered rates the live phase steps through   (default 25000,50000,75000,100000,150000;
+  --live-rates LIST       offered rates the live phase steps through   (default 25000,50000,60000,75000,100000;
                                                                         quick 10000,25000,50000)
   --live-probe-seconds S  length of each step                          (default 15; quick 4)
   --live-seconds S        how long the best step must then be sustained (default 120; quick 20)
@@ -150,7 +150,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
     partitions: num('partitions', values.partitions, 3, 1),
     latencyRate: num('latency-rate', values['latency-rate'], 20_000, 1),
     latencySeconds: num('latency-seconds', values['latency-seconds'], q ? 10 : 30, 1),
-    liveRates: list('live-rates', values['live-rates'], q ? [10_000, 25_000, 50_000] : [25_000, 50_000, 75_000, 100_000, 150_000]).sort((a, b) => a - b),
+    liveRates: list('live-rates', values['live-rates'], q ? [10_000, 25_000, 50_000] : [25_000, 50_000, 60_000, 75_000, 100_000]).sort((a, b) => a - b),
     liveProbeSeconds: num('live-probe-seconds', values['live-probe-seconds'], q ? 4 : 15, 1),
     liveSeconds: num('live-seconds', values['live-seconds'], q ? 20 : 120, 1),
     stateSizes: list('state-sizes', values['state-sizes'], q ? [M, 5 * M] : [M, 10 * M, 100 * M]).sort((a, b) => a - b),

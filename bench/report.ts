@@ -88,11 +88,11 @@ export function evaluateTargets(r: BenchResult): Target[] {
   t.push({
     name: 'live throughput',
     goal: '>= 50,000 events/s sustained 2 min',
-    measured: l ? `${rate(Math.max(l.maxSustainedRate, l.maxKeptUpRate))} for ${o.liveSeconds} s` : 'not run',
+    measured: l ? `${rate(l.maxSustainedRate)} offered and held for ${o.liveSeconds} s` : 'not run',
     met: l ? l.maxSustainedRate >= 50_000 : undefined,
     ...(l && o.liveSeconds < 120 ? { note: 'shorter sustain period than the target names' } : {}),
     ...(l && l.maxSustainedRate < 50_000 && l.maxKeptUpRate > l.maxSustainedRate
-      ? { note: `generator-limited: the pipeline kept up with the ${rate(l.maxKeptUpRate)} the generator delivered` }
+      ? { note: `generator-limited: the pipeline kept up with the ${rate(l.maxKeptUpRate)} the generator delivered at higher offered rates` }
       : {}),
   });
   const ds = r.state?.dedupStage;
@@ -184,7 +184,7 @@ export function render(r: BenchResult): string {
       ...(live?.probes ?? []).map((s) => [`step ${fmtInt(s.offeredRate)}/s (${s.seconds.toFixed(0)} s)`, `achieved ${rate(s.achievedRate)}, processed ${rate(s.processedRate)}, ${stepStatus(s)}`]),
       ...(live?.sustained ?? []).map((s) => [`sustain ${fmtInt(s.offeredRate)}/s (${s.seconds.toFixed(0)} s)`, `achieved ${rate(s.achievedRate)}, processed ${rate(s.processedRate)}, ${stepStatus(s)}`]),
       ['live: max offered rate held for the sustain period', live ? rate(live.maxSustainedRate) : '-'],
-      ['live: max delivered rate kept up with (generator-limited)', live ? rate(live.maxKeptUpRate) : '-'],
+      ['live: max delivered rate kept up with (any step)', live ? rate(live.maxKeptUpRate) : '-'],
       ['controller peak RSS while streaming', mb(r.streamDaemonPeakRss)],
       ['ClickHouse server peak RSS (whole run)', mb(r.clickhousePeakRss)],
     ]),
