@@ -1,6 +1,7 @@
 /**
- * Live throughput: step the offered rate up until the pipeline falls behind,
- * then hold the best rate for the sustain period. The backlog saw-tooths (the
+ * Live throughput: step the offered rate up until the pipeline falls behind
+ * or the generator cannot offer more, then hold the best step that held for
+ * the sustain period. The backlog saw-tooths (the
  * Kafka engine flushes blocks, the controller takes slices), so "keeps up"
  * compares the backlog's lows in the two halves of a step: it holds when they
  * rose by less than 2 s of input and the generator delivered >= 95% of the
@@ -96,19 +97,19 @@ export async function live(ctx: Ctx, rig: Rig): Promise<LiveResult> {
     probes.push(p);
     if (!p.held) break; // fell behind, or the generator cannot offer more
   }
-  // Worth sustaining: steps that held, and a step where the pipeline kept up with all the generator could deliver.
-  const worth = probes.filter((p) => p.held || p.keptUp).map((p) => p.offeredRate);
+  // Only a rate the generator really offered can be claimed: the best step that held (not
+  // generator-limited) is sustained; a generator-limited step that kept up is reported beside it.
+  const worth = probes.filter((p) => p.held).map((p) => p.offeredRate);
   const candidates = worth.length > 0 ? worth.slice(-2).reverse() : [Math.round((opts.liveRates[0] ?? 10_000) / 2)];
   const sustained: LiveStep[] = [];
   for (const rate of candidates) {
     await settle(ctx, rig, rate);
     const s = await step(ctx, rig, rate, opts.liveSeconds, 'sustain');
     sustained.push(s);
-    // A lower rate is only worth trying when the pipeline, not the generator, fell behind.
-    if (s.held || s.keptUp) break;
+    if (s.held) break;
   }
   rig.producer.setRate(0);
   const held = sustained.filter((s) => s.held).map((s) => s.offeredRate);
-  const keptUp = sustained.filter((s) => s.keptUp).map((s) => s.achievedRate);
+  const keptUp = [...probes, ...sustained].filter((s) => s.keptUp).map((s) => s.achievedRate);
   return { probes, sustained, maxSustainedRate: Math.max(0, ...held), maxKeptUpRate: Math.max(0, ...keptUp) };
 }
