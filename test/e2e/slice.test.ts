@@ -5,7 +5,9 @@
  * directions, re-delivered Kafka coordinates counted once, a re-run slice adds
  * nothing, a re-run whose first attempt wrote only the seen keys still writes
  * exactly the first attempt's rows, and the kept count of each slice equals
- * the rows it put in the final table.
+ * the rows it put in the final table. Event times are an hour old: seen keys
+ * must outlive them while the backlog is processed. Last, a pipeline built by
+ * migrations 0001-0004 upgrades through 0005 and its old seen keys still count.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type Db } from '../../src/clickhouse/client.ts';
@@ -183,5 +185,69 @@ describe('slice insert', () => {
     expect(added).toEqual(expected);
     expect(await countKept(client, p, sliceId)).toBe(expected.length);
     expect(await countStaged(client, p, ranges)).toBe(new Set(moved.map((s) => s.msg)).size);
+  });
+});
+
+describe('upgrade of a pipeline created before 0005', () => {
+  it('adds the key hash, the write time and the kept counts, and old seen keys still block their duplicates', async () => {
+    const s = servers();
+    const db = (await freshDatabase('winnow_up5')).name;
+    const p = validateConfig(
+      {
+        pipelines: [
+          {
+            name: uniqueName('up5'),
+            source: { brokers: s.kafkaBrokersForClickHouse, topics: ['a'] },
+            columns: [
+              { name: 'event_id', type: 'UUID' },
+              { name: 'msg', type: 'UInt64' },
+              { name: 'payload', type: 'String' },
+            ],
+            dedup: { key: ['event_id'], window: '1h', time: 'ingestion' },
+            sink: { url: s.clickhouseUrl, database: db, table: 'events' },
+          },
+        ],
+      },
+      'test',
+      {},
+    ).pipelines[0]!;
+    const n = objectNames(p);
+    const client = connect({ url: s.clickhouseUrl });
+    try {
+      const migrator = new Migrator(client, p);
+      await migrator.up({ dryRun: false, kafkaPassword: undefined, print: () => undefined });
+      await client.command(`DROP VIEW IF EXISTS ${db}.${n.parsedMv} SYNC`);
+      await client.command(`DROP TABLE IF EXISTS ${db}.${n.queue} SYNC`);
+      // Back to what 0001-0004 built: no counts, seen keys without __h and __at, TTL from __t.
+      await client.command(`DROP VIEW ${db}.${n.keptToCountsMv} SYNC`);
+      await client.command(`DROP TABLE ${db}.${n.keptCounts} SYNC`);
+      await client.command(`ALTER TABLE ${db}.${n.seen} MODIFY TTL toDateTime(__t) + INTERVAL 7200 SECOND`);
+      await client.command(`ALTER TABLE ${db}.${n.seen} DROP COLUMN __h, DROP COLUMN __at`);
+      await client.command(`DELETE FROM ${db}.winnow_migrations_${p.name} WHERE name = '0005_seen_hash_and_kept_counts'`, {}, { mutations_sync: '2' });
+      // Keys an old slice kept 10 minutes ago.
+      await client.command(
+        `INSERT INTO ${db}.${n.seen} (event_id, __t, __slice) SELECT toUUID(concat('00000000-0000-4000-8000-', leftPad(toString(number), 12, '0'))), now64(3) - INTERVAL 10 MINUTE, 'old-1' FROM numbers(50)`,
+      );
+      expect((await migrator.status()).filter((m) => !m.executed).map((m) => m.name)).toEqual(['0005_seen_hash_and_kept_counts']);
+
+      await migrator.up({ dryRun: false, kafkaPassword: undefined, print: () => undefined });
+
+      const cols = await client.rows<{ name: string }>(`SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}`, { d: db, t: n.seen });
+      expect(cols.map((c) => c.name)).toEqual(expect.arrayContaining(['__h', '__at']));
+      const ddl = await client.rows<{ q: string }>(`SELECT create_table_query AS q FROM system.tables WHERE database = {d:String} AND name = {t:String}`, { d: db, t: n.seen });
+      expect(ddl[0]?.q).toContain('greatest(toDateTime(__t), __at)');
+      // Staged now: the 50 old keys again and 50 new ones; only the new ones are kept.
+      await client.command(
+        `INSERT INTO ${db}.${n.staging} (event_id, msg, payload, __t, _topic, _partition, _offset, _timestamp_ms, _ingested_at)
+         SELECT toUUID(concat('00000000-0000-4000-8000-', leftPad(toString(number), 12, '0'))), number, 'p', now64(3), 'a', 0, number, NULL, now64(3) FROM numbers(100)`,
+      );
+      const out = await new Processor(client, p).tick();
+      expect(out?.slice.rowsIn).toBe(100);
+      expect(out?.slice.inserted).toBe(50);
+      const kept = await client.rows<{ m: string }>(`SELECT min(msg) AS m FROM ${db}.events`);
+      expect(Number(kept[0]?.m)).toBe(50);
+    } finally {
+      await client.close();
+    }
   });
 });
