@@ -20,7 +20,7 @@ import { describeError } from '../errors.ts';
 import { fetchRange } from '../kafka/fetch.ts';
 import type { PartitionOffsets } from '../kafka/offsets.ts';
 import { Checkpoints } from './checkpoints.ts';
-import { CHECKS_TABLE, objectNames, REPLAYS_TABLE, seenTtlSeconds, SLICES_TABLE } from './objects.ts';
+import { CHECKS_TABLE, objectNames, REPLAYS_TABLE, seenExpirySql, SLICES_TABLE } from './objects.ts';
 import { rangesCondition, type SliceRange } from './slice-sql.ts';
 
 export interface PartitionCheck {
@@ -262,8 +262,7 @@ export class Checker {
   /** Seen-key partitions whose every key has outlived its TTL (time and write time both): dropped whole (TTL merges are lazy). */
   private async dropExpiredSeen(): Promise<number> {
     const parts = await this.db.rows<{ id: string }>(
-      `SELECT _partition_id AS id FROM ${this.t(this.n.seen)} GROUP BY id HAVING max(greatest(toDateTime(\`__t\`), \`__at\`)) < now() - toIntervalSecond({ttl:UInt32})`,
-      { ttl: seenTtlSeconds(this.p) },
+      `SELECT _partition_id AS id FROM ${this.t(this.n.seen)} GROUP BY id HAVING max(${seenExpirySql(this.p)}) < now()`,
     );
     for (const p of parts) await this.db.command(`ALTER TABLE ${this.t(this.n.seen)} DROP PARTITION ID ${quoteString(p.id)}`);
     return parts.length;

@@ -78,6 +78,42 @@ function oracle(rows: Staged[], slices: SliceRange[][]): number[][] {
   });
 }
 
+/**
+ * A migrated pipeline (event_id, msg, payload) in a fresh database whose staging
+ * is filled by hand: the queue and its parsing view are dropped, so nothing else writes to it.
+ */
+async function handFedPipeline(prefix: string, topics: string[], dedupWindow: string, schedule: { maxSliceRows?: number } = {}) {
+  const s = servers();
+  const db = (await freshDatabase(`winnow_${prefix}`)).name;
+  const p = validateConfig(
+    {
+      pipelines: [
+        {
+          name: uniqueName(prefix),
+          source: { brokers: s.kafkaBrokersForClickHouse, topics },
+          columns: [
+            { name: 'event_id', type: 'UUID' },
+            { name: 'msg', type: 'UInt64' },
+            { name: 'payload', type: 'String' },
+          ],
+          dedup: { key: ['event_id'], window: dedupWindow, time: 'ingestion' },
+          sink: { url: s.clickhouseUrl, database: db, table: 'events' },
+          schedule,
+        },
+      ],
+    },
+    'test',
+    {},
+  ).pipelines[0]!;
+  const n = objectNames(p);
+  const client = connect({ url: s.clickhouseUrl });
+  const migrator = new Migrator(client, p);
+  await migrator.up({ dryRun: false, kafkaPassword: undefined, print: () => undefined });
+  await client.command(`DROP VIEW IF EXISTS ${db}.${n.parsedMv} SYNC`);
+  await client.command(`DROP TABLE IF EXISTS ${db}.${n.queue} SYNC`);
+  return { db, p, n, client, migrator };
+}
+
 describe('slice insert', () => {
   let db: string;
   let p: PipelineConfig;
@@ -94,35 +130,7 @@ describe('slice insert', () => {
     (await client.rows<{ msg: string }>(`SELECT msg FROM ${db}.events ORDER BY msg`)).map((r) => Number(r.msg));
 
   beforeAll(async () => {
-    const s = servers();
-    db = (await freshDatabase('winnow_slice')).name;
-    const config = validateConfig(
-      {
-        pipelines: [
-          {
-            name: uniqueName('slice'),
-            source: { brokers: s.kafkaBrokersForClickHouse, topics: ['a', 'b'] },
-            columns: [
-              { name: 'event_id', type: 'UUID' },
-              { name: 'msg', type: 'UInt64' },
-              { name: 'payload', type: 'String' },
-            ],
-            dedup: { key: ['event_id'], window: `${WINDOW_MS}ms`, time: 'ingestion' },
-            sink: { url: s.clickhouseUrl, database: db, table: 'events' },
-            schedule: { maxSliceRows: 120 },
-          },
-        ],
-      },
-      'test',
-      {},
-    );
-    p = config.pipelines[0]!;
-    n = objectNames(p);
-    client = connect({ url: s.clickhouseUrl });
-    await new Migrator(client, p).up({ dryRun: false, kafkaPassword: undefined, print: () => undefined });
-    // Staging is filled by hand here: stop the queue so nothing else writes to it.
-    await client.command(`DROP VIEW IF EXISTS ${db}.${n.parsedMv} SYNC`);
-    await client.command(`DROP TABLE IF EXISTS ${db}.${n.queue} SYNC`);
+    ({ db, p, n, client } = await handFedPipeline('slice', ['a', 'b'], `${WINDOW_MS}ms`, { maxSliceRows: 120 }));
   });
 
   afterAll(async () => {
@@ -190,34 +198,8 @@ describe('slice insert', () => {
 
 describe('upgrade of a pipeline created before 0005', () => {
   it('adds the key hash, the write time and the kept counts, and old seen keys still block their duplicates', async () => {
-    const s = servers();
-    const db = (await freshDatabase('winnow_up5')).name;
-    const p = validateConfig(
-      {
-        pipelines: [
-          {
-            name: uniqueName('up5'),
-            source: { brokers: s.kafkaBrokersForClickHouse, topics: ['a'] },
-            columns: [
-              { name: 'event_id', type: 'UUID' },
-              { name: 'msg', type: 'UInt64' },
-              { name: 'payload', type: 'String' },
-            ],
-            dedup: { key: ['event_id'], window: '1h', time: 'ingestion' },
-            sink: { url: s.clickhouseUrl, database: db, table: 'events' },
-          },
-        ],
-      },
-      'test',
-      {},
-    ).pipelines[0]!;
-    const n = objectNames(p);
-    const client = connect({ url: s.clickhouseUrl });
+    const { db, p, n, client, migrator } = await handFedPipeline('up5', ['a'], '1h');
     try {
-      const migrator = new Migrator(client, p);
-      await migrator.up({ dryRun: false, kafkaPassword: undefined, print: () => undefined });
-      await client.command(`DROP VIEW IF EXISTS ${db}.${n.parsedMv} SYNC`);
-      await client.command(`DROP TABLE IF EXISTS ${db}.${n.queue} SYNC`);
       // Back to what 0001-0004 built: no counts, seen keys without __h and __at, TTL from __t.
       await client.command(`DROP VIEW ${db}.${n.keptToCountsMv} SYNC`);
       await client.command(`DROP TABLE ${db}.${n.keptCounts} SYNC`);
