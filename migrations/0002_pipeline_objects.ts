@@ -3,9 +3,8 @@ import type { WinnowMigration } from './types.ts';
 
 /**
  * The pipeline's tables and views: final table (create mode), staging, dead
- * letters, seen keys, the dedup entry point with its views (final table, seen
- * keys, and since 0005 kept counts), and last the Kafka queue with the views
- * that start consumption.
+ * letters, seen keys, the dedup entry point with its two views, and last the
+ * Kafka queue with the views that start consumption.
  */
 export const migration: WinnowMigration = {
   name: '0002_pipeline_objects',

@@ -2,7 +2,7 @@ import { migration as m0001 } from './0001_slices.ts';
 import { migration as m0002 } from './0002_pipeline_objects.ts';
 import { migration as m0003 } from './0003_leases.ts';
 import { migration as m0004 } from './0004_replays_and_checks.ts';
-import { migration as m0005 } from './0005_seen_hash_and_kept_counts.ts';
+import { migration as m0005 } from './0005_seen_hash_and_write_time.ts';
 import type { WinnowMigration } from './types.ts';
 
 /** Every migration, in order. A database that has run one not listed here is ahead of this code. */

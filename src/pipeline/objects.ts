@@ -27,8 +27,6 @@ export interface ObjectNames {
   kept: string;
   keptToFinalMv: string;
   keptToSeenMv: string;
-  keptCounts: string;
-  keptToCountsMv: string;
   slices: string;
 }
 
@@ -48,8 +46,6 @@ export function objectNames(p: PipelineConfig): ObjectNames {
     kept: `${base}_kept`,
     keptToFinalMv: `${base}_kept_to_final_mv`,
     keptToSeenMv: `${base}_kept_to_seen_mv`,
-    keptCounts: `${base}_kept_counts`,
-    keptToCountsMv: `${base}_kept_to_counts_mv`,
     slices: SLICES_TABLE,
   };
 }
@@ -203,7 +199,6 @@ export function upStatements(p: PipelineConfig, opts: RenderOptions): Statement[
     renderSql('create_kept_to_final_mv', { view: q(n.keptToFinalMv), final: q(n.final), kept: q(n.kept), columns: names(p.columns.map((c) => c.name)) }),
   );
   add(`view ${n.keptToSeenMv}`, renderSql('create_kept_to_seen_mv', { view: q(n.keptToSeenMv), seen: q(n.seen), kept: q(n.kept), key: names(keyCols) }));
-  out.push(...keptCountsStatements(p));
   const queueVars = (redact: boolean): Record<string, string> => ({
     table: q(n.queue),
     brokers: quoteString(p.source.brokers.join(',')),
@@ -245,28 +240,14 @@ export function downStatements(p: PipelineConfig, opts: { dropFinal: boolean }):
   view(n.stagingMv);
   view(n.errorsMv);
   table(n.parsed);
-  view(n.keptToCountsMv);
   view(n.keptToSeenMv);
   view(n.keptToFinalMv);
   table(n.kept);
-  table(n.keptCounts);
   table(n.seen);
   table(n.errors);
   table(n.staging);
   if (opts.dropFinal) table(n.final);
   return out;
-}
-
-/** Rows kept per slice, written by the slice insert itself: reading a slice's count costs nothing however large the state. */
-export function keptCountsStatements(p: PipelineConfig): Statement[] {
-  const n = objectNames(p);
-  const q = (t: string): string => qualified(n.database, t);
-  const table = renderSql('create_kept_counts', { table: q(n.keptCounts), ttlSeconds: String(retentionSeconds(p)) });
-  const view = renderSql('create_kept_to_counts_mv', { view: q(n.keptToCountsMv), counts: q(n.keptCounts), kept: q(n.kept) });
-  return [
-    { title: `kept counts ${n.keptCounts}`, sql: table, display: table },
-    { title: `view ${n.keptToCountsMv}`, sql: view, display: view },
-  ];
 }
 
 /**

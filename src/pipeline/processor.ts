@@ -1,9 +1,9 @@
 /**
  * One tick of a pipeline: resume an unfinished slice or plan the next one,
  * run the windowed anti-join insert, and record the checkpoint.
- * Write order: final rows, seen keys and the kept count (one insert, three
- * views) before the 'committed' checkpoint; a crash anywhere re-runs the same
- * slice with the same deduplication token.
+ * Write order: final rows and seen keys (one insert, two views) before the
+ * 'committed' checkpoint; a crash anywhere re-runs the same slice with the
+ * same deduplication token.
  */
 import type { PipelineConfig } from '../config/schema.ts';
 import type { Db } from '../clickhouse/client.ts';
@@ -79,7 +79,7 @@ export class Processor {
     await this.hooks.afterInsert?.(planned);
     const [rowsIn, inserted] = await Promise.all([
       countStaged(this.db, this.pipeline, planned.ranges),
-      countKept(this.db, this.pipeline, planned.sliceId),
+      countKept(this.db, this.pipeline, planned.sliceId, planned.ranges),
     ]);
     const committed: SliceRecord = {
       ...planned,

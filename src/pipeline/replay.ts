@@ -124,7 +124,7 @@ export class Replayer {
     for (const [i, c] of chunks.entries()) {
       const id = `${this.p.name}-${replayId}-${i + 1}`;
       await dedupInsert(this.db, this.p, id, c);
-      const [n, kept] = await Promise.all([countStaged(this.db, this.p, c), countKept(this.db, this.p, id)]);
+      const [n, kept] = await Promise.all([countStaged(this.db, this.p, c), countKept(this.db, this.p, id, c)]);
       rowsIn += n;
       inserted += kept;
       await this.record(replayId, i + 1, c, n, kept, req.reason ?? 'replay');
