@@ -46,3 +46,10 @@ export function tokenInsertSelect(token: string): ClickHouseSettings {
 export function tokenInsert(token: string): ClickHouseSettings {
   return { ...TOKEN_INSERT_SETTINGS, insert_deduplication_token: token };
 }
+
+/**
+ * For an `INSERT ... SELECT` that deliberately relies on no token (staging
+ * absorbs repeated Kafka coordinates by design): deduplication explicitly
+ * off, so the server does not log it as silently disabled.
+ */
+export const UNTOKENED_INSERT_SELECT: ClickHouseSettings = { deduplicate_insert_select: 'disable' };

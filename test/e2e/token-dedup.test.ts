@@ -68,6 +68,15 @@ describe('a re-run slice whose SELECT is chunked differently', () => {
     const first = await counts();
     expect(first.final).toBeGreaterThan(ROWS / 2);
     expect(first).toEqual({ final: first.distinct, distinct: first.distinct, seen: first.final, seenGroups: first.final });
+    // One block per target partition: block ids are the token and the block number, so a
+    // re-run must cut the same blocks; one block each makes that hold by construction.
+    const parts = await client.rows<{ table: string; parts: string; partitions: string }>(
+      `SELECT table, count() AS parts, uniqExact(partition_id) AS partitions FROM system.parts
+       WHERE database = {db:String} AND table IN ('events', {seen:String}) AND active GROUP BY table ORDER BY table`,
+      { db, seen: n.seen },
+    );
+    expect(parts.map((r) => Number(r.parts))).toEqual(parts.map((r) => Number(r.partitions)));
+    expect(parts).toHaveLength(2);
 
     for (const settings of [{ max_block_size: '1000' } as Record<string, string>, { max_block_size: '777', max_threads: '1' }, { max_block_size: '100000', max_threads: '8' }]) {
       await dedupInsert(session(settings), p, slice, ranges);
