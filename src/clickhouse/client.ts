@@ -3,7 +3,7 @@
  * come out typed: ClickHouse's numeric code decides whether a retry can help,
  * never the message text.
  */
-import { createClient, ClickHouseError, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
+import { createClient, ClickHouseError, ClickHouseLogLevel, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
 import { WinnowError } from '../errors.ts';
 
 export interface QuerySummary {
@@ -102,6 +102,9 @@ export function connect(opts: DbOptions): Db {
     password: opts.password ?? '',
     ...(opts.database ? { database: opts.database } : {}),
     request_timeout: opts.requestTimeoutMs ?? 300_000,
+    // Every failure comes back typed (classify) and is reported once by its caller; the
+    // client's own error log would print each one again, with its stack and settings.
+    log: { level: ClickHouseLogLevel.OFF },
     // Progress headers keep long slice inserts from looking idle to proxies and to the client.
     clickhouse_settings: { send_progress_in_http_headers: 1, http_headers_progress_interval_ms: '60000', ...opts.settings },
   });

@@ -20,12 +20,15 @@ export interface SliceRecord {
   pipeline: string;
   seq: number;
   sliceId: string;
-  status: 'planned' | 'committed';
+  /** 'split': the final table refused some of the slice's rows; the next slice is `ranges`, its first half */
+  status: 'planned' | 'committed' | 'split';
   ranges: SliceRange[];
   nextOffsets: NextOffset[];
   rowsIn: number;
   inserted: number;
   duplicates: number;
+  /** messages the final table refused, now in the dead letters */
+  rejected: number;
   plannedAt: string;
   committedAt: string | null;
   durationMs: number;
@@ -35,12 +38,13 @@ interface Row {
   pipeline: string;
   seq: string;
   slice_id: string;
-  status: 'planned' | 'committed';
+  status: 'planned' | 'committed' | 'split';
   ranges: { topic: string; partition: number; from_offset: string; to_offset: string }[];
   next_offsets: { topic: string; partition: number; offset: string }[];
   rows_in: string;
   inserted: string;
   duplicates: string;
+  rejected: string;
   planned_at: string;
   committed_at: string | null;
   duration_ms: number;
@@ -57,6 +61,7 @@ function fromRow(r: Row): SliceRecord {
     rowsIn: Number(r.rows_in),
     inserted: Number(r.inserted),
     duplicates: Number(r.duplicates),
+    rejected: Number(r.rejected),
     plannedAt: r.planned_at,
     committedAt: r.committed_at,
     durationMs: r.duration_ms,
@@ -72,7 +77,7 @@ export class Checkpoints {
     this.table = qualified(database, SLICES_TABLE);
   }
 
-  /** The newest slice of a pipeline; a committed row wins over the planned row of the same seq. */
+  /** The newest slice of a pipeline; a committed or split row wins over the planned row of the same seq. */
   async last(pipeline: string): Promise<SliceRecord | undefined> {
     const rows = await this.db.rows<Row>(
       `SELECT * FROM ${this.table} WHERE pipeline = {pipeline:String} ORDER BY seq DESC, status DESC LIMIT 1`,
@@ -96,11 +101,11 @@ export class Checkpoints {
    */
   async record(s: SliceRecord): Promise<void> {
     await this.db.command(
-      `INSERT INTO ${this.table} (pipeline, seq, slice_id, status, ranges, next_offsets, rows_in, inserted, duplicates, planned_at, committed_at, duration_ms)
+      `INSERT INTO ${this.table} (pipeline, seq, slice_id, status, ranges, next_offsets, rows_in, inserted, duplicates, rejected, planned_at, committed_at, duration_ms)
        VALUES ({pipeline:String}, {seq:UInt64}, {sliceId:String}, {status:String},
               JSONExtract({ranges:String}, 'Array(Tuple(topic String, partition UInt32, from_offset UInt64, to_offset UInt64))'),
               JSONExtract({next:String}, 'Array(Tuple(topic String, partition UInt32, offset UInt64))'),
-              {rowsIn:UInt64}, {inserted:UInt64}, {duplicates:UInt64},
+              {rowsIn:UInt64}, {inserted:UInt64}, {duplicates:UInt64}, {rejected:UInt64},
               parseDateTime64BestEffort({plannedAt:String}, 3, 'UTC'),
               parseDateTime64BestEffortOrNull({committedAt:String}, 3, 'UTC'),
               {durationMs:UInt32})`,
@@ -114,6 +119,7 @@ export class Checkpoints {
         rowsIn: s.rowsIn,
         inserted: s.inserted,
         duplicates: s.duplicates,
+        rejected: s.rejected,
         plannedAt: s.plannedAt,
         committedAt: s.committedAt ?? '',
         durationMs: Math.min(Math.round(s.durationMs), 4_294_967_295),

@@ -10,6 +10,7 @@ import type { PipelineConfig } from '../config/schema.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { Checker, type CheckerKafka, type CheckReport } from './checker.ts';
+import { Backoff } from './backoff.ts';
 import { assertTokenDeduplication } from './dedup-guard.ts';
 import { Lease, type LeaseState } from './lease.ts';
 import { Processor, type SliceOutcome, type StepHooks } from './processor.ts';
@@ -35,6 +36,7 @@ export class PipelineRunner {
   private stopped = false;
   private lastSliceMs = 0;
   private deduplicationVerified = false;
+  private readonly backoff = new Backoff();
 
   constructor(
     readonly pipeline: PipelineConfig,
@@ -108,6 +110,7 @@ export class PipelineRunner {
   /** Process slices until staging has nothing new, the budget is spent, or stop() is called. */
   drain(budgetMs: number): Promise<void> {
     if (this.inFlight) return this.inFlight; // a tick still running: this one joins it
+    if (!this.backoff.ready(Date.now())) return Promise.resolve(); // failing: wait out the pause
     const deadline = Date.now() + budgetMs;
     this.inFlight = this.exclusive(async () => {
       try {
@@ -121,11 +124,16 @@ export class PipelineRunner {
           this.slicesDone++;
         }
         this.lastError = null;
+        const ended = this.backoff.succeeded();
+        if (ended > 0) this.logger.info('slices succeed again', { pipeline: this.pipeline.name, failuresBefore: ended });
       } catch (err) {
         this.lastError = describeError(err);
         this.lastErrorAt = Date.now();
-        const retryable = (err as { retryable?: boolean }).retryable ?? false;
-        this.logger.error('slice failed', { pipeline: this.pipeline.name, error: this.lastError, retryable, willRetry: true });
+        const report = this.backoff.failed(this.lastError, Date.now());
+        if (report.kind === 'new') this.logger.error('slice failed; retrying with back-off', { pipeline: this.pipeline.name, error: this.lastError });
+        else if (report.kind === 'ongoing') {
+          this.logger.error('slices still failing', { pipeline: this.pipeline.name, error: report.error, failures: report.failures, sinceS: Math.round(report.sinceMs / 1000) });
+        }
       } finally {
         this.inFlight = undefined;
       }
@@ -135,6 +143,16 @@ export class PipelineRunner {
 
   private logSlice(o: SliceOutcome): void {
     const s = o.slice;
+    const ranges = s.ranges.map((r) => `${r.topic}/${r.partition}:${r.fromOffset}-${r.toOffset}`).join(' ');
+    if (o.split) {
+      // Halving towards the refused messages: one line each would flood the log.
+      this.logger.debug('slice split: the final table refused some of its rows; next slice is its first half', { pipeline: this.pipeline.name, slice: s.sliceId, seq: s.seq, next: ranges, reason: o.split.reason });
+      return;
+    }
+    if (o.refused) {
+      this.logger.warn('message refused by the final table: sent to the dead letters', { pipeline: this.pipeline.name, slice: s.sliceId, seq: s.seq, message: ranges, reason: o.refused.reason });
+      return;
+    }
     this.logger.info('slice', {
       pipeline: this.pipeline.name,
       slice: s.sliceId,
@@ -144,7 +162,7 @@ export class PipelineRunner {
       inserted: s.inserted,
       duplicates: s.duplicates,
       durationMs: Math.round(s.durationMs),
-      ranges: s.ranges.map((r) => `${r.topic}/${r.partition}:${r.fromOffset}-${r.toOffset}`).join(' '),
+      ranges,
     });
   }
 

@@ -3,13 +3,16 @@
  * Once the cause is fixed (a column made optional, a type widened), `replay`
  * runs them through the same validation again: those that pass go to staging
  * with their original Kafka coordinates and through the dedup, and leave the
- * dead letters; the others stay, with their new reason.
+ * dead letters; the others stay, with their new reason. Messages the final
+ * table refused (rejections.ts) are staged already: once its cause is fixed
+ * they are only run through the dedup again, and leave the dead letters.
  */
 import type { Db } from '../clickhouse/client.ts';
 import { ident, qualified } from '../clickhouse/sql.ts';
 import { UNTOKENED_INSERT_SELECT } from '../clickhouse/token-dedup.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { objectNames, validatedSelect } from './objects.ts';
+import { REFUSED_BY_FINAL } from './rejections.ts';
 import { Replayer, type OffsetSpec, type ReplayResult } from './replay.ts';
 
 export interface DeadLetter {
@@ -71,11 +74,18 @@ export async function replayDeadLetters(
   const n = objectNames(p);
   const errors = qualified(n.database, n.errors);
   const staging = qualified(n.database, n.staging);
-  const sel = selection(which, p.source.topics);
-  const source = `(SELECT _raw, _topic, _partition, _offset, _timestamp_ms FROM ${errors} WHERE ${sel.sql} LIMIT 1 BY _topic, _partition, _offset)`;
+  const picked = selection(which, p.source.topics);
+  const sel = { sql: picked.sql, params: { ...picked.params, refused: REFUSED_BY_FINAL } };
+  // Refused by the final table: staged already, so they are only run through the dedup again.
+  const refused = await db.rows<{ topic: string; partition: number; offset: string }>(
+    `SELECT DISTINCT _topic AS topic, _partition AS partition, _offset AS offset FROM ${errors} WHERE (${sel.sql}) AND startsWith(__error, {refused:String})`,
+    sel.params,
+  );
+  const source = `(SELECT _raw, _topic, _partition, _offset, _timestamp_ms FROM ${errors}
+    WHERE (${sel.sql}) AND NOT startsWith(__error, {refused:String}) LIMIT 1 BY _topic, _partition, _offset)`;
   const validated = validatedSelect(p, source, "''");
   const cols = p.columns.map((c) => ident(c.name)).join(', ');
-  const selected = Number((await db.rows<{ n: string }>(`SELECT count() AS n FROM ${source}`, sel.params))[0]?.n ?? 0);
+  const selected = Number((await db.rows<{ n: string }>(`SELECT count() AS n FROM ${source}`, sel.params))[0]?.n ?? 0) + refused.length;
   const passing = await db.rows<{ topic: string; partition: number; offset: string }>(
     `SELECT _topic AS topic, _partition AS partition, _offset AS offset FROM (${validated}) WHERE __error = ''`,
     sel.params,
@@ -99,11 +109,12 @@ export async function replayDeadLetters(
     sel.params,
   );
   let replay: ReplayResult | null = null;
-  if (passing.length > 0) {
+  const rerun = [...passing, ...refused];
+  if (rerun.length > 0) {
     // Offsets already behind the watermark need a replay; later ones are sliced as usual.
     const lowest = new Map<string, OffsetSpec>();
     const highest = new Map<string, OffsetSpec>();
-    for (const r of passing) {
+    for (const r of rerun) {
       const k = `${r.topic}/${r.partition}`;
       const o = Number(r.offset);
       if (o < (lowest.get(k)?.offset ?? Infinity)) lowest.set(k, { topic: r.topic, partition: r.partition, offset: o });
@@ -115,11 +126,23 @@ export async function replayDeadLetters(
       reason: 'dead letters',
     });
   }
+  if (refused.length > 0) {
+    // The replay went through (a still refused row would have failed it): they are rows now, or duplicates.
+    const done = selection(
+      refused.map((r) => ({ topic: r.topic, partition: r.partition, offset: Number(r.offset) })),
+      p.source.topics,
+    );
+    await db.command(
+      `DELETE FROM ${errors} WHERE (${done.sql}) AND startsWith(__error, {refused:String})`,
+      { ...done.params, refused: REFUSED_BY_FINAL },
+      { mutations_sync: '2' },
+    );
+  }
   const replayed = replay?.rowsIn ?? 0;
   return {
     selected,
-    reingested: passing.length,
-    waitingForSlice: Math.max(0, passing.length - replayed),
+    reingested: passing.length + refused.length,
+    waitingForSlice: Math.max(0, passing.length + refused.length - replayed),
     stillFailing: reasons.reduce((s, r) => s + Number(r.count), 0),
     reasons: reasons.map((r) => ({ error: r.error, count: Number(r.count) })),
     replay,

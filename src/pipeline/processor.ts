@@ -7,14 +7,20 @@
  */
 import type { PipelineConfig } from '../config/schema.ts';
 import type { Db } from '../clickhouse/client.ts';
-import { Checkpoints, type SliceRecord } from './checkpoints.ts';
+import { WinnowError } from '../errors.ts';
+import { Checkpoints, type NextOffset, type SliceRecord } from './checkpoints.ts';
 import { countKept, countStaged, dedupInsert } from './dedup.ts';
 import { planSlice, sliceId, type StagedHead } from './plan.ts';
-import { stagedHeadsSql } from './slice-sql.ts';
+import { advance, deadLetterRefused, dropRefusedSeenKeys, firstHalf, isRowRefusal, offsetCount, refusalReason, rewind } from './rejections.ts';
+import { stagedHeadsSql, type SliceRange } from './slice-sql.ts';
 
 export interface SliceOutcome {
   slice: SliceRecord;
   resumed: boolean;
+  /** the final table refused some of its rows: recorded as split, its first half comes next */
+  split?: { reason: string };
+  /** its one message was refused and dead-lettered */
+  refused?: { reason: string };
 }
 
 /** Hooks the fault tests use to stop the controller at each step of a slice. */
@@ -26,8 +32,20 @@ export interface StepHooks {
   afterCommit?: (s: SliceRecord) => Promise<void> | void;
 }
 
+/** Consecutive refused messages after which the final table, not the rows, is taken to be at fault. */
+export const TABLE_WIDE_REFUSALS = 10;
+
 export class Processor {
   readonly checkpoints: Checkpoints;
+  /**
+   * While a refused message is being isolated, slices grow back from the size
+   * that got through, doubling on each success, rather than fail again at full
+   * size; once it is dead-lettered, full slices resume. Only speed depends on
+   * it, so it lives in memory.
+   */
+  private cap: number | undefined;
+  /** Messages dead-lettered since the final table last accepted a row (see refused()). */
+  private refusedInARow = 0;
   constructor(
     private readonly db: Db,
     private readonly pipeline: PipelineConfig,
@@ -40,10 +58,15 @@ export class Processor {
   async tick(): Promise<SliceOutcome | undefined> {
     const last = await this.checkpoints.last(this.pipeline.name);
     if (last?.status === 'planned') {
-      return { slice: await this.execute(last), resumed: true };
+      return this.execute(last, true);
     }
-    const heads = await this.stagedHeads(last?.nextOffsets ?? []);
-    const plan = planSlice(last?.nextOffsets ?? [], heads, this.pipeline.schedule.maxSliceRows);
+    let plan: { ranges: SliceRange[]; nextOffsets: NextOffset[] } | undefined;
+    if (last?.status === 'split') {
+      plan = { ranges: last.ranges, nextOffsets: advance(last.nextOffsets, last.ranges) };
+    } else {
+      const heads = await this.stagedHeads(last?.nextOffsets ?? []);
+      plan = planSlice(last?.nextOffsets ?? [], heads, Math.min(this.cap ?? Infinity, this.pipeline.schedule.maxSliceRows));
+    }
     if (!plan) return undefined;
     const seq = (last?.seq ?? 0) + 1;
     const planned: SliceRecord = {
@@ -56,12 +79,13 @@ export class Processor {
       rowsIn: 0,
       inserted: 0,
       duplicates: 0,
+      rejected: 0,
       plannedAt: new Date().toISOString(),
       committedAt: null,
       durationMs: 0,
     };
     await this.checkpoints.record(planned);
-    return { slice: await this.execute(planned), resumed: false };
+    return this.execute(planned, false);
   }
 
   private async stagedHeads(next: SliceRecord['nextOffsets']): Promise<StagedHead[]> {
@@ -70,28 +94,75 @@ export class Processor {
     return rows.map((r) => ({ topic: r.topic, partition: r.partition, low: Number(r.low), high: Number(r.high) }));
   }
 
-  private async execute(planned: SliceRecord): Promise<SliceRecord> {
+  private async execute(planned: SliceRecord, resumed: boolean): Promise<SliceOutcome> {
     const started = performance.now();
     await this.hooks.beforeInsert?.(planned);
     const insert = dedupInsert(this.db, this.pipeline, planned.sliceId, planned.ranges);
     this.hooks.duringInsert?.(planned);
-    await insert;
+    try {
+      await insert;
+    } catch (err) {
+      if (!isRowRefusal(err)) throw err;
+      return this.refused(planned, resumed, refusalReason(err), started);
+    }
     await this.hooks.afterInsert?.(planned);
     const [rowsIn, inserted] = await Promise.all([
       countStaged(this.db, this.pipeline, planned.ranges),
       countKept(this.db, this.pipeline, planned.sliceId, planned.ranges),
     ]);
+    const committed = await this.commit(planned, { rowsIn, inserted, duplicates: Math.max(0, rowsIn - inserted), rejected: 0 }, started);
+    if (this.cap !== undefined) this.cap = this.cap * 2 >= this.pipeline.schedule.maxSliceRows ? undefined : this.cap * 2;
+    if (inserted > 0) this.refusedInARow = 0;
+    await this.hooks.afterCommit?.(committed);
+    return { slice: committed, resumed };
+  }
+
+  /**
+   * The final table refused some of the slice's rows (rejections.ts). One
+   * message: it goes to the dead letters and the slice commits without it.
+   * More: the slice is recorded as split and its first half is the next slice.
+   * Either way, the seen keys the refused attempt wrote go first.
+   */
+  private async refused(planned: SliceRecord, resumed: boolean, reason: string, started: number): Promise<SliceOutcome> {
+    await dropRefusedSeenKeys(this.db, this.pipeline, planned.sliceId, planned.ranges);
+    if (offsetCount(planned.ranges) === 1) {
+      if (this.refusedInARow >= TABLE_WIDE_REFUSALS) {
+        // Not these rows: the table. Dead-lettering the whole stream one message at a time
+        // would help no one; fail (and retry with back-off) until the table is fixed.
+        throw new WinnowError('CLICKHOUSE', `the final table refused the last ${this.refusedInARow} messages one by one and accepted none: it refuses every row (${reason})`, {
+          hint: 'fix the table; then `winnow deadletters replay` brings back the refused messages',
+          retryable: true,
+        });
+      }
+      const rejected = await deadLetterRefused(this.db, this.pipeline, planned.ranges, reason);
+      this.refusedInARow += rejected;
+      this.cap = undefined; // isolated: back to full slices (refused rows are rare)
+      const committed = await this.commit(planned, { rowsIn: rejected, inserted: 0, duplicates: 0, rejected }, started);
+      return { slice: committed, resumed, refused: { reason } };
+    }
+    const half = firstHalf(planned.ranges);
+    this.cap = Math.max(1, offsetCount(half));
+    const split: SliceRecord = {
+      ...planned,
+      status: 'split',
+      ranges: half,
+      nextOffsets: rewind(planned.nextOffsets, planned.ranges),
+      committedAt: new Date().toISOString(),
+      durationMs: performance.now() - started,
+    };
+    await this.checkpoints.record(split);
+    return { slice: split, resumed, split: { reason } };
+  }
+
+  private async commit(planned: SliceRecord, counts: Pick<SliceRecord, 'rowsIn' | 'inserted' | 'duplicates' | 'rejected'>, started: number): Promise<SliceRecord> {
     const committed: SliceRecord = {
       ...planned,
+      ...counts,
       status: 'committed',
-      rowsIn,
-      inserted,
-      duplicates: Math.max(0, rowsIn - inserted),
       committedAt: new Date().toISOString(),
       durationMs: performance.now() - started,
     };
     await this.checkpoints.record(committed);
-    await this.hooks.afterCommit?.(committed);
     return committed;
   }
 }

@@ -4,6 +4,7 @@ import { qualified } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import type { PartitionOffsets } from '../kafka/offsets.ts';
 import { objectNames, SLICES_TABLE } from './objects.ts';
+import { REFUSED_BY_FINAL } from './rejections.ts';
 import { Checkpoints } from './checkpoints.ts';
 
 export interface PartitionStats {
@@ -18,16 +19,22 @@ export interface PartitionStats {
 
 export interface PipelineStats {
   name: string;
+  /** staged + dead letters that never reached staging */
   messagesConsumed: number;
   staged: number;
   inserted: number;
   duplicatesDropped: number;
+  /** duplicatesDropped / (inserted + duplicatesDropped), 0 when none */
   duplicateRatio: number;
   deadLetters: number;
+  /** staged messages the final table refused (also dead letters) */
+  refusedByFinal: number;
+  /** staged but not yet in a committed slice */
   pendingRows: number;
   partitions: PartitionStats[];
   lastSlice: { sliceId: string; seq: number; committedAt: string | null; durationMs: number; rowsIn: number; inserted: number; duplicates: number } | null;
   eventsPerSecond: { last1m: number; last5m: number };
+  /** the daemon's most recent failure for this pipeline, if any */
   lastError: string | null;
 }
 
@@ -48,9 +55,12 @@ export async function pipelineStats(
     db.rows<{ topic: string; partition: number; rows: string; high: string }>(
       `SELECT _topic AS topic, _partition AS partition, uniqExact(_offset) AS rows, max(_offset) AS high FROM ${staging} GROUP BY topic, partition`,
     ),
-    db.rows<{ rows: string }>(`SELECT uniqExact(_topic, _partition, _offset) AS rows FROM ${errors}`),
-    db.rows<{ inserted: string; duplicates: string; rows_in: string }>(
-      `SELECT sum(inserted) AS inserted, sum(duplicates) AS duplicates, sum(rows_in) AS rows_in
+    db.rows<{ rows: string; unparsed: string }>(
+      `SELECT uniqExact(_topic, _partition, _offset) AS rows, uniqExactIf(_topic, _partition, _offset, NOT startsWith(__error, {refused:String})) AS unparsed FROM ${errors}`,
+      { refused: REFUSED_BY_FINAL },
+    ),
+    db.rows<{ inserted: string; duplicates: string; rows_in: string; rejected: string }>(
+      `SELECT sum(inserted) AS inserted, sum(duplicates) AS duplicates, sum(rows_in) AS rows_in, sum(rejected) AS rejected
        FROM ${slices} WHERE pipeline = {p:String} AND status = 'committed'`,
       { p: p.name },
     ),
@@ -63,6 +73,8 @@ export async function pipelineStats(
   ]);
   const staged = stagedRows.reduce((s, r) => s + Number(r.rows), 0);
   const deadLetters = Number(errorRows[0]?.rows ?? 0);
+  // Refused by the final table: dead letters, but staged first, so consumed once.
+  const unparsed = Number(errorRows[0]?.unparsed ?? 0);
   const inserted = Number(totals[0]?.inserted ?? 0);
   const duplicatesDropped = Number(totals[0]?.duplicates ?? 0);
   const processed = Number(totals[0]?.rows_in ?? 0);
@@ -93,12 +105,13 @@ export async function pipelineStats(
   const lastCommitted = last?.status === 'committed' ? last : undefined;
   return {
     name: p.name,
-    messagesConsumed: staged + deadLetters,
+    messagesConsumed: staged + unparsed,
     staged,
     inserted,
     duplicatesDropped,
     duplicateRatio: inserted + duplicatesDropped === 0 ? 0 : duplicatesDropped / (inserted + duplicatesDropped),
     deadLetters,
+    refusedByFinal: Number(totals[0]?.rejected ?? 0),
     pendingRows: Math.max(0, staged - processed),
     partitions,
     lastSlice: lastCommitted

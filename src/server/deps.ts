@@ -1,22 +1,9 @@
 import type { SliceRecord } from '../pipeline/checkpoints.ts';
 import type { CheckReport } from '../pipeline/checker.ts';
 import type { ReplayResult } from '../pipeline/replay.ts';
+import type { PipelineStats } from '../pipeline/stats.ts';
+export type { PartitionStats, PipelineStats } from '../pipeline/stats.ts';
 export interface PipelineSummary { name: string; topics: string[]; table: string; database: string; windowMs: number; key: string[] }
-export interface PartitionStats { topic: string; partition: number; nextOffset: number; stagedHigh: number | null; logEnd: number | null; consumerOffset: number | null; lag: number | null }
-export interface PipelineStats {
-  name: string;
-  messagesConsumed: number;   // staged + dead letters
-  staged: number;
-  inserted: number;
-  duplicatesDropped: number;
-  duplicateRatio: number;     // duplicatesDropped / (inserted + duplicatesDropped), 0 when none
-  deadLetters: number;
-  pendingRows: number;        // staged but not yet in a committed slice
-  partitions: PartitionStats[];
-  lastSlice: { sliceId: string; seq: number; committedAt: string | null; durationMs: number; rowsIn: number; inserted: number; duplicates: number } | null;
-  eventsPerSecond: { last1m: number; last5m: number };
-  lastError: string | null;   // the daemon's most recent failure for this pipeline, if any
-}
 export interface Readiness { ready: boolean; checks: Record<string, { ok: boolean; error?: string }> }
 export interface AppDeps {
   pipelines(): PipelineSummary[];

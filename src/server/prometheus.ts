@@ -74,7 +74,8 @@ export function metricFamilies(up: boolean, outcomes: StatsOutcome[]): Family[] 
     perPipeline('winnow_staged_total', 'Rows staged from Kafka.', 'counter', (s) => s.staged),
     perPipeline('winnow_inserted_total', 'Rows inserted into the final table (first occurrences).', 'counter', (s) => s.inserted),
     perPipeline('winnow_duplicates_dropped_total', 'Rows dropped as duplicates within the window.', 'counter', (s) => s.duplicatesDropped),
-    perPipeline('winnow_dead_letters_total', 'Messages that could not be parsed, kept as dead letters.', 'counter', (s) => s.deadLetters),
+    perPipeline('winnow_dead_letters_total', 'Messages kept as dead letters: unparseable, or refused by the final table.', 'counter', (s) => s.deadLetters),
+    perPipeline('winnow_refused_by_final_total', 'Staged messages the final table refused, sent to the dead letters.', 'counter', (s) => s.refusedByFinal),
     perPipeline('winnow_duplicate_ratio', 'duplicates_dropped / (inserted + duplicates_dropped); 0 when nothing was processed.', 'gauge', (s) => s.duplicateRatio),
     perPipeline('winnow_pending_rows', 'Rows staged but not yet in a committed slice.', 'gauge', (s) => s.pendingRows),
     {

@@ -163,6 +163,11 @@ export function generate(seed: number, originals: number, topo: Topology): GenMe
   return [phase1, phase2];
 }
 
+/** The event_id of a valid message, undefined for a malformed one. */
+export function eventIdOf(m: GenMessage): string | undefined {
+  return parseValid(m)?.event_id;
+}
+
 function parseValid(m: GenMessage): UserEvent | undefined {
   if (m.kind === 'malformed') return undefined;
   return JSON.parse(m.value.toString('utf8')) as UserEvent;

@@ -27,7 +27,7 @@ import { startEmbeddedClickHouse, type RunningClickHouse } from '../../src/embed
 import { startEmbeddedKafka, type RunningKafka } from '../../src/embedded/kafka.ts';
 import { freePort } from '../../src/embedded/ports.ts';
 import { BIN, runCli } from '../e2e/cli.ts';
-import { expectedRows, generate, rng, sortRows, type FinalRow, type GenMessage } from '../e2e/oracle.ts';
+import { eventIdOf, expectedRows, generate, rng, sortRows, type FinalRow, type GenMessage } from '../e2e/oracle.ts';
 
 export const WINDOW_MS = 10 * 60_000;
 const RESERVED_PORTS = new Set([8123, 9000, 9092, 9093]);
@@ -263,6 +263,8 @@ export interface Stats {
   inserted: number;
   duplicatesDropped: number;
   deadLetters: number;
+  /** staged messages the final table refused (dead letters too) */
+  refusedByFinal: number;
   pendingRows: number;
   lastError: string | null;
 }
@@ -399,20 +401,23 @@ export class Pipeline {
 
   /** Cheap progress numbers for polling (distinct coordinates in staging and dead letters, committed slice sums). */
   async progress(): Promise<Stats> {
-    const [st] = await this.query<{ staged: string; errors: string; inserted: string; dups: string; rows_in: string }>(
+    const [st] = await this.query<{ staged: string; errors: string; inserted: string; dups: string; rows_in: string; rejected: string }>(
       `SELECT
          (SELECT uniqExact(_topic, _partition, _offset) FROM ${this.table(`winnow_${this.name}_staging`)}) AS staged,
          (SELECT uniqExact(_topic, _partition, _offset) FROM ${this.table(`winnow_${this.name}_errors`)}) AS errors,
          (SELECT sum(inserted) FROM ${this.table('winnow_slices')} WHERE pipeline = '${this.name}' AND status = 'committed') AS inserted,
          (SELECT sum(duplicates) FROM ${this.table('winnow_slices')} WHERE pipeline = '${this.name}' AND status = 'committed') AS dups,
-         (SELECT sum(rows_in) FROM ${this.table('winnow_slices')} WHERE pipeline = '${this.name}' AND status = 'committed') AS rows_in`,
+         (SELECT sum(rows_in) FROM ${this.table('winnow_slices')} WHERE pipeline = '${this.name}' AND status = 'committed') AS rows_in,
+         (SELECT sum(rejected) FROM ${this.table('winnow_slices')} WHERE pipeline = '${this.name}' AND status = 'committed') AS rejected`,
     );
     const staged = Number(st?.staged ?? 0);
     const deadLetters = Number(st?.errors ?? 0);
+    const refusedByFinal = Number(st?.rejected ?? 0);
     return {
-      messagesConsumed: staged + deadLetters,
+      messagesConsumed: staged + deadLetters - refusedByFinal,
       staged,
       deadLetters,
+      refusedByFinal,
       inserted: Number(st?.inserted ?? 0),
       duplicatesDropped: Number(st?.dups ?? 0),
       pendingRows: Math.max(0, staged - Number(st?.rows_in ?? 0)),
@@ -433,7 +438,11 @@ export class Pipeline {
     const valid = total - malformed;
     return waitFor(
       () => this.progress(),
-      (s) => s.staged === valid && s.deadLetters === malformed && s.pendingRows === 0 && s.inserted + s.duplicatesDropped === valid,
+      (s) =>
+        s.staged === valid &&
+        s.deadLetters - s.refusedByFinal === malformed &&
+        s.pendingRows === 0 &&
+        s.inserted + s.duplicatesDropped + s.refusedByFinal === valid,
       timeoutMs,
       `${this.name}: the pipeline to process ${total} messages (${valid} valid, ${malformed} malformed)`,
     );
@@ -454,13 +463,17 @@ export class Pipeline {
 
   /**
    * The exact check. `phases` are the messages as Kafka holds them, in the
-   * order they were processed. Returns the report line.
+   * order they were processed. `refusedKeys`: event_ids the final table
+   * refuses; every message of theirs must be a dead letter, and the rest is
+   * exact as if they had never been sent. Returns the report line.
    */
-  async verify(scenario: string, phases: GenMessage[][], note = ''): Promise<string> {
+  async verify(scenario: string, phases: GenMessage[][], note = '', refusedKeys: ReadonlySet<string> = new Set()): Promise<string> {
     const all = phases.flat();
     const malformed = all.filter((m) => m.kind === 'malformed').length;
     const valid = all.length - malformed;
-    const expected = expectedRows(phases, WINDOW_MS);
+    const isRefused = (m: GenMessage): boolean => refusedKeys.has(eventIdOf(m) ?? '');
+    const refused = all.filter(isRefused).length;
+    const expected = expectedRows(phases.map((ph) => ph.filter((m) => !isRefused(m))), WINDOW_MS);
     const actual = await this.query<FinalRow>(
       `SELECT toString(event_id) AS event_id, toString(user_id) AS user_id, name, email, toString(created_at) AS created_at FROM ${this.table('users_dedup')}`,
     );
@@ -482,7 +495,7 @@ export class Pipeline {
     const redelivered = Number(coords?.staged_rows) - Number(coords?.staged);
     const line =
       `fault ${scenario}: ${all.length} events (${valid} valid, ${malformed} malformed), ${expected.length} kept, ` +
-      `${valid - expected.length} dropped, ${malformed} dead letters, ${lost} lost, ${doubled} doubled; ` +
+      `${valid - expected.length - refused} dropped, ${malformed + refused} dead letters (${refused} refused by the final table), ${lost} lost, ${doubled} doubled; ` +
       `stats inserted ${s.inserted} + duplicates ${s.duplicatesDropped} = ${s.inserted + s.duplicatesDropped} of ${valid} valid, ` +
       `dead letters ${s.deadLetters}` +
       (redelivered > 0 ? `; ${redelivered} re-delivered rows in staging` : '') +
@@ -497,7 +510,7 @@ export class Pipeline {
     expect(sortRows(actual)).toEqual(sortRows(expected));
     // I4: every valid message staged, every malformed one dead-lettered, the seen keys are the final rows' keys.
     expect(Number(coords?.staged), 'distinct staged coordinates').toBe(valid);
-    expect(Number(coords?.errors), 'distinct dead-letter coordinates').toBe(malformed);
+    expect(Number(coords?.errors), 'distinct dead-letter coordinates').toBe(malformed + refused);
     expect(Number(coords?.seen), 'seen keys').toBe(expected.length);
     expect(Number(coords?.seen_vs_final), 'keys whose seen count differs from their final count').toBe(0);
     // The counts as `winnow stats --json` reports them reconcile with the oracle.
@@ -505,8 +518,9 @@ export class Pipeline {
       messagesConsumed: all.length,
       staged: valid,
       inserted: expected.length,
-      duplicatesDropped: valid - expected.length,
-      deadLetters: malformed,
+      duplicatesDropped: valid - expected.length - refused,
+      deadLetters: malformed + refused,
+      refusedByFinal: refused,
       pendingRows: 0,
     });
     return line;

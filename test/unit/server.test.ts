@@ -25,6 +25,7 @@ function statsOf(name: string): PipelineStats {
     duplicatesDropped: 80,
     duplicateRatio: 80 / 980,
     deadLetters: 10,
+    refusedByFinal: 0,
     pendingRows: 20,
     partitions: [
       { topic: 'clicks', partition: 0, nextOffset: 500, stagedHigh: 509, logEnd: 512, consumerOffset: 510, lag: 12 },
@@ -46,6 +47,7 @@ const slice: SliceRecord = {
   rowsIn: 30,
   inserted: 28,
   duplicates: 2,
+  rejected: 0,
   plannedAt: '2024-05-01 11:59:58.500',
   committedAt: '2024-05-01 12:00:00.000',
   durationMs: 1500,
