@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'LOCKED'
   | 'UNAUTHORIZED'
   | 'CONFLICT'
+  | 'REPAIR_INCOMPLETE'
   | 'INTERNAL';
 
 export class WinnowError extends Error {
