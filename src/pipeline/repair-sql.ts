@@ -69,17 +69,19 @@ export function saveFinalSql(p: PipelineConfig, repairId: string): ParamSql {
   const keyOf = `SELECT ${x.key} FROM ${x.saveSeen} WHERE \`__repair\` = {repair:String}`;
   return {
     sql: `INSERT INTO ${x.saveFinal} (\`__repair\`, ${x.cols}, \`__found\`, \`__copies\`)
-    SELECT {repair:String}, ${x.cols}, m, copies FROM (
-      SELECT ${x.cols}, m,
-        m - least(m - 1, greatest(0, toInt64(extra) - toInt64(sum(m - 1) OVER (PARTITION BY ${x.key} ORDER BY h ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - (m - 1)))) AS copies
-      FROM (
-        SELECT ${x.cols}, count() AS m, cityHash64(${x.cols}) AS h FROM ${x.final}
-        WHERE (${x.key}) IN (${keyOf})
-        GROUP BY ${x.cols} HAVING m > 1) AS f
-      INNER JOIN (
-        SELECT ${x.key}, sum(\`__found\` - \`__copies\`) AS extra FROM ${x.saveSeen} WHERE \`__repair\` = {repair:String} GROUP BY ${x.key}) AS s
-      USING (${x.key}))
-    WHERE copies < m`,
+    SELECT {repair:String}, ${p.columns.map((_c, i) => `tupleElement(v.3, ${i + 1})`).join(', ')}, v.2, copies FROM (
+      SELECT v, v.2 - least(v.2 - 1, greatest(0, toInt64(extra) - (toInt64(c) - toInt64(v.2 - 1)))) AS copies FROM (
+        SELECT any(extra) AS extra, arraySort(groupArray((h, m, r))) AS vs FROM (
+          SELECT ${x.key}, h, m, r, extra FROM (
+            SELECT ${x.key}, count() AS m, cityHash64(${x.cols}) AS h, tuple(${x.cols}) AS r FROM ${x.final}
+            WHERE (${x.key}) IN (${keyOf})
+            GROUP BY ${x.cols} HAVING m > 1) AS f
+          INNER JOIN (
+            SELECT ${x.key}, sum(\`__found\` - \`__copies\`) AS extra FROM ${x.saveSeen} WHERE \`__repair\` = {repair:String} GROUP BY ${x.key}) AS s
+          USING (${x.key}))
+        GROUP BY ${x.key})
+      ARRAY JOIN vs AS v, arrayCumSum(arrayMap(y -> y.2 - 1, vs)) AS c)
+    WHERE copies < v.2`,
     params: { repair: repairId },
   };
 }

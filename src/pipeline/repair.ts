@@ -110,20 +110,20 @@ export class Repairer {
   private async finish(repairId: string, keys: number, lastAttempt: number, resumed: boolean): Promise<RepairOutcome> {
     let restored = 0;
     for (let attempt = lastAttempt + 1; attempt <= lastAttempt + MAX_ATTEMPTS; attempt++) {
-      restored += (await this.restore(repairId, 'final')) + (await this.restore(repairId, 'seen'));
-      const log = logDeletingSql(this.p, repairId, attempt, keys);
-      await this.db.command(log.sql, log.params);
-      const l = loggedDeletingSql(this.p, repairId, attempt);
-      const todo = (await this.db.rows<{ final: string; seen: string }>(l.sql, l.params))[0];
-      const finalExtra = Number(todo?.final ?? 0);
-      const seenExtra = Number(todo?.seen ?? 0);
-      if (finalExtra === 0 && seenExtra === 0) {
+      const [fin, seen] = [await this.state(repairId, 'final'), await this.state(repairId, 'seen')];
+      restored += (await this.restore(repairId, 'final', fin.missing)) + (await this.restore(repairId, 'seen', seen.missing));
+      if (fin.extra === 0 && seen.extra === 0) {
         const planned = await this.planned(repairId);
         await this.log({ repairId, step: 'done', attempt, keys, ...planned, restored, note: resumed ? 'resumed' : '' });
         return { repairId, keys, ...planned, restored, resumed };
       }
-      for (const [t, n] of [['final', finalExtra], ['seen', seenExtra]] as const) {
-        if (n === 0) continue;
+      // The coordinates are computed again as they are logged: the delete removes what the log says.
+      const log = logDeletingSql(this.p, repairId, attempt, keys);
+      await this.db.command(log.sql, log.params);
+      const l = loggedDeletingSql(this.p, repairId, attempt);
+      const todo = (await this.db.rows<{ final: string; seen: string }>(l.sql, l.params))[0];
+      for (const [t, count] of [['final', Number(todo?.final ?? 0)], ['seen', Number(todo?.seen ?? 0)]] as const) {
+        if (count === 0) continue;
         const d = deleteExtraSql(this.p, t, repairId, attempt);
         await this.db.command(d.sql, d.params, DELETE_SETTINGS);
       }
@@ -135,10 +135,15 @@ export class Repairer {
     });
   }
 
-  /** Re-inserts copies missing below what must remain; returns how many. */
-  private async restore(repairId: string, t: RepairTarget): Promise<number> {
+  /** Copies beyond what must remain, and copies missing, of one table. */
+  private async state(repairId: string, t: RepairTarget): Promise<{ extra: number; missing: number }> {
     const s = reconcileStateSql(this.p, t, repairId);
-    const missing = Number((await this.db.rows<{ missing: string }>(s.sql, s.params))[0]?.missing ?? 0);
+    const row = (await this.db.rows<{ extra: string; missing: string }>(s.sql, s.params))[0];
+    return { extra: Number(row?.extra ?? 0), missing: Number(row?.missing ?? 0) };
+  }
+
+  /** Re-inserts copies missing below what must remain; returns how many. */
+  private async restore(repairId: string, t: RepairTarget, missing: number): Promise<number> {
     if (missing === 0) return 0;
     const r = restoreSql(this.p, t, repairId);
     // Counted, not token-deduplicated: a re-run reads the table again and inserts only what is still missing.
