@@ -52,6 +52,8 @@ export interface CheckOptions {
 
 /** The seen-keys scope is a key-hash lookup: an index set over it only costs (as in the slice insert). */
 const HASH_LOOKUP = { use_index_for_in_with_subqueries: 0 } as const;
+/** Candidate sets computed once though read twice (as in the slice insert). */
+const CTE = { enable_materialized_cte: 1 } as const;
 
 export class Checker {
   private readonly n;
@@ -165,12 +167,12 @@ export class Checker {
   private async completeness(processed: SliceRange[]): Promise<CheckReport['completeness']> {
     if (processed.length === 0) return { ok: true, missing: 0, examples: [] };
     const cond = rangesCondition(processed);
-    const staged = `SELECT tuple(${this.key}) FROM ${this.t(this.n.staging)} WHERE ${cond.sql}`;
+    const staged = `SELECT ${this.key} FROM ${this.t(this.n.staging)} WHERE ${cond.sql}`;
     // The final table is looked up by the staged keys, so its primary key (the dedup key by default) prunes.
     const rows = await this.db.rows<{ missing: string; examples: string[] }>(
-      `SELECT count() AS missing, groupArray(10)(toString(k)) AS examples FROM (
-         SELECT DISTINCT tuple(${this.key}) AS k FROM ${this.t(this.n.staging)} WHERE ${cond.sql})
-       WHERE k NOT IN (SELECT tuple(${this.key}) FROM ${this.t(this.n.final)} WHERE tuple(${this.key}) IN (${staged}))`,
+      `SELECT count() AS missing, groupArray(10)(k) AS examples FROM (
+         SELECT DISTINCT toString(tuple(${this.key})) AS k FROM ${this.t(this.n.staging)}
+         WHERE (${cond.sql}) AND (${this.key}) NOT IN (SELECT ${this.key} FROM ${this.t(this.n.final)} WHERE (${this.key}) IN (${staged})))`,
       cond.params,
     );
     const missing = Number(rows[0]?.missing ?? 0);
@@ -188,13 +190,13 @@ export class Checker {
     const final = this.t(this.n.final);
     const seen = this.t(this.n.seen);
     const staging = this.t(this.n.staging);
-    const count = async (q: ParamSql): Promise<number> => Number((await this.db.rows<{ n: string }>(`SELECT count() AS n FROM (${q.sql})`, q.params))[0]?.n ?? 0);
+    const count = async (q: ParamSql): Promise<number> => Number((await this.db.rows<{ n: string }>(`SELECT count() AS n FROM (${q.sql})`, q.params, CTE))[0]?.n ?? 0);
     const ss = seenScopeSql(this.p, scope);
     const cond = rangesCondition(scope.ranges);
     // Kept keys (retained state, in scope) with no row in the final table: the write that must never be lost.
     const keptNotInFinalSql: ParamSql = {
       sql: `SELECT ${this.key}, \`__t\` FROM ${seen} PREWHERE ${ss.sql}
-      WHERE tuple(${this.key}) NOT IN (SELECT tuple(${this.key}) FROM ${final} WHERE tuple(${this.key}) IN (SELECT tuple(${this.key}) FROM ${seen} PREWHERE ${ss.sql}))`,
+      WHERE (${this.key}) NOT IN (SELECT ${this.key} FROM ${final} WHERE (${this.key}) IN (SELECT ${this.key} FROM ${seen} PREWHERE ${ss.sql}))`,
       params: ss.params,
     };
     let keptNotInFinal = await count(keptNotInFinalSql);
@@ -215,18 +217,21 @@ export class Checker {
     let finalWithoutSeen = 0;
     let restored = 0;
     if (scope.ranges.length > 0) {
-      const staged = `SELECT tuple(${this.key}) FROM ${staging} WHERE ${cond.sql}`;
+      // Candidates first (usually none): only they are looked up in the final table. The seen keys
+      // are found by key hash, as the slice insert finds them.
       const orphan: ParamSql = {
-        sql: `SELECT ${this.key}, s.t AS \`__t\`, 'repair' AS \`__slice\` FROM (
-          SELECT ${this.key}, min(\`__t\`) AS t FROM ${staging}
-          WHERE (${cond.sql}) AND \`__t\` > now64(3) - toIntervalMillisecond({w:Int64})
-          GROUP BY ${this.key}) AS s
-        LEFT JOIN (
-          SELECT ${this.key}, groupArray(toUnixTimestamp64Milli(\`__t\`)) AS ts FROM ${seen}
-          WHERE tuple(${this.key}) IN (${staged})
-          GROUP BY ${this.key}) AS z USING (${this.key})
-        WHERE NOT arrayExists(x -> abs(x - toUnixTimestamp64Milli(s.t)) < {w:Int64}, z.ts)
-          AND tuple(${this.key}) IN (SELECT tuple(${this.key}) FROM ${final} WHERE tuple(${this.key}) IN (${staged}))`,
+        sql: `WITH candidates AS MATERIALIZED (
+          SELECT ${this.key}, s.t AS t FROM (
+            SELECT ${this.key}, min(\`__t\`) AS t FROM ${staging}
+            WHERE (${cond.sql}) AND \`__t\` > now64(3) - toIntervalMillisecond({w:Int64})
+            GROUP BY ${this.key}) AS s
+          LEFT JOIN (
+            SELECT ${this.key}, groupArray(toUnixTimestamp64Milli(\`__t\`)) AS ts FROM ${seen}
+            PREWHERE \`__h\` IN (SELECT sipHash64(${this.key}) FROM ${staging} WHERE ${cond.sql})
+            GROUP BY ${this.key}) AS z USING (${this.key})
+          WHERE NOT arrayExists(x -> abs(x - toUnixTimestamp64Milli(s.t)) < {w:Int64}, z.ts))
+        SELECT ${this.key}, t AS \`__t\`, 'repair' AS \`__slice\` FROM candidates
+        WHERE (${this.key}) IN (SELECT ${this.key} FROM ${final} WHERE (${this.key}) IN (SELECT ${this.key} FROM candidates))`,
         params: { ...cond.params, w: this.W },
       };
       finalWithoutSeen = await count(orphan);
@@ -234,7 +239,7 @@ export class Checker {
         await lock(async () => {
           finalWithoutSeen = await count(orphan);
           if (finalWithoutSeen === 0 || !repair) return;
-          await this.db.command(`INSERT INTO ${seen} (${this.key}, \`__t\`, \`__slice\`) ${orphan.sql}`, orphan.params);
+          await this.db.command(`INSERT INTO ${seen} (${this.key}, \`__t\`, \`__slice\`) ${orphan.sql}`, orphan.params, CTE);
           restored = finalWithoutSeen;
         });
       }
