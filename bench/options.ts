@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import type { Levers } from './pipeline.ts';
 
-export const SCENARIOS = ['drain', 'rmt', 'handwritten', 'latency', 'live', 'state', 'levers'] as const;
+export const SCENARIOS = ['drain', 'rmt', 'handwritten', 'latency', 'live', 'state', 'check', 'levers'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export interface Options {
@@ -22,6 +22,9 @@ export interface Options {
   dedupRows: number;
   mapKeys: number[];
   leversSeen: number;
+  checkSizes: number[];
+  checkFullMax: number;
+  checkTraffic: number;
   levers: Levers;
   only: Scenario[];
   keep: boolean;
@@ -59,6 +62,10 @@ Phases:
   --dedup-rows N          staged rows the dedup stage turns into final rows (default 2000000; quick 300000)
   --map-keys LIST         keys the hand-written consumer's Map is measured at (default 1200000,12000000;
                           quick 1200000) - 1 min and 10 min of a 1h window at 20k events/s
+  --check-sizes LIST      final rows the consistency check's cost is measured at (default 1000000,10000000;
+                          quick 500000); 100000000 is opt-in (about 15 minutes of filling on 2 cores)
+  --check-full-max N      largest size that also gets a full check      (default 10000000)
+  --check-traffic N       rows processed between two checks             (default 600000 = 1 min at 10k/s; quick 100000)
   --levers-seen N         seen keys of the lever comparison (--only levers) (default 20000000; quick 2000000)
 Levers (winnow settings under test; default: winnow's own):
   --max-slice-rows N      schedule.maxSliceRows                        (default 1000000)
@@ -126,6 +133,9 @@ export function parseOptions(argv: string[]): Options | 'help' {
       'dedup-rows': s,
       'map-keys': s,
       'levers-seen': s,
+      'check-sizes': s,
+      'check-full-max': s,
+      'check-traffic': s,
       'max-slice-rows': s,
       'tick-ms': s,
       consumers: s,
@@ -159,6 +169,9 @@ export function parseOptions(argv: string[]): Options | 'help' {
     dedupRows: num('dedup-rows', values['dedup-rows'], q ? 300_000 : 2 * M, 3),
     mapKeys: list('map-keys', values['map-keys'], q ? [1_200_000] : [1_200_000, 12_000_000]),
     leversSeen: num('levers-seen', values['levers-seen'], q ? 2 * M : 20 * M, 1),
+    checkSizes: list('check-sizes', values['check-sizes'], q ? [500_000] : [M, 10 * M]).sort((a, b) => a - b),
+    checkFullMax: num('check-full-max', values['check-full-max'], 10 * M, 0),
+    checkTraffic: num('check-traffic', values['check-traffic'], q ? 100_000 : 600_000, 3),
     levers: {
       queue: settings('queue', values.queue),
       seen: settings('seen', values.seen),

@@ -8,6 +8,7 @@ import type { LiveResult, LiveStep } from './scenarios/live.ts';
 import type { Preloaded } from './scenarios/preload.ts';
 import type { RmtResult } from './scenarios/rmt.ts';
 import type { StateResult } from './scenarios/state.ts';
+import type { CheckResult } from './scenarios/check.ts';
 import { fmtInt } from './context.ts';
 
 export interface Machine {
@@ -45,6 +46,7 @@ export interface BenchResult {
   streamDaemonPeakRss?: number;
   clickhousePeakRss?: number;
   state?: StateResult;
+  check?: CheckResult;
   levers?: LeversResult;
   /** per phase: the share of the machine's CPU other processes used meanwhile */
   phases: { name: string; seconds: number; foreignCpuShare: number }[];
@@ -112,6 +114,15 @@ export function evaluateTargets(r: BenchResult): Target[] {
     measured: first && last && first !== last ? `${ratio(last.insertMsMedian, first.insertMsMedian)} (${fmtInt(last.seenKeys)} vs ${fmtInt(first.seenKeys)} keys)` : 'not run',
     met: first && last && first !== last ? last.insertMsMedian <= 2 * first.insertMsMedian : undefined,
     ...(last && last.seenKeys < 100_000_000 ? { note: 'less state than the target names' } : {}),
+  });
+  const cc = r.check?.costs ?? [];
+  const biggest = cc[cc.length - 1];
+  t.push({
+    name: 'consistency check cost',
+    goal: '< 5% of the pipeline\'s time at 100M final rows',
+    measured: biggest ? `${(biggest.shareOfInterval * 100).toFixed(2)}% (${ms(biggest.incrementalMs)} a minute) at ${fmtInt(biggest.finalRows)} final rows` : 'not run',
+    met: biggest ? biggest.shareOfInterval < 0.05 && biggest.incrementalOk : undefined,
+    ...(biggest && biggest.finalRows < 100_000_000 ? { note: 'fewer final rows than the target names (100M: --check-sizes ...,100000000)' } : {}),
   });
   const lat = r.latency;
   t.push({
@@ -210,6 +221,18 @@ export function render(r: BenchResult): string {
     if (ds) out.push(`dedup stage: ${fmtInt(ds.rows)} staged rows at ${fmtInt(ds.seenKeys)} seen keys in ${ds.slices} slices: ${rate(ds.rowsPerSecond)} (inserts only), ${rate(ds.tickRowsPerSecond)} (whole ticks), max CH memory ${mb(ds.memoryMax)}`);
     out.push(`state on disk: ${Object.entries(st.disk).map(([t, v]) => `${t} ${mb(v.bytes)} (${fmtInt(v.rows)} rows, ${v.parts} parts)`).join('; ')}`);
     if (d) out.push(`drain state on disk: ${Object.entries(d.disk).map(([t, v]) => `${t} ${mb(v.bytes)}`).join('; ')}`);
+  }
+  if (r.check) {
+    out.push(
+      ...table(`Consistency check cost vs final rows (incremental: after the rows processed in one check interval; share of a ${fmtInt(r.check.checkIntervalMs / 1000)} s interval)`, ['final rows', 'processed since last check', 'slices', 'incremental check', 'share of interval', 'full check'], r.check.costs.map((c) => [
+        fmtInt(c.finalRows),
+        fmtInt(c.trafficRows),
+        `${c.slices} (${ms(c.slicesMs)})`,
+        `${ms(c.incrementalMs)}${c.incrementalOk ? '' : ' NOT OK'}`,
+        `${(c.shareOfInterval * 100).toFixed(2)}%`,
+        c.fullMs === null ? 'not run' : `${ms(c.fullMs)}${c.fullOk ? '' : ' NOT OK'}`,
+      ])),
+    );
   }
   if (r.levers) out.push(...renderLevers(r.levers));
 

@@ -10,13 +10,14 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createCtx, type Ctx } from './context.ts';
+import { createCtx, fmtInt, type Ctx } from './context.ts';
 import { HELP, parseOptions, type Options, type Scenario } from './options.ts';
 import { cpuSeconds, machineBusySeconds, memoryOf, selfTreeSeconds } from './probe.ts';
 import { evaluateTargets, render, type BenchResult, type Machine } from './report.ts';
 import { drain } from './scenarios/drain.ts';
 import { handwrittenBaseline } from './scenarios/handwritten.ts';
 import { latency } from './scenarios/latency.ts';
+import { checkCost } from './scenarios/check.ts';
 import { seenLayouts } from './scenarios/levers.ts';
 import { live } from './scenarios/live.ts';
 import { preloadTopic } from './scenarios/preload.ts';
@@ -122,6 +123,13 @@ async function runAll(opts: Options, servers: BenchServers, started: number): Pr
     });
   }
   if (want('state')) r.state = await phase(ctx, r, 'per-slice cost and dedup stage vs seen keys', () => stateScaling(ctx));
+  if (want('check')) {
+    r.check = await phase(ctx, r, 'consistency check cost vs final rows', () => checkCost(ctx));
+    // A check that finds a pipeline the benchmark built right inconsistent is a wrong answer.
+    for (const c of r.check?.costs ?? []) {
+      if (!c.incrementalOk || c.fullOk === false) r.failures.push({ phase: 'consistency check cost vs final rows', error: `the check found ${fmtInt(c.finalRows)} consistent final rows inconsistent` });
+    }
+  }
   if (want('levers')) r.levers = await phase(ctx, r, 'seen-keys layouts', () => seenLayouts(ctx));
   r.clickhousePeakRss = (await memoryOf(servers.clickhouse.pid)).peak;
   r.seconds = (performance.now() - started) / 1000;

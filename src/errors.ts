@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'LOCKED'
   | 'UNAUTHORIZED'
   | 'CONFLICT'
+  | 'REPAIR_INCOMPLETE'
   | 'INTERNAL';
 
 export class WinnowError extends Error {

@@ -5,10 +5,13 @@ import { Lease } from '../pipeline/lease.ts';
 import { parseFlags, type Command } from './command.ts';
 import { CONFIG_FLAG_HELP, configPath, KafkaAdmins, load } from './context.ts';
 
-const help = `Usage: winnow check [--config FILE] [--pipeline NAME] [--json] [--no-repair]
+const help = `Usage: winnow check [--config FILE] [--pipeline NAME] [--json] [--no-repair] [--full]
 
 Checks each pipeline's consistency and repairs what can be repaired:
   uniqueness     no key kept twice within the window (seen keys)
+  doubled slices a slice that kept rows twice loses the surplus copies (saved
+                 first, then deleted by position; a repair cut short is
+                 finished by the next check)
   completeness   every processed staged key is in the final table
   seen vs final  a kept key missing from the final table is re-inserted from
                  staging (reported loudly when staging no longer has it); a
@@ -18,6 +21,10 @@ Checks each pipeline's consistency and repairs what can be repaired:
                  gaps are read back from Kafka: no record there (transaction
                  marker, compaction) is legitimate, an empty message becomes a
                  dead letter, anything else is reported as lost
+By default only what changed since the last consistent check is looked at
+(slices committed since, replays, new Kafka offsets); --full looks at
+everything processed. An incremental check whose counts do not reconcile is
+taken again in full.
 Repairs need the pipeline's lease: while a daemon runs the pipeline, this
 command only reports (the daemon checks and repairs every schedule.checkInterval).
 The report is stored and served at GET /api/v1/pipelines/:name/consistency.
@@ -27,19 +34,22 @@ Options:
   ${CONFIG_FLAG_HELP}
   --pipeline NAME  only this pipeline (default: all)
   --json           print the reports as JSON
-  --no-repair      report only`;
+  --no-repair      report only
+  --full           check everything processed, not only what changed`;
 
 const flags = {
   config: { type: 'string' },
   pipeline: { type: 'string' },
   json: { type: 'boolean', default: false },
   'no-repair': { type: 'boolean', default: false },
+  full: { type: 'boolean', default: false },
 } as const;
 
 export function formatReport(r: CheckReport, repaired: boolean): string {
   const mark = (ok: boolean): string => (ok ? 'ok  ' : 'FAIL');
   const lines = [
-    `pipeline ${r.pipeline}: ${r.ok ? 'consistent' : 'NOT consistent'} (${r.durationMs} ms${repaired ? '' : ', report only'})`,
+    `pipeline ${r.pipeline}: ${r.ok ? 'consistent' : 'NOT consistent'} (${r.durationMs} ms, ${r.scope.mode}: ${r.scope.slices} slices${repaired ? '' : ', report only'})`,
+    `  ${mark(r.doubled.ok)} doubled slices: ${r.doubled.groups} rows kept twice by one slice (${r.doubled.keys} keys); ${r.doubled.finalRemoved} final and ${r.doubled.seenRemoved} seen-key copies removed${r.doubled.repairs.some((x) => x.resumed) ? ' (an interrupted repair finished)' : ''}`,
     `  ${mark(r.uniqueness.ok)} uniqueness: ${r.uniqueness.violations} keys kept twice within the window${r.uniqueness.examples.length ? ` e.g. ${r.uniqueness.examples.slice(0, 3).join(', ')}` : ''}`,
     `  ${mark(r.completeness.ok)} completeness: ${r.completeness.missing} processed keys missing from the final table${r.completeness.examples.length ? ` e.g. ${r.completeness.examples.slice(0, 3).join(', ')}` : ''}`,
     `  ${mark(r.seenVsFinal.ok)} seen vs final: ${r.seenVsFinal.keptNotInFinal} kept keys without a final row (${r.seenVsFinal.reinsertedFromStaging} re-inserted, ${r.seenVsFinal.unrepairable} beyond repair); ${r.seenVsFinal.finalWithoutSeen} final rows without their seen key (${r.seenVsFinal.seenRestored} restored)`,
@@ -74,7 +84,7 @@ export const checkCommand: Command = {
         }
         const kafka = { client: kafkaFor(pipeline), offsets: () => admins.offsets(pipeline) };
         try {
-          const report = await new Checker(db, pipeline, kafka).run({ repair });
+          const report = await new Checker(db, pipeline, kafka).run({ repair, full: values.full });
           reports.push(report);
           if (!values.json) process.stdout.write(formatReport(report, repair) + '\n');
         } catch (err) {

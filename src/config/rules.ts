@@ -41,6 +41,10 @@ export const RESERVED_COLUMN_NAMES: readonly string[] = [
   '__error',
   '__h',
   '__at',
+  '__repair',
+  '__found',
+  '__copies',
+  '__saved_at',
 ];
 
 /** Keys whose values never appear in error messages or logs. */

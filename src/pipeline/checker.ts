@@ -2,57 +2,60 @@
  * The consistency checker: proves I1, I2 and I4 on the live tables and repairs
  * what can be repaired.
  *  - uniqueness: no key kept twice within the window (seen keys);
+ *  - doubled slices: a slice that kept rows twice (seen keys (key, __t,
+ *    __slice) more than once, identical final rows) loses its surplus copies
+ *    (repair.ts: write-ahead, crash-safe);
  *  - completeness: every processed staged key is in the final table;
  *  - seen keys vs final rows, both ways: a kept key missing from the final
  *    table is re-inserted from staging (a loud report when staging no longer
  *    has it); a final row whose seen key is missing gets its key back;
  *  - counts: final rows vs rows inserted by slices and replays;
- *  - Kafka offsets vs staging and dead letters, per partition: gaps are
- *    classified by reading Kafka at those offsets (transaction markers and
- *    compaction leave no record: legitimate; an empty message, which the
- *    Kafka engine skips, becomes a dead letter; anything else is lost).
+ *  - Kafka offsets vs staging and dead letters, per partition (check-offsets.ts).
+ * By default a check is incremental (check-scope.ts): the keys and offsets of
+ * what was processed since the last consistent check; `full` looks at all.
+ * It reads without holding up slices; writes (repairs) and the counts, which
+ * must not see a slice half-done, go through `lock` (the daemon's exclusive).
  */
-import type { Kafka } from 'kafkajs';
 import type { Db } from '../clickhouse/client.ts';
 import { ident, qualified, quoteString } from '../clickhouse/sql.ts';
+import { UNTOKENED_INSERT_SELECT } from '../clickhouse/token-dedup.ts';
 import type { PipelineConfig } from '../config/schema.ts';
-import { describeError } from '../errors.ts';
-import { fetchRange } from '../kafka/fetch.ts';
-import type { PartitionOffsets } from '../kafka/offsets.ts';
-import { Checkpoints } from './checkpoints.ts';
-import { CHECKS_TABLE, objectNames, REPLAYS_TABLE, seenExpirySql, SLICES_TABLE } from './objects.ts';
-import { rangesCondition, type SliceRange } from './slice-sql.ts';
+import { checkOffsets, type CheckerKafka, type OffsetsReport } from './check-offsets.ts';
+import { checkScope, scopeSummary, seenScopeSql, type CheckScope, type ScopeSummary } from './check-scope.ts';
+import { CHECKS_TABLE, objectNames, REPLAYS_TABLE, seenExpirySql, seenTtlSeconds, SLICES_TABLE } from './objects.ts';
+import { REFUSED_BY_FINAL } from './rejections.ts';
+import { Repairer, type RepairHooks, type RepairOutcome } from './repair.ts';
+import { rangesCondition, type ParamSql, type SliceRange } from './slice-sql.ts';
 
-export interface PartitionCheck {
-  topic: string;
-  partition: number;
-  committed: number | null;
-  firstConsumed: number | null;
-  gapOffsets: number;
-  legitimate: number;
-  emptyDeadLettered: number;
-  lost: number[];
-}
+export type { CheckerKafka, PartitionCheck } from './check-offsets.ts';
 
 export interface CheckReport {
   pipeline: string;
   checkedAt: string;
   durationMs: number;
   ok: boolean;
+  scope: ScopeSummary;
   uniqueness: { ok: boolean; violations: number; examples: string[] };
+  doubled: { ok: boolean; groups: number; keys: number; extraSeenCopies: number; finalRemoved: number; seenRemoved: number; repairs: RepairOutcome[] };
   completeness: { ok: boolean; missing: number; examples: string[] };
   seenVsFinal: { ok: boolean; keptNotInFinal: number; reinsertedFromStaging: number; unrepairable: number; finalWithoutSeen: number; seenRestored: number };
   counts: { ok: boolean; finalRows: number; insertedBySlices: number; insertedByReplays: number; note: string | null };
-  offsets: { ok: boolean; checked: boolean; error: string | null; partitions: PartitionCheck[] };
+  offsets: OffsetsReport;
   retention: { droppedSeenPartitions: number };
 }
 
-const MAX_GAP_OFFSETS = 2_000;
-
-export interface CheckerKafka {
-  client: Kafka;
-  offsets: () => Promise<PartitionOffsets[]>;
+export interface CheckOptions {
+  repair: boolean;
+  /** look at everything processed, not only what changed since the last consistent check */
+  full?: boolean;
+  /** runs fn while no slice runs (the daemon's exclusive); default: at once */
+  lock?: <T>(fn: () => Promise<T>) => Promise<T>;
 }
+
+/** The seen-keys scope is a key-hash lookup: an index set over it only costs (as in the slice insert). */
+const HASH_LOOKUP = { use_index_for_in_with_subqueries: 0 } as const;
+/** Candidate sets computed once though read twice (as in the slice insert). */
+const CTE = { enable_materialized_cte: 1 } as const;
 
 export class Checker {
   private readonly n;
@@ -63,6 +66,7 @@ export class Checker {
     private readonly db: Db,
     private readonly p: PipelineConfig,
     private readonly kafka?: CheckerKafka,
+    private readonly hooks: RepairHooks = {},
   ) {
     this.n = objectNames(p);
     this.key = p.dedup.key.map(ident).join(', ');
@@ -73,30 +77,16 @@ export class Checker {
     return qualified(this.n.database, name);
   }
 
-  async run(opts: { repair: boolean } = { repair: true }): Promise<CheckReport> {
+  /**
+   * Checks, repairs and records the report. An incremental check whose counts
+   * do not reconcile (damage outside any slice: rows deleted by hand, say)
+   * is taken again in full, which finds and repairs what the counts only show.
+   */
+  async run(opts: CheckOptions = { repair: true }): Promise<CheckReport> {
     const started = Date.now();
-    const last = await new Checkpoints(this.db, this.n.database).last(this.p.name);
-    const processed: SliceRange[] = (last?.nextOffsets ?? [])
-      .filter((o) => o.offset > 0)
-      .map((o) => ({ topic: o.topic, partition: o.partition, fromOffset: 0, toOffset: o.offset - 1 }));
-    const uniqueness = await this.uniqueness();
-    const seenVsFinal = await this.seenVsFinal(processed, opts.repair);
-    const completeness = await this.completeness(processed);
-    const counts = await this.counts();
-    const offsets = await this.offsets(opts.repair);
-    const retention = { droppedSeenPartitions: opts.repair ? await this.dropExpiredSeen() : 0 };
-    const report: CheckReport = {
-      pipeline: this.p.name,
-      checkedAt: new Date().toISOString(),
-      durationMs: Date.now() - started,
-      ok: uniqueness.ok && completeness.ok && seenVsFinal.ok && counts.ok && offsets.ok,
-      uniqueness,
-      completeness,
-      seenVsFinal,
-      counts,
-      offsets,
-      retention,
-    };
+    let report = await this.evaluate(opts, opts.full ?? false);
+    if (report.scope.mode === 'incremental' && !report.counts.ok) report = await this.evaluate(opts, true);
+    report.durationMs = Date.now() - started;
     await this.db.command(
       `INSERT INTO ${this.t(CHECKS_TABLE)} (pipeline, checked_at, ok, report) VALUES ({p:String}, now64(3), {ok:UInt8}, {r:String})`,
       { p: this.p.name, ok: report.ok ? 1 : 0, r: JSON.stringify(report) },
@@ -104,73 +94,159 @@ export class Checker {
     return report;
   }
 
-  /** I1 on the kept keys: no key kept twice closer than the window. */
-  private async uniqueness(): Promise<CheckReport['uniqueness']> {
+  private async evaluate(opts: CheckOptions, full: boolean): Promise<CheckReport> {
+    const started = Date.now();
+    const lock = opts.lock ?? (<T>(fn: () => Promise<T>): Promise<T> => fn());
+    const scope = await checkScope(this.db, this.p, full);
+    const doubled = await this.doubled(scope, opts.repair, lock);
+    const uniqueness = await this.uniqueness(scope);
+    const seenVsFinal = await this.seenVsFinal(scope, opts.repair, lock);
+    const completeness = await this.completeness(scope.ranges);
+    const counts = await lock(() => this.counts());
+    const offsets = await checkOffsets(this.db, this.p, this.kafka, scope, opts.repair);
+    const retention = { droppedSeenPartitions: opts.repair ? await lock(() => this.dropExpiredSeen()) : 0 };
+    return {
+      pipeline: this.p.name,
+      checkedAt: new Date().toISOString(),
+      durationMs: Date.now() - started,
+      ok: uniqueness.ok && doubled.ok && completeness.ok && seenVsFinal.ok && counts.ok && offsets.ok,
+      scope: scopeSummary(scope),
+      uniqueness,
+      doubled,
+      completeness,
+      seenVsFinal,
+      counts,
+      offsets,
+      retention,
+    };
+  }
+
+  /**
+   * Slices that kept rows twice. Repairs a killed daemon left unfinished go
+   * first; found ones are repaired while no slice runs. The other checks then
+   * see the repaired tables.
+   */
+  private async doubled(scope: CheckScope, repair: boolean, lock: NonNullable<CheckOptions['lock']>): Promise<CheckReport['doubled']> {
+    const repairer = new Repairer(this.db, this.p, this.hooks);
+    const scoped = seenScopeSql(this.p, scope);
+    const repairs: RepairOutcome[] = repair ? await lock(() => repairer.resumePending()) : [];
+    const found = await repairer.find(scoped);
+    if (repair && found.groups > 0) {
+      const r = await lock(() => repairer.repair(scoped));
+      if (r) repairs.push(r);
+    }
+    const left = repair && found.groups > 0 ? await repairer.find(scoped) : found;
+    return {
+      ok: left.groups === 0,
+      groups: found.groups,
+      keys: found.keys,
+      extraSeenCopies: found.extra,
+      finalRemoved: repairs.reduce((s, r) => s + r.finalRemoved, 0),
+      seenRemoved: repairs.reduce((s, r) => s + r.seenRemoved, 0),
+      repairs,
+    };
+  }
+
+  /** I1 on the kept keys: no key kept twice closer than the window (of the keys in scope). */
+  private async uniqueness(scope: CheckScope): Promise<CheckReport['uniqueness']> {
+    const seenScope = seenScopeSql(this.p, scope);
     const rows = await this.db.rows<{ violations: string; examples: string[] }>(
       `SELECT count() AS violations, groupArray(10)(k) AS examples FROM (
          SELECT toString(tuple(${this.key})) AS k, arraySort(groupArray(toUnixTimestamp64Milli(\`__t\`))) AS ts
          FROM ${this.t(this.n.seen)}
+         PREWHERE ${seenScope.sql}
          WHERE \`__t\` > now64(3) - toIntervalMillisecond({w2:Int64})
          GROUP BY ${this.key}
          HAVING length(ts) > 1 AND arrayExists((a, b) -> b - a < {w:Int64}, arrayPopBack(ts), arrayPopFront(ts)))`,
-      { w: this.W, w2: 2 * this.W },
+      { ...seenScope.params, w: this.W, w2: 2 * this.W },
+      HASH_LOOKUP,
     );
     const violations = Number(rows[0]?.violations ?? 0);
     return { ok: violations === 0, violations, examples: rows[0]?.examples ?? [] };
   }
 
-  /** I2: every processed staged key is represented in the final table. */
+  /** I2: every processed staged key (of the ranges in scope) is represented in the final table. */
   private async completeness(processed: SliceRange[]): Promise<CheckReport['completeness']> {
     if (processed.length === 0) return { ok: true, missing: 0, examples: [] };
     const cond = rangesCondition(processed);
+    const staged = `SELECT ${this.key} FROM ${this.t(this.n.staging)} WHERE ${cond.sql}`;
+    // The final table is looked up by the staged keys, so its primary key (the dedup key by default) prunes.
     const rows = await this.db.rows<{ missing: string; examples: string[] }>(
-      `SELECT count() AS missing, groupArray(10)(toString(k)) AS examples FROM (
-         SELECT DISTINCT tuple(${this.key}) AS k FROM ${this.t(this.n.staging)} WHERE ${cond.sql})
-       WHERE k NOT IN (SELECT tuple(${this.key}) FROM ${this.t(this.n.final)})`,
-      cond.params,
+      `SELECT count() AS missing, groupArray(10)(k) AS examples FROM (
+         SELECT DISTINCT toString(tuple(${this.key})) AS k FROM ${this.t(this.n.staging)}
+         WHERE (${cond.sql}) AND (${this.key}) NOT IN (SELECT ${this.key} FROM ${this.t(this.n.final)} WHERE (${this.key}) IN (${staged}))
+           -- Messages the final table refused are dead letters, not missing rows (rejections.ts).
+           AND (_topic, _partition, _offset) NOT IN (SELECT _topic, _partition, _offset FROM ${this.t(this.n.errors)} WHERE (${cond.sql}) AND startsWith(__error, {refused:String})))`,
+      { ...cond.params, refused: REFUSED_BY_FINAL },
     );
     const missing = Number(rows[0]?.missing ?? 0);
     return { ok: missing === 0, missing, examples: rows[0]?.examples ?? [] };
   }
 
-  private async seenVsFinal(processed: SliceRange[], repair: boolean): Promise<CheckReport['seenVsFinal']> {
+  /**
+   * Seen keys vs final rows, both ways. Counted without the lock; a count
+   * above zero is taken again under it (a slice in flight writes its final
+   * rows and seen keys side by side, so one may briefly show without the
+   * other), and the repair's insert computes its rows under it too.
+   */
+  private async seenVsFinal(scope: CheckScope, repair: boolean, lock: NonNullable<CheckOptions['lock']>): Promise<CheckReport['seenVsFinal']> {
     const cols = this.p.columns.map((c) => ident(c.name)).join(', ');
     const final = this.t(this.n.final);
     const seen = this.t(this.n.seen);
     const staging = this.t(this.n.staging);
-    // Kept keys (retained state) with no row in the final table: the write that must never be lost.
-    const keptNotInFinalSql = `SELECT ${this.key}, \`__t\` FROM ${seen}
-      WHERE tuple(${this.key}) NOT IN (SELECT tuple(${this.key}) FROM ${final} WHERE tuple(${this.key}) IN (SELECT tuple(${this.key}) FROM ${seen}))`;
-    const lostRows = await this.db.rows<{ n: string }>(`SELECT count() AS n FROM (${keptNotInFinalSql})`);
-    const keptNotInFinal = Number(lostRows[0]?.n ?? 0);
+    const count = async (q: ParamSql): Promise<number> => Number((await this.db.rows<{ n: string }>(`SELECT count() AS n FROM (${q.sql})`, q.params, CTE))[0]?.n ?? 0);
+    const ss = seenScopeSql(this.p, scope);
+    const cond = rangesCondition(scope.ranges);
+    // Kept keys (retained state, in scope) with no row in the final table: the write that must never be lost.
+    const keptNotInFinalSql: ParamSql = {
+      sql: `SELECT ${this.key}, \`__t\` FROM ${seen} PREWHERE ${ss.sql}
+      WHERE (${this.key}) NOT IN (SELECT ${this.key} FROM ${final} WHERE (${this.key}) IN (SELECT ${this.key} FROM ${seen} PREWHERE ${ss.sql}))`,
+      params: ss.params,
+    };
+    let keptNotInFinal = await count(keptNotInFinalSql);
     let reinserted = 0;
-    if (keptNotInFinal > 0 && repair) {
-      const fromStaging = `SELECT ${cols} FROM ${staging} WHERE tuple(${this.key}, \`__t\`) IN (${keptNotInFinalSql}) LIMIT 1 BY ${this.key}, \`__t\``;
-      const cnt = await this.db.rows<{ n: string }>(`SELECT count() AS n FROM (${fromStaging})`);
-      reinserted = Number(cnt[0]?.n ?? 0);
-      if (reinserted > 0) await this.db.command(`INSERT INTO ${final} (${cols}) ${fromStaging}`);
+    if (keptNotInFinal > 0) {
+      await lock(async () => {
+        keptNotInFinal = await count(keptNotInFinalSql);
+        if (keptNotInFinal === 0 || !repair) return;
+        const fromStaging: ParamSql = {
+          sql: `SELECT ${cols} FROM ${staging} WHERE (${cond.sql}) AND tuple(${this.key}, \`__t\`) IN (${keptNotInFinalSql.sql}) LIMIT 1 BY ${this.key}, \`__t\``,
+          params: { ...cond.params, ...ss.params },
+        };
+        reinserted = await count(fromStaging);
+        // Counted under the lock, not token-deduplicated: a re-run finds nothing missing any more.
+        if (reinserted > 0) await this.db.command(`INSERT INTO ${final} (${cols}) ${fromStaging.sql}`, fromStaging.params, UNTOKENED_INSERT_SELECT);
+      });
     }
     // Recently processed occurrences whose key is in the final table but has no kept time within the window.
     let finalWithoutSeen = 0;
     let restored = 0;
-    if (processed.length > 0) {
-      const cond = rangesCondition(processed);
-      const orphanSql = `SELECT ${this.key}, s.t AS \`__t\`, 'repair' AS \`__slice\` FROM (
-          SELECT ${this.key}, min(\`__t\`) AS t FROM ${staging}
-          WHERE (${cond.sql}) AND \`__t\` > now64(3) - toIntervalMillisecond({w:Int64})
-          GROUP BY ${this.key}) AS s
-        LEFT JOIN (
-          SELECT ${this.key}, groupArray(toUnixTimestamp64Milli(\`__t\`)) AS ts FROM ${seen}
-          WHERE tuple(${this.key}) IN (SELECT tuple(${this.key}) FROM ${staging} WHERE ${cond.sql})
-          GROUP BY ${this.key}) AS z USING (${this.key})
-        WHERE NOT arrayExists(x -> abs(x - toUnixTimestamp64Milli(s.t)) < {w:Int64}, z.ts)
-          AND tuple(${this.key}) IN (SELECT tuple(${this.key}) FROM ${final})`;
-      const params = { ...cond.params, w: this.W };
-      const cnt = await this.db.rows<{ n: string }>(`SELECT count() AS n FROM (${orphanSql})`, params);
-      finalWithoutSeen = Number(cnt[0]?.n ?? 0);
-      if (finalWithoutSeen > 0 && repair) {
-        await this.db.command(`INSERT INTO ${seen} (${this.key}, \`__t\`, \`__slice\`) ${orphanSql}`, params);
-        restored = finalWithoutSeen;
+    if (scope.ranges.length > 0) {
+      // Candidates first (usually none): only they are looked up in the final table. The seen keys
+      // are found by key hash, as the slice insert finds them.
+      const orphan: ParamSql = {
+        sql: `WITH candidates AS MATERIALIZED (
+          SELECT ${this.key}, s.t AS t FROM (
+            SELECT ${this.key}, min(\`__t\`) AS t FROM ${staging}
+            WHERE (${cond.sql}) AND \`__t\` > now64(3) - toIntervalMillisecond({w:Int64})
+            GROUP BY ${this.key}) AS s
+          LEFT JOIN (
+            SELECT ${this.key}, groupArray(toUnixTimestamp64Milli(\`__t\`)) AS ts FROM ${seen}
+            PREWHERE \`__h\` IN (SELECT sipHash64(${this.key}) FROM ${staging} WHERE ${cond.sql})
+            GROUP BY ${this.key}) AS z USING (${this.key})
+          WHERE NOT arrayExists(x -> abs(x - toUnixTimestamp64Milli(s.t)) < {w:Int64}, z.ts))
+        SELECT ${this.key}, t AS \`__t\`, 'repair' AS \`__slice\` FROM candidates
+        WHERE (${this.key}) IN (SELECT ${this.key} FROM ${final} WHERE (${this.key}) IN (SELECT ${this.key} FROM candidates))`,
+        params: { ...cond.params, w: this.W },
+      };
+      finalWithoutSeen = await count(orphan);
+      if (finalWithoutSeen > 0) {
+        await lock(async () => {
+          finalWithoutSeen = await count(orphan);
+          if (finalWithoutSeen === 0 || !repair) return;
+          await this.db.command(`INSERT INTO ${seen} (${this.key}, \`__t\`, \`__slice\`) ${orphan.sql}`, orphan.params, { ...CTE, ...UNTOKENED_INSERT_SELECT });
+          restored = finalWithoutSeen;
+        });
       }
     }
     const unrepairable = keptNotInFinal - reinserted;
@@ -204,68 +280,27 @@ export class Checker {
     };
   }
 
-  private async offsets(repair: boolean): Promise<CheckReport['offsets']> {
-    if (!this.kafka) return { ok: true, checked: false, error: 'Kafka not consulted', partitions: [] };
-    let kafkaOffsets: PartitionOffsets[];
-    try {
-      kafkaOffsets = await this.kafka.offsets();
-    } catch (err) {
-      return { ok: true, checked: false, error: `Kafka unreachable: ${describeError(err)}`, partitions: [] };
-    }
-    const partitions: PartitionCheck[] = [];
-    let budget = MAX_GAP_OFFSETS;
-    for (const k of kafkaOffsets) {
-      const pc: PartitionCheck = { topic: k.topic, partition: k.partition, committed: k.committed, firstConsumed: null, gapOffsets: 0, legitimate: 0, emptyDeadLettered: 0, lost: [] };
-      partitions.push(pc);
-      if (k.committed === null) continue;
-      const gaps = await this.db.rows<{ first: string; a: string; b: string }>(
-        `SELECT min(o) OVER () AS first, prev + 1 AS a, o - 1 AS b FROM (
-           SELECT o, lagInFrame(o, 1, o) OVER (ORDER BY o ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS prev FROM (
-             SELECT DISTINCT _offset AS o FROM (
-               SELECT _offset FROM ${this.t(this.n.staging)} WHERE _topic = {t:String} AND _partition = {p:UInt32} AND _offset < {c:UInt64}
-               UNION ALL
-               SELECT _offset FROM ${this.t(this.n.errors)} WHERE _topic = {t:String} AND _partition = {p:UInt32} AND _offset < {c:UInt64})))
-         ORDER BY o`,
-        { t: k.topic, p: k.partition, c: k.committed },
-      );
-      pc.firstConsumed = gaps[0] ? Number(gaps[0].first) : null;
-      for (const g of gaps) {
-        const a = Number(g.a);
-        const b = Number(g.b);
-        if (b < a) continue;
-        pc.gapOffsets += b - a + 1;
-        if (budget <= 0) continue;
-        const to = Math.min(b, a + budget - 1);
-        budget -= to - a + 1;
-        const records = await fetchRange(this.kafka.client, k.topic, k.partition, a, to);
-        const found = new Set(records.map((r) => r.offset));
-        pc.legitimate += to - a + 1 - found.size;
-        for (const r of records) {
-          if (!r.value || r.value.length === 0) {
-            if (repair) await this.deadLetterEmpty(k.topic, k.partition, r.offset, r.timestamp);
-            pc.emptyDeadLettered++;
-          } else pc.lost.push(r.offset);
-        }
-      }
-    }
-    return { ok: partitions.every((x) => x.lost.length === 0), checked: true, error: null, partitions };
-  }
-
-  private async deadLetterEmpty(topic: string, partition: number, offset: number, timestamp: number): Promise<void> {
-    await this.db.command(
-      `INSERT INTO ${this.t(this.n.errors)} (_raw, __error, _topic, _partition, _offset, _timestamp_ms, _ingested_at)
-       VALUES ('', 'empty message (the Kafka engine skips it; recorded by the checker)', {t:String}, {p:UInt32}, {o:UInt64}, fromUnixTimestamp64Milli({ts:Int64}), now64(3))`,
-      { t: topic, p: partition, o: offset, ts: timestamp },
-    );
-  }
-
   /** Seen-key partitions whose every key has outlived its TTL (time and write time both): dropped whole (TTL merges are lazy). */
   private async dropExpiredSeen(): Promise<number> {
     const parts = await this.db.rows<{ id: string }>(
-      `SELECT _partition_id AS id FROM ${this.t(this.n.seen)} GROUP BY id HAVING max(${seenExpirySql(this.p)}) < now()`,
+      // Only partitions holding a key older than the TTL can qualify: partition pruning by \`__t\` reads just those.
+      `SELECT _partition_id AS id FROM ${this.t(this.n.seen)}
+       WHERE _partition_id IN (SELECT DISTINCT _partition_id FROM ${this.t(this.n.seen)} WHERE \`__t\` < now64(3) - toIntervalSecond({ttl:UInt32}))
+       GROUP BY id HAVING max(${seenExpirySql(this.p)}) < now()`,
+      { ttl: seenTtlSeconds(this.p) },
     );
     for (const p of parts) await this.db.command(`ALTER TABLE ${this.t(this.n.seen)} DROP PARTITION ID ${quoteString(p.id)}`);
     return parts.length;
+  }
+
+  /** When the newest full check ran (0: never), so the daemon can run one a day. */
+  static async lastFull(db: Db, p: PipelineConfig): Promise<number> {
+    const rows = await db.rows<{ at: string }>(
+      `SELECT toUnixTimestamp64Milli(max(checked_at)) AS at FROM ${qualified(p.sink.database, CHECKS_TABLE)}
+       WHERE pipeline = {p:String} AND JSONExtractString(report, 'scope', 'mode') = 'full'`,
+      { p: p.name },
+    );
+    return Number(rows[0]?.at ?? 0);
   }
 
   static async latest(db: Db, p: PipelineConfig): Promise<CheckReport | null> {

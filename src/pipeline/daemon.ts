@@ -7,14 +7,18 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Db } from '../clickhouse/client.ts';
 import type { PipelineConfig } from '../config/schema.ts';
-import { describeError } from '../errors.ts';
+import { describeError, WinnowError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { Checker, type CheckerKafka, type CheckReport } from './checker.ts';
 import { Backoff } from './backoff.ts';
 import { assertTokenDeduplication } from './dedup-guard.ts';
 import { Lease, type LeaseState } from './lease.ts';
+import type { RepairHooks } from './repair.ts';
 import { Processor, type SliceOutcome, type StepHooks } from './processor.ts';
 import { cronFor } from './schedule.ts';
+
+/** A full consistency check (every key, every offset) at least this often; the others are incremental. */
+const FULL_CHECK_EVERY_MS = 24 * 3_600_000;
 
 export interface PipelineHandle {
   pipeline: PipelineConfig;
@@ -37,6 +41,8 @@ export class PipelineRunner {
   private lastSliceMs = 0;
   private deduplicationVerified = false;
   private readonly backoff = new Backoff();
+  private checking: Promise<CheckReport> | undefined;
+  private lastFullCheckAt: number | undefined;
 
   constructor(
     readonly pipeline: PipelineConfig,
@@ -44,6 +50,7 @@ export class PipelineRunner {
     private readonly logger: Logger,
     hooks: StepHooks = {},
     readonly kafka?: CheckerKafka,
+    private readonly repairHooks: RepairHooks = {},
   ) {
     this.processor = new Processor(db, pipeline, hooks);
     this.leases = new Lease(db, pipeline.sink.database, pipeline.name);
@@ -83,28 +90,56 @@ export class PipelineRunner {
     return this.lease.held;
   }
 
-  /** The consistency check with repairs, between slices, by the lease holder only. */
-  async check(): Promise<CheckReport | null> {
+  /**
+   * The consistency check with repairs, by the lease holder only. It reads
+   * while slices go on (incremental: what changed since the last consistent
+   * check); only its repairs and the counts take the exclusive lock, so a
+   * slice never waits for more than those short writes. A full check runs
+   * once a day (FULL_CHECK_EVERY_MS), or when asked.
+   */
+  async check(opts: { full?: boolean } = {}): Promise<CheckReport | null> {
     if (this.stopped || !(await this.holdsLease())) return null;
-    return this.exclusive(async () => {
-      const report = await new Checker(this.db, this.pipeline, this.kafka).run({ repair: true });
-      this.lastCheck = report;
-      const fields = {
-        pipeline: this.pipeline.name,
-        ok: report.ok,
-        durationMs: report.durationMs,
-        uniquenessViolations: report.uniqueness.violations,
-        missingKeys: report.completeness.missing,
-        keptNotInFinal: report.seenVsFinal.keptNotInFinal,
-        reinserted: report.seenVsFinal.reinsertedFromStaging,
-        unrepairable: report.seenVsFinal.unrepairable,
-        seenRestored: report.seenVsFinal.seenRestored,
-        lostOffsets: report.offsets.partitions.reduce((s, p) => s + p.lost.length, 0),
-      };
-      if (report.ok) this.logger.info('consistency check', fields);
-      else this.logger.error('consistency check', fields);
-      return report;
+    if (this.checking) return this.checking;
+    this.checking = this.runCheck(opts.full).finally(() => {
+      this.checking = undefined;
     });
+    return this.checking;
+  }
+
+  private async runCheck(wantFull = false): Promise<CheckReport> {
+    this.lastFullCheckAt ??= await Checker.lastFull(this.db, this.pipeline);
+    const full = wantFull || Date.now() - this.lastFullCheckAt > FULL_CHECK_EVERY_MS;
+    const checker = new Checker(this.db, this.pipeline, this.kafka, this.repairHooks);
+    // Repairs write only between slices and only while this daemon still holds the pipeline.
+    const lock = <T>(fn: () => Promise<T>): Promise<T> =>
+      this.exclusive(async () => {
+        if (!(await this.holdsLease())) throw new WinnowError('LOCKED', `pipeline ${this.pipeline.name}: lease lost during the consistency check`, { retryable: true });
+        return fn();
+      });
+    const report = await checker.run({ repair: true, full, lock });
+    if (report.scope.mode === 'full') this.lastFullCheckAt = Date.now();
+    this.lastCheck = report;
+    for (const r of report.doubled.repairs) {
+      this.logger.warn('repaired a slice written twice', { pipeline: this.pipeline.name, repair: r.repairId, keys: r.keys, finalRemoved: r.finalRemoved, seenRemoved: r.seenRemoved, restored: r.restored, resumed: r.resumed });
+    }
+    const fields = {
+      pipeline: this.pipeline.name,
+      ok: report.ok,
+      mode: report.scope.mode,
+      slices: report.scope.slices,
+      durationMs: report.durationMs,
+      uniquenessViolations: report.uniqueness.violations,
+      doubledGroups: report.doubled.groups,
+      missingKeys: report.completeness.missing,
+      keptNotInFinal: report.seenVsFinal.keptNotInFinal,
+      reinserted: report.seenVsFinal.reinsertedFromStaging,
+      unrepairable: report.seenVsFinal.unrepairable,
+      seenRestored: report.seenVsFinal.seenRestored,
+      lostOffsets: report.offsets.partitions.reduce((s, p) => s + p.lost.length, 0),
+    };
+    if (report.ok) this.logger.info('consistency check', fields);
+    else this.logger.error('consistency check', fields);
+    return report;
   }
 
   /** Process slices until staging has nothing new, the budget is spent, or stop() is called. */
@@ -168,6 +203,7 @@ export class PipelineRunner {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    await this.checking?.catch(() => undefined);
     await this.lock;
   }
 }

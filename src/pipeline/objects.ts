@@ -12,6 +12,7 @@ export const SLICES_TABLE = 'winnow_slices';
 export const MIGRATIONS_TABLE = 'winnow_migrations';
 export const REPLAYS_TABLE = 'winnow_replays';
 export const CHECKS_TABLE = 'winnow_checks';
+export const REPAIRS_TABLE = 'winnow_repairs';
 
 export interface ObjectNames {
   database: string;
@@ -27,6 +28,9 @@ export interface ObjectNames {
   kept: string;
   keptToFinalMv: string;
   keptToSeenMv: string;
+  /** the checker's write-ahead copies of doubled final rows and seen keys (0006) */
+  repairFinal: string;
+  repairSeen: string;
   slices: string;
 }
 
@@ -46,6 +50,8 @@ export function objectNames(p: PipelineConfig): ObjectNames {
     kept: `${base}_kept`,
     keptToFinalMv: `${base}_kept_to_final_mv`,
     keptToSeenMv: `${base}_kept_to_seen_mv`,
+    repairFinal: `${base}_repair_final`,
+    repairSeen: `${base}_repair_seen`,
     slices: SLICES_TABLE,
   };
 }
@@ -265,6 +271,24 @@ export function seenUpgradeStatements(p: PipelineConfig): Statement[] {
     { title: `seen keys ${n.seen}: write time`, sql: `ALTER TABLE ${seen} ADD COLUMN IF NOT EXISTS \`__at\` DateTime DEFAULT now()` },
     { title: `seen keys ${n.seen}: expiry`, sql: `ALTER TABLE ${seen} MODIFY TTL ${seenExpirySql(p)} SETTINGS materialize_ttl_after_modify = 0` },
   ].map((s) => ({ ...s, display: s.sql }));
+}
+
+/**
+ * What the checker needs to repair a doubled slice (0006): the repairs log,
+ * shared by the pipelines of a database, and per pipeline the write-ahead
+ * copies of the doubled final rows and seen keys, saved before anything is
+ * deleted.
+ */
+export function repairStatements(p: PipelineConfig): Statement[] {
+  const n = objectNames(p);
+  const q = (t: string): string => qualified(n.database, t);
+  const key = names(p.dedup.key);
+  const out: [string, string][] = [
+    [`repairs log ${REPAIRS_TABLE}`, renderSql('create_repairs', { table: q(REPAIRS_TABLE) })],
+    [`saved final rows ${n.repairFinal}`, renderSql('create_repair_final', { table: q(n.repairFinal), columns: columnList(p), key })],
+    [`saved seen keys ${n.repairSeen}`, renderSql('create_repair_seen', { table: q(n.repairSeen), keyColumns: columnList(p, p.dedup.key), key })],
+  ];
+  return out.map(([title, sql]) => ({ title, sql, display: sql }));
 }
 
 export function slicesTableSql(database: string): string {

@@ -1,18 +1,26 @@
 /**
  * Pipelines whose staging is filled by hand, for tests of the slice insert
  * without Kafka in the way.
+ *
+ * A migrated pipeline (event_id, msg, payload) in a fresh database whose
+ * staging is filled by hand: the queue and its parsing view are dropped, so
+ * nothing else writes to it. Rows are staged with `stageRows`.
  */
-import { connect } from '../../src/clickhouse/client.ts';
-import { validateConfig } from '../../src/config/index.ts';
+import { connect, type Db } from '../../src/clickhouse/client.ts';
+import { validateConfig, type PipelineConfig } from '../../src/config/index.ts';
 import { Migrator } from '../../src/pipeline/migrator.ts';
-import { objectNames } from '../../src/pipeline/objects.ts';
+import { objectNames, type ObjectNames } from '../../src/pipeline/objects.ts';
 import { freshDatabase, servers, uniqueName } from '../helpers.ts';
 
-/**
- * A migrated pipeline (event_id, msg, payload) in a fresh database whose staging
- * is filled by hand: the queue and its parsing view are dropped, so nothing else writes to it.
- */
-export async function handFedPipeline(prefix: string, topics: string[], dedupWindow: string, schedule: { maxSliceRows?: number } = {}) {
+export interface HandFed {
+  db: string;
+  p: PipelineConfig;
+  n: ObjectNames;
+  client: Db;
+  migrator: Migrator;
+}
+
+export async function handFedPipeline(prefix: string, topics: string[], dedupWindow: string, schedule: { maxSliceRows?: number } = {}): Promise<HandFed> {
   const s = servers();
   const db = (await freshDatabase(`winnow_${prefix}`)).name;
   const p = validateConfig(
@@ -44,3 +52,19 @@ export async function handFedPipeline(prefix: string, topics: string[], dedupWin
   return { db, p, n, client, migrator };
 }
 
+export interface StagedRow {
+  key: string;
+  msg: number;
+  /** ms since the epoch */
+  t: number;
+  topic: string;
+  partition: number;
+  offset: number;
+}
+
+export async function stageRows(h: HandFed, rows: StagedRow[]): Promise<void> {
+  const values = rows
+    .map((s) => `('${s.key}', ${s.msg}, 'payload ${s.msg}', fromUnixTimestamp64Milli(toInt64(${s.t}), 'UTC'), '${s.topic}', ${s.partition}, ${s.offset}, NULL, now64(3))`)
+    .join(',\n');
+  await h.client.command(`INSERT INTO ${h.db}.${h.n.staging} (event_id, msg, payload, __t, _topic, _partition, _offset, _timestamp_ms, _ingested_at) VALUES ${values}`);
+}

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/clickhouse/client.ts';
 import type { PipelineConfig } from '../../src/config/index.ts';
 import type { ObjectNames } from '../../src/pipeline/objects.ts';
+import { Checker } from '../../src/pipeline/checker.ts';
 import { replayDeadLetters } from '../../src/pipeline/deadletters.ts';
 import { Processor, TABLE_WIDE_REFUSALS } from '../../src/pipeline/processor.ts';
 import { Replayer } from '../../src/pipeline/replay.ts';
@@ -95,6 +96,10 @@ describe('rows the final table refuses', () => {
       rejected: bad.size,
       twice: 0,
     });
+    // The checker counts refused messages as dead letters, not as missing rows.
+    const report = await new Checker(client, p).run({ repair: false, full: true });
+    expect(report.completeness).toMatchObject({ ok: true, missing: 0 });
+    expect(report.ok, JSON.stringify(report)).toBe(true);
   });
 
   it('replays the refused messages once the cause is fixed, adding only keys not represented', async () => {
