@@ -156,11 +156,12 @@ export class PipelineRunner {
           if (!outcome) break;
           this.lastSliceMs = outcome.slice.durationMs;
           this.logSlice(outcome);
+          // Progress: a failure after this one is a new streak, retried after the shortest pause.
+          this.recovered();
           this.slicesDone++;
         }
         this.lastError = null;
-        const ended = this.backoff.succeeded();
-        if (ended > 0) this.logger.info('slices succeed again', { pipeline: this.pipeline.name, failuresBefore: ended });
+        this.recovered();
       } catch (err) {
         this.lastError = describeError(err);
         this.lastErrorAt = Date.now();
@@ -174,6 +175,11 @@ export class PipelineRunner {
       }
     });
     return this.inFlight;
+  }
+
+  private recovered(): void {
+    const ended = this.backoff.succeeded();
+    if (ended > 0) this.logger.info('slices succeed again', { pipeline: this.pipeline.name, failuresBefore: ended });
   }
 
   private logSlice(o: SliceOutcome): void {

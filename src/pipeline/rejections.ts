@@ -51,7 +51,8 @@ export function isRowRefusal(err: unknown): err is ClickHouseFailure {
 /** ClickHouse's own words for a refusal, without the statement winnow sent: one line. */
 export function refusalReason(err: ClickHouseFailure): string {
   const own = err.cause instanceof Error ? err.cause.message : err.message;
-  const line = (own.split('\n')[0] ?? own).trim();
+  const type = (err.cause as { type?: string } | undefined)?.type;
+  const line = `ClickHouse error ${err.chCode ?? '?'}${type ? ` (${type})` : ''}: ${(own.split('\n')[0] ?? own).trim()}`;
   return line.length > 1000 ? `${line.slice(0, 1000)}…` : line;
 }
 
