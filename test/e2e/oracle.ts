@@ -1,7 +1,7 @@
 /**
  * A seeded generator of user events with a known duplicate structure, and the
  * oracle that says which rows the final table must hold. The oracle applies
- * the window semantics of DESIGN.md on its own (greedy first-wins over
+ * the window semantics of ARCHITECTURE.md on its own (greedy first-wins over
  * occurrences in processing order), independent of winnow's SQL.
  */
 

@@ -56,7 +56,7 @@ function generate(seed: number, n: number): Staged[] {
   return out;
 }
 
-/** DESIGN.md's greedy first-wins, slice by slice: the messages each slice keeps. */
+/** ARCHITECTURE.md's greedy first-wins, slice by slice: the messages each slice keeps. */
 function oracle(rows: Staged[], slices: SliceRange[][]): number[][] {
   const kept = new Map<string, number[]>();
   return slices.map((ranges) => {
