@@ -1,5 +1,6 @@
 /** Kafka's view of a pipeline: log-end offsets of its topics and the offsets ClickHouse's consumer group committed. */
 import type { Admin } from 'kafkajs';
+import { byTopicPartition } from './partitions.ts';
 
 export interface PartitionOffsets {
   topic: string;
@@ -31,7 +32,7 @@ export async function topicOffsets(admin: Admin, topics: string[], groupId: stri
       });
     }
   }
-  return out.sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
+  return out.sort(byTopicPartition);
 }
 
 /**

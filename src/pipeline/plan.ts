@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import type { NextOffset } from './checkpoints.ts';
 import type { SliceRange } from './slice-sql.ts';
+import { byTopicPartition } from '../kafka/partitions.ts';
 
 export interface StagedHead {
   topic: string;
@@ -41,7 +42,7 @@ export function planSlice(next: NextOffset[], heads: StagedHead[], maxRows: numb
       const [topic = '', partition = '0'] = k.split('\u0000');
       return { topic, partition: Number(partition), offset };
     })
-    .sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
+    .sort(byTopicPartition);
   return { ranges, nextOffsets };
 }
 

@@ -19,6 +19,7 @@ import type { PipelineConfig } from '../config/schema.ts';
 import type { NextOffset } from './checkpoints.ts';
 import { objectNames } from './objects.ts';
 import { rangesCondition, type SliceRange } from './slice-sql.ts';
+import { byTopicPartition } from '../kafka/partitions.ts';
 
 /** How a dead letter of a refused row begins; the rest is ClickHouse's error. */
 export const REFUSED_BY_FINAL = 'refused by the final table: ';
@@ -81,7 +82,7 @@ export function advance(next: NextOffset[], ranges: SliceRange[]): NextOffset[] 
   for (const r of ranges) {
     if (!next.some((o) => o.topic === r.topic && o.partition === r.partition)) out.push({ topic: r.topic, partition: r.partition, offset: r.toOffset + 1 });
   }
-  return out.sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
+  return out.sort(byTopicPartition);
 }
 
 /** Watermarks as they were before a slice: each of its ranges' partitions back at the range start. */

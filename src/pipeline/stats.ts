@@ -6,6 +6,7 @@ import type { PartitionOffsets } from '../kafka/offsets.ts';
 import { objectNames, SLICES_TABLE } from './objects.ts';
 import { REFUSED_BY_FINAL } from './rejections.ts';
 import { Checkpoints } from './checkpoints.ts';
+import { byTopicPartition } from '../kafka/partitions.ts';
 
 export interface PartitionStats {
   topic: string;
@@ -100,7 +101,7 @@ export async function pipelineStats(
         lag: ko ? Math.max(0, ko.logEnd - Math.max(nextOffset, ko.logStart)) : null,
       };
     })
-    .sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
+    .sort(byTopicPartition);
 
   const lastCommitted = last?.status === 'committed' ? last : undefined;
   return {
