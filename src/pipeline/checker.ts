@@ -23,9 +23,9 @@ import type { PipelineConfig } from '../config/schema.ts';
 import { checkOffsets, type CheckerKafka, type OffsetsReport } from './check-offsets.ts';
 import { checkScope, scopeSummary, seenScopeSql, type CheckScope, type ScopeSummary } from './check-scope.ts';
 import { CHECKS_TABLE, objectNames, REPLAYS_TABLE, seenExpirySql, seenTtlSeconds, SLICES_TABLE } from './objects.ts';
-import { REFUSED_BY_FINAL } from './rejections.ts';
+import { completenessSql, fromStagingSql, keptNotInFinalSql, orphanSql, unrepresentedSql } from './check-sql.ts';
 import { Repairer, type RepairHooks, type RepairOutcome } from './repair.ts';
-import { rangesCondition, type ParamSql, type SliceRange } from './slice-sql.ts';
+import type { ParamSql, SliceRange } from './slice-sql.ts';
 
 export type { CheckerKafka, PartitionCheck } from './check-offsets.ts';
 
@@ -42,6 +42,15 @@ export interface CheckReport {
   counts: { ok: boolean; finalRows: number; insertedBySlices: number; insertedByReplays: number; note: string | null };
   offsets: OffsetsReport;
   retention: { droppedSeenPartitions: number };
+  /**
+   * How completeness and seen keys vs final rows were proved: 'counts' (the
+   * counts reconciled and every staged key of the scope has its kept time in
+   * the seen keys; no per-key final-table lookup) or 'lookups' (every key in
+   * scope looked up in the final table).
+   */
+  proof: 'counts' | 'lookups';
+  /** what each part of the check took */
+  stepsMs: Record<string, number>;
 }
 
 export interface CheckOptions {
@@ -56,10 +65,12 @@ export interface CheckOptions {
 const HASH_LOOKUP = { use_index_for_in_with_subqueries: 0 } as const;
 /** Candidate sets computed once though read twice (as in the slice insert). */
 const CTE = { enable_materialized_cte: 1 } as const;
+const NOTHING_MISSING: CheckReport['seenVsFinal'] = { ok: true, keptNotInFinal: 0, reinsertedFromStaging: 0, unrepairable: 0, finalWithoutSeen: 0, seenRestored: 0 };
 
 export class Checker {
   private readonly n;
   private readonly key: string;
+  private readonly cols: string;
   private readonly W: number;
 
   constructor(
@@ -70,6 +81,7 @@ export class Checker {
   ) {
     this.n = objectNames(p);
     this.key = p.dedup.key.map(ident).join(', ');
+    this.cols = p.columns.map((c) => ident(c.name)).join(', ');
     this.W = p.dedup.windowMs;
   }
 
@@ -96,15 +108,31 @@ export class Checker {
 
   private async evaluate(opts: CheckOptions, full: boolean): Promise<CheckReport> {
     const started = Date.now();
+    const stepsMs: Record<string, number> = {};
+    const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+      const t0 = Date.now();
+      try {
+        return await fn();
+      } finally {
+        stepsMs[name] = (stepsMs[name] ?? 0) + Date.now() - t0;
+      }
+    };
     const lock = opts.lock ?? (<T>(fn: () => Promise<T>): Promise<T> => fn());
-    const scope = await checkScope(this.db, this.p, full);
-    const doubled = await this.doubled(scope, opts.repair, lock);
-    const uniqueness = await this.uniqueness(scope);
-    const seenVsFinal = await this.seenVsFinal(scope, opts.repair, lock);
-    const completeness = await this.completeness(scope.ranges);
-    const counts = await lock(() => this.counts());
-    const offsets = await checkOffsets(this.db, this.p, this.kafka, scope, opts.repair);
-    const retention = { droppedSeenPartitions: opts.repair ? await lock(() => this.dropExpiredSeen()) : 0 };
+    const scope = await step('scope', () => checkScope(this.db, this.p, full));
+    const doubled = await step('doubled', () => this.doubled(scope, opts.repair, lock));
+    const uniqueness = await step('uniqueness', () => this.uniqueness(scope));
+    // The cheap proof (check-sql.ts) first; the lookups only when it finds something, or cannot apply:
+    // a full check looks at everything, and an adopted table's rows are not all winnow's to count.
+    let proven: CheckReport['counts'] | null = null;
+    if (scope.mode === 'incremental' && this.p.sink.mode !== 'adopt') {
+      const counts = await step('counts', () => lock(() => this.counts()));
+      if (counts.ok && (await step('unrepresented', () => this.unrepresented(scope.ranges))) === 0) proven = counts;
+    }
+    const seenVsFinal = proven ? NOTHING_MISSING : await step('seenVsFinal', () => this.seenVsFinal(scope, opts.repair, lock));
+    const completeness = proven ? { ok: true, missing: 0, examples: [] } : await step('completeness', () => this.completeness(scope.ranges));
+    const counts = proven ?? (await step('counts', () => lock(() => this.counts())));
+    const offsets = await step('offsets', () => checkOffsets(this.db, this.p, this.kafka, scope, opts.repair));
+    const retention = { droppedSeenPartitions: opts.repair ? await step('retention', () => lock(() => this.dropExpiredSeen())) : 0 };
     return {
       pipeline: this.p.name,
       checkedAt: new Date().toISOString(),
@@ -118,7 +146,21 @@ export class Checker {
       counts,
       offsets,
       retention,
+      proof: proven ? 'counts' : 'lookups',
+      stepsMs,
     };
+  }
+
+  /**
+   * Staged keys of the scope without a kept time near their occurrence
+   * (unrepresentedSql): 0 in a consistent pipeline. Read without the lock: a
+   * slice in flight only adds seen keys, and any key found sends the check
+   * to the lookups, which take it again under the lock.
+   */
+  private async unrepresented(ranges: SliceRange[]): Promise<number> {
+    const q = unrepresentedSql(this.p, ranges);
+    const rows = await this.db.rows<{ keys: string }>(q.sql, q.params, { ...CTE, ...HASH_LOOKUP });
+    return Number(rows[0]?.keys ?? 0);
   }
 
   /**
@@ -168,17 +210,8 @@ export class Checker {
   /** I2: every processed staged key (of the ranges in scope) is represented in the final table. */
   private async completeness(processed: SliceRange[]): Promise<CheckReport['completeness']> {
     if (processed.length === 0) return { ok: true, missing: 0, examples: [] };
-    const cond = rangesCondition(processed);
-    const staged = `SELECT ${this.key} FROM ${this.t(this.n.staging)} WHERE ${cond.sql}`;
-    // The final table is looked up by the staged keys, so its primary key (the dedup key by default) prunes.
-    const rows = await this.db.rows<{ missing: string; examples: string[] }>(
-      `SELECT count() AS missing, groupArray(10)(k) AS examples FROM (
-         SELECT DISTINCT toString(tuple(${this.key})) AS k FROM ${this.t(this.n.staging)}
-         WHERE (${cond.sql}) AND (${this.key}) NOT IN (SELECT ${this.key} FROM ${this.t(this.n.final)} WHERE (${this.key}) IN (${staged}))
-           -- Messages the final table refused are dead letters, not missing rows (rejections.ts).
-           AND (_topic, _partition, _offset) NOT IN (SELECT _topic, _partition, _offset FROM ${this.t(this.n.errors)} WHERE (${cond.sql}) AND startsWith(__error, {refused:String})))`,
-      { ...cond.params, refused: REFUSED_BY_FINAL },
-    );
+    const q = completenessSql(this.p, processed);
+    const rows = await this.db.rows<{ missing: string; examples: string[] }>(q.sql, q.params);
     const missing = Number(rows[0]?.missing ?? 0);
     return { ok: missing === 0, missing, examples: rows[0]?.examples ?? [] };
   }
@@ -190,55 +223,27 @@ export class Checker {
    * other), and the repair's insert computes its rows under it too.
    */
   private async seenVsFinal(scope: CheckScope, repair: boolean, lock: NonNullable<CheckOptions['lock']>): Promise<CheckReport['seenVsFinal']> {
-    const cols = this.p.columns.map((c) => ident(c.name)).join(', ');
     const final = this.t(this.n.final);
     const seen = this.t(this.n.seen);
-    const staging = this.t(this.n.staging);
     const count = async (q: ParamSql): Promise<number> => Number((await this.db.rows<{ n: string }>(`SELECT count() AS n FROM (${q.sql})`, q.params, CTE))[0]?.n ?? 0);
-    const ss = seenScopeSql(this.p, scope);
-    const cond = rangesCondition(scope.ranges);
-    // Kept keys (retained state, in scope) with no row in the final table: the write that must never be lost.
-    const keptNotInFinalSql: ParamSql = {
-      sql: `SELECT ${this.key}, \`__t\` FROM ${seen} PREWHERE ${ss.sql}
-      WHERE (${this.key}) NOT IN (SELECT ${this.key} FROM ${final} WHERE (${this.key}) IN (SELECT ${this.key} FROM ${seen} PREWHERE ${ss.sql}))`,
-      params: ss.params,
-    };
-    let keptNotInFinal = await count(keptNotInFinalSql);
+    const missingSql = keptNotInFinalSql(this.p, seenScopeSql(this.p, scope));
+    let keptNotInFinal = await count(missingSql);
     let reinserted = 0;
     if (keptNotInFinal > 0) {
       await lock(async () => {
-        keptNotInFinal = await count(keptNotInFinalSql);
+        keptNotInFinal = await count(missingSql);
         if (keptNotInFinal === 0 || !repair) return;
-        const fromStaging: ParamSql = {
-          sql: `SELECT ${cols} FROM ${staging} WHERE (${cond.sql}) AND tuple(${this.key}, \`__t\`) IN (${keptNotInFinalSql.sql}) LIMIT 1 BY ${this.key}, \`__t\``,
-          params: { ...cond.params, ...ss.params },
-        };
+        const fromStaging = fromStagingSql(this.p, scope.ranges, missingSql);
         reinserted = await count(fromStaging);
         // Counted under the lock, not token-deduplicated: a re-run finds nothing missing any more.
-        if (reinserted > 0) await this.db.command(`INSERT INTO ${final} (${cols}) ${fromStaging.sql}`, fromStaging.params, UNTOKENED_INSERT_SELECT);
+        if (reinserted > 0) await this.db.command(`INSERT INTO ${final} (${this.cols}) ${fromStaging.sql}`, fromStaging.params, UNTOKENED_INSERT_SELECT);
       });
     }
     // Recently processed occurrences whose key is in the final table but has no kept time within the window.
     let finalWithoutSeen = 0;
     let restored = 0;
     if (scope.ranges.length > 0) {
-      // Candidates first (usually none): only they are looked up in the final table. The seen keys
-      // are found by key hash, as the slice insert finds them.
-      const orphan: ParamSql = {
-        sql: `WITH candidates AS MATERIALIZED (
-          SELECT ${this.key}, s.t AS t FROM (
-            SELECT ${this.key}, min(\`__t\`) AS t FROM ${staging}
-            WHERE (${cond.sql}) AND \`__t\` > now64(3) - toIntervalMillisecond({w:Int64})
-            GROUP BY ${this.key}) AS s
-          LEFT JOIN (
-            SELECT ${this.key}, groupArray(toUnixTimestamp64Milli(\`__t\`)) AS ts FROM ${seen}
-            PREWHERE \`__h\` IN (SELECT sipHash64(${this.key}) FROM ${staging} WHERE ${cond.sql})
-            GROUP BY ${this.key}) AS z USING (${this.key})
-          WHERE NOT arrayExists(x -> abs(x - toUnixTimestamp64Milli(s.t)) < {w:Int64}, z.ts))
-        SELECT ${this.key}, t AS \`__t\`, 'repair' AS \`__slice\` FROM candidates
-        WHERE (${this.key}) IN (SELECT ${this.key} FROM ${final} WHERE (${this.key}) IN (SELECT ${this.key} FROM candidates))`,
-        params: { ...cond.params, w: this.W },
-      };
+      const orphan = orphanSql(this.p, scope.ranges);
       finalWithoutSeen = await count(orphan);
       if (finalWithoutSeen > 0) {
         await lock(async () => {
