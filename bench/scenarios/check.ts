@@ -133,7 +133,7 @@ export async function checkCost(ctx: Ctx): Promise<CheckResult> {
       fullOk,
     };
     result.costs.push(cost);
-    ctx.log(`check: incremental check at ${fmtInt(cost.finalRows)} final rows after ${slices} slices (${fmtInt(traffic)} rows, ${fmtInt(slicesMs)} ms): ${fmtInt(cost.incrementalMs)} ms = ${(cost.shareOfInterval * 100).toFixed(2)}% of a 1-minute check interval (${inc.scope.mode}, ${inc.ok ? 'consistent' : 'NOT consistent'})`);
+    ctx.log(`check: incremental check at ${fmtInt(cost.finalRows)} final rows after ${slices} slices (${fmtInt(traffic)} rows, ${fmtInt(slicesMs)} ms): ${fmtInt(cost.incrementalMs)} ms = ${(cost.checkToSlices * 100).toFixed(1)}% of those slices' time, ${(cost.shareOfInterval * 100).toFixed(2)}% of a 1-minute check interval (${inc.scope.mode}, proof by ${inc.proof}, ${inc.ok ? 'consistent' : 'NOT consistent'}); steps: ${Object.entries(inc.stepsMs).map(([k, v]) => `${k} ${fmtInt(v)}`).join(', ')} ms`);
     await db.command(`DROP DATABASE IF EXISTS ${database} SYNC`);
   }
   return result;

@@ -6,10 +6,10 @@
  *    scope looked up in the final table. Exact, but an IN set of a minute's
  *    keys touches nearly every granule of the final table, so they cost what
  *    the final table weighs;
- *  - the cheap proof (unrepresentedSql), used by an incremental check once the
- *    counts reconcile: the staged keys of the scope are looked up in the seen
- *    keys by key hash (what a slice reads anyway) and only the keys without a
- *    kept time near their occurrence are looked up in the final table.
+ *  - the cheap proof (scopeProofSql), used by an incremental check once the
+ *    counts reconcile: one pass over the seen keys of the scope by key hash
+ *    (what a slice reads anyway), no final-table lookup. Anything it finds
+ *    sends the check to the exact queries, which classify and repair.
  */
 import { ident, qualified } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
@@ -92,37 +92,44 @@ export function orphanSql(p: PipelineConfig, ranges: SliceRange[]): ParamSql {
 }
 
 /**
- * The cheap proof: staged keys of the ranges (refused messages aside) with no
- * kept time within the window of their first occurrence, or of their first
- * recent one (seen keys older than the window may have expired). The slice
- * insert keeps an occurrence or drops it for a kept time closer than the
- * window, so in a consistent pipeline there are none; with the counts
- * reconciled (every kept key has its final row) that proves I2 and "final
- * row without seen key" for the scope. Any key found is looked up in the
- * final table (`inFinal`), and the check then takes the lookups to classify
- * and repair it.
+ * The cheap proof, one pass over the seen keys of the scope (found by key
+ * hash, as the slice insert finds them) and grouped by that hash (8 bytes,
+ * however wide the key), counting what must be 0 in a consistent pipeline:
+ *  - doubled or too close: a hash kept twice at the same time (a doubled
+ *    slice's copies), or twice closer than the window (I1);
+ *  - unrepresented: staged keys of the ranges (refused messages aside) with
+ *    no kept time within the window of their first occurrence, or of their
+ *    first recent one (older seen keys may have expired). The slice insert
+ *    keeps an occurrence or drops it for a kept time closer than the window,
+ *    so there are none; with the counts reconciled (every kept key has its
+ *    final row) that proves I2 and "final row without seen key" for the scope.
+ * Two keys sharing a hash can only add to doubled or too close (the check
+ * then takes the exact queries); to hide an unrepresented key, its hash
+ * would have to equal that of another key of the scope kept near the same
+ * time (about 1 in 2^64 per pair).
  */
-export function unrepresentedSql(p: PipelineConfig, ranges: SliceRange[]): ParamSql {
+export function scopeProofSql(p: PipelineConfig, ranges: SliceRange[]): ParamSql {
   const x = parts(p);
   const cond = rangesCondition(ranges);
-  const near = (t: string): string => `arrayExists(x -> abs(x - toUnixTimestamp64Milli(${t})) < {w:Int64}, z.ts)`;
+  const ms = (t: string): string => `toUnixTimestamp64Milli(${t})`;
+  const near = (t: string): string => `arrayExists(x -> abs(x - ${ms(t)}) < {w:Int64}, z.ts)`;
+  const recent = (w: string): string => `\`__t\` > now64(3) - toIntervalMillisecond(${w})`;
   return {
     sql: `WITH staged AS MATERIALIZED (
-          SELECT ${x.key}, min(\`__t\`) AS t, minIf(\`__t\`, \`__t\` > now64(3) - toIntervalMillisecond({w:Int64})) AS tr,
-            countIf(\`__t\` > now64(3) - toIntervalMillisecond({w:Int64})) > 0 AS recent
+          SELECT sipHash64(${x.key}) AS h, min(\`__t\`) AS t, minIf(\`__t\`, ${recent('{w:Int64}')}) AS tr, countIf(${recent('{w:Int64}')}) > 0 AS recent
           FROM ${x.staging}
           WHERE (${cond.sql}) AND (_topic, _partition, _offset) NOT IN (${refusedSql(x.errors, cond.sql)})
-          GROUP BY ${x.key}),
-        candidates AS MATERIALIZED (
-          SELECT ${x.key} FROM staged AS s
-          LEFT JOIN (
-            SELECT ${x.key}, groupArray(toUnixTimestamp64Milli(\`__t\`)) AS ts FROM ${x.seen}
-            PREWHERE \`__h\` IN (SELECT sipHash64(${x.key}) FROM ${x.staging} WHERE ${cond.sql})
-            GROUP BY ${x.key}) AS z USING (${x.key})
-          WHERE NOT ${near('s.t')} OR (s.recent AND NOT ${near('s.tr')}))
-        SELECT count() AS keys, countIf(inFinal) AS inFinal, groupArray(10)(toString(tuple(${x.key}))) AS examples FROM (
-          SELECT ${x.key}, (${x.key}) IN (SELECT ${x.key} FROM ${x.final} WHERE (${x.key}) IN (SELECT ${x.key} FROM candidates)) AS inFinal
-          FROM candidates)`,
-    params: { ...cond.params, w: p.dedup.windowMs, refused: REFUSED_BY_FINAL },
+          GROUP BY h),
+        kept AS MATERIALIZED (
+          SELECT \`__h\` AS h, arraySort(groupArray(${ms('`__t`')})) AS ts
+          FROM ${x.seen}
+          PREWHERE \`__h\` IN (SELECT sipHash64(${x.key}) FROM ${x.staging} WHERE ${cond.sql})
+          GROUP BY h)
+        SELECT
+          -- Adjacent kept times of a hash: equal (a doubled copy, or a key kept twice at once), or
+          -- closer than the window among the recent ones (the range the uniqueness check reads).
+          (SELECT countIf(arrayExists((a, b) -> b = a OR (b - a < {w:Int64} AND a > ${ms('now64(3)')} - {w2:Int64}), arrayPopBack(ts), arrayPopFront(ts))) FROM kept) AS doubledOrTooClose,
+          (SELECT count() FROM staged AS s LEFT JOIN kept AS z USING (h) WHERE NOT ${near('s.t')} OR (s.recent AND NOT ${near('s.tr')})) AS unrepresented`,
+    params: { ...cond.params, w: p.dedup.windowMs, w2: 2 * p.dedup.windowMs, refused: REFUSED_BY_FINAL },
   };
 }

@@ -23,7 +23,7 @@ import type { PipelineConfig } from '../config/schema.ts';
 import { checkOffsets, type CheckerKafka, type OffsetsReport } from './check-offsets.ts';
 import { checkScope, scopeSummary, seenScopeSql, type CheckScope, type ScopeSummary } from './check-scope.ts';
 import { CHECKS_TABLE, objectNames, REPLAYS_TABLE, seenExpirySql, seenTtlSeconds, SLICES_TABLE } from './objects.ts';
-import { completenessSql, fromStagingSql, keptNotInFinalSql, orphanSql, unrepresentedSql } from './check-sql.ts';
+import { completenessSql, fromStagingSql, keptNotInFinalSql, orphanSql, scopeProofSql } from './check-sql.ts';
 import { Repairer, type RepairHooks, type RepairOutcome } from './repair.ts';
 import type { ParamSql, SliceRange } from './slice-sql.ts';
 
@@ -65,6 +65,9 @@ export interface CheckOptions {
 const HASH_LOOKUP = { use_index_for_in_with_subqueries: 0 } as const;
 /** Candidate sets computed once though read twice (as in the slice insert). */
 const CTE = { enable_materialized_cte: 1 } as const;
+type Lock = NonNullable<CheckOptions['lock']>;
+type Step = <T>(name: string, fn: () => Promise<T>) => Promise<T>;
+const sum = (rs: RepairOutcome[], k: 'finalRemoved' | 'seenRemoved'): number => rs.reduce((s, r) => s + r[k], 0);
 const NOTHING_MISSING: CheckReport['seenVsFinal'] = { ok: true, keptNotInFinal: 0, reinsertedFromStaging: 0, unrepairable: 0, finalWithoutSeen: 0, seenRestored: 0 };
 
 export class Checker {
@@ -119,48 +122,64 @@ export class Checker {
     };
     const lock = opts.lock ?? (<T>(fn: () => Promise<T>): Promise<T> => fn());
     const scope = await step('scope', () => checkScope(this.db, this.p, full));
-    const doubled = await step('doubled', () => this.doubled(scope, opts.repair, lock));
-    const uniqueness = await step('uniqueness', () => this.uniqueness(scope));
-    // The cheap proof (check-sql.ts) first; the lookups only when it finds something, or cannot apply:
-    // a full check looks at everything, and an adopted table's rows are not all winnow's to count.
+    const repairer = new Repairer(this.db, this.p, this.hooks);
+    const resumed = opts.repair ? await step('resume', () => lock(() => repairer.resumePending())) : [];
+    // The cheap proof first (check-sql.ts); the exact queries only when it finds something, or cannot
+    // apply: a full check looks at everything, and an adopted table's rows are not all winnow's to count.
     let proven: CheckReport['counts'] | null = null;
     if (scope.mode === 'incremental' && this.p.sink.mode !== 'adopt') {
       const counts = await step('counts', () => lock(() => this.counts()));
-      if (counts.ok && (await step('unrepresented', () => this.unrepresented(scope.ranges))) === 0) proven = counts;
+      if (counts.ok && (await step('proof', () => this.scopeProof(scope.ranges)))) proven = counts;
     }
-    const seenVsFinal = proven ? NOTHING_MISSING : await step('seenVsFinal', () => this.seenVsFinal(scope, opts.repair, lock));
-    const completeness = proven ? { ok: true, missing: 0, examples: [] } : await step('completeness', () => this.completeness(scope.ranges));
-    const counts = proven ?? (await step('counts', () => lock(() => this.counts())));
-    const offsets = await step('offsets', () => checkOffsets(this.db, this.p, this.kafka, scope, opts.repair));
-    const retention = { droppedSeenPartitions: opts.repair ? await step('retention', () => lock(() => this.dropExpiredSeen())) : 0 };
+    if (proven) {
+      return this.report(started, scope, {
+        uniqueness: { ok: true, violations: 0, examples: [] },
+        doubled: { ok: true, groups: 0, keys: 0, extraSeenCopies: 0, finalRemoved: sum(resumed, 'finalRemoved'), seenRemoved: sum(resumed, 'seenRemoved'), repairs: resumed },
+        completeness: { ok: true, missing: 0, examples: [] },
+        seenVsFinal: NOTHING_MISSING,
+        counts: proven,
+        ...(await this.tail(opts, scope, lock, step)),
+        proof: 'counts',
+        stepsMs,
+      });
+    }
+    const doubled = await step('doubled', () => this.doubled(repairer, resumed, scope, opts.repair, lock));
+    const uniqueness = await step('uniqueness', () => this.uniqueness(scope));
+    const seenVsFinal = await step('seenVsFinal', () => this.seenVsFinal(scope, opts.repair, lock));
+    const completeness = await step('completeness', () => this.completeness(scope.ranges));
+    const counts = await step('counts', () => lock(() => this.counts()));
+    return this.report(started, scope, { uniqueness, doubled, completeness, seenVsFinal, counts, ...(await this.tail(opts, scope, lock, step)), proof: 'lookups', stepsMs });
+  }
+
+  private report(started: number, scope: CheckScope, r: Omit<CheckReport, 'pipeline' | 'checkedAt' | 'durationMs' | 'ok' | 'scope'>): CheckReport {
     return {
       pipeline: this.p.name,
       checkedAt: new Date().toISOString(),
       durationMs: Date.now() - started,
-      ok: uniqueness.ok && doubled.ok && completeness.ok && seenVsFinal.ok && counts.ok && offsets.ok,
+      ok: r.uniqueness.ok && r.doubled.ok && r.completeness.ok && r.seenVsFinal.ok && r.counts.ok && r.offsets.ok,
       scope: scopeSummary(scope),
-      uniqueness,
-      doubled,
-      completeness,
-      seenVsFinal,
-      counts,
-      offsets,
-      retention,
-      proof: proven ? 'counts' : 'lookups',
-      stepsMs,
+      ...r,
     };
   }
 
+  /** Kafka offsets and seen-key retention, whichever way the rest was proved. */
+  private async tail(opts: CheckOptions, scope: CheckScope, lock: Lock, step: Step): Promise<Pick<CheckReport, 'offsets' | 'retention'>> {
+    const offsets = await step('offsets', () => checkOffsets(this.db, this.p, this.kafka, scope, opts.repair));
+    const retention = { droppedSeenPartitions: opts.repair ? await step('retention', () => lock(() => this.dropExpiredSeen())) : 0 };
+    return { offsets, retention };
+  }
+
   /**
-   * Staged keys of the scope without a kept time near their occurrence
-   * (unrepresentedSql): 0 in a consistent pipeline. Read without the lock: a
-   * slice in flight only adds seen keys, and any key found sends the check
-   * to the lookups, which take it again under the lock.
+   * The cheap proof (scopeProofSql): true when it finds nothing doubled, no
+   * key kept twice within the window and no staged key unrepresented. Read
+   * without the lock: a slice in flight only adds seen keys, and anything
+   * found sends the check to the exact queries, which look again.
    */
-  private async unrepresented(ranges: SliceRange[]): Promise<number> {
-    const q = unrepresentedSql(this.p, ranges);
-    const rows = await this.db.rows<{ keys: string }>(q.sql, q.params, { ...CTE, ...HASH_LOOKUP });
-    return Number(rows[0]?.keys ?? 0);
+  private async scopeProof(ranges: SliceRange[]): Promise<boolean> {
+    const q = scopeProofSql(this.p, ranges);
+    const rows = await this.db.rows<{ doubledOrTooClose: string; unrepresented: string }>(q.sql, q.params, { ...CTE, ...HASH_LOOKUP });
+    const r = rows[0];
+    return r !== undefined && Number(r.doubledOrTooClose) === 0 && Number(r.unrepresented) === 0;
   }
 
   /**
@@ -168,10 +187,9 @@ export class Checker {
    * first; found ones are repaired while no slice runs. The other checks then
    * see the repaired tables.
    */
-  private async doubled(scope: CheckScope, repair: boolean, lock: NonNullable<CheckOptions['lock']>): Promise<CheckReport['doubled']> {
-    const repairer = new Repairer(this.db, this.p, this.hooks);
+  private async doubled(repairer: Repairer, resumed: RepairOutcome[], scope: CheckScope, repair: boolean, lock: Lock): Promise<CheckReport['doubled']> {
     const scoped = seenScopeSql(this.p, scope);
-    const repairs: RepairOutcome[] = repair ? await lock(() => repairer.resumePending()) : [];
+    const repairs = [...resumed];
     const found = await repairer.find(scoped);
     if (repair && found.groups > 0) {
       const r = await lock(() => repairer.repair(scoped));
@@ -183,8 +201,8 @@ export class Checker {
       groups: found.groups,
       keys: found.keys,
       extraSeenCopies: found.extra,
-      finalRemoved: repairs.reduce((s, r) => s + r.finalRemoved, 0),
-      seenRemoved: repairs.reduce((s, r) => s + r.seenRemoved, 0),
+      finalRemoved: sum(repairs, 'finalRemoved'),
+      seenRemoved: sum(repairs, 'seenRemoved'),
       repairs,
     };
   }
@@ -222,7 +240,7 @@ export class Checker {
    * rows and seen keys side by side, so one may briefly show without the
    * other), and the repair's insert computes its rows under it too.
    */
-  private async seenVsFinal(scope: CheckScope, repair: boolean, lock: NonNullable<CheckOptions['lock']>): Promise<CheckReport['seenVsFinal']> {
+  private async seenVsFinal(scope: CheckScope, repair: boolean, lock: Lock): Promise<CheckReport['seenVsFinal']> {
     const final = this.t(this.n.final);
     const seen = this.t(this.n.seen);
     const count = async (q: ParamSql): Promise<number> => Number((await this.db.rows<{ n: string }>(`SELECT count() AS n FROM (${q.sql})`, q.params, CTE))[0]?.n ?? 0);
