@@ -13,6 +13,12 @@
  *  - Kafka offsets vs staging and dead letters, per partition (check-offsets.ts).
  * By default a check is incremental (check-scope.ts): the keys and offsets of
  * what was processed since the last consistent check; `full` looks at all.
+ * An incremental check proves the common case cheaply: when the counts
+ * reconcile (every row winnow inserted is in the final table, no more), one
+ * pass over the scope's seen keys by key hash shows nothing doubled, nothing
+ * kept too close and every staged key kept near its occurrence
+ * (check-sql.ts scopeProofSql); then no key is looked up in the final table.
+ * Anything either finds sends the check to the exact queries below.
  * It reads without holding up slices; writes (repairs) and the counts, which
  * must not see a slice half-done, go through `lock` (the daemon's exclusive).
  */
