@@ -119,9 +119,9 @@ export function evaluateTargets(r: BenchResult): Target[] {
   const biggest = cc[cc.length - 1];
   t.push({
     name: 'consistency check cost',
-    goal: '< 5% of the pipeline\'s time at 100M final rows',
-    measured: biggest ? `${(biggest.shareOfInterval * 100).toFixed(2)}% (${ms(biggest.incrementalMs)} a minute) at ${fmtInt(biggest.finalRows)} final rows` : 'not run',
-    met: biggest ? biggest.shareOfInterval < 0.05 && biggest.incrementalOk : undefined,
+    goal: '< 5% of the pipeline\'s time at 100M final rows (check / slices for the same rows)',
+    measured: biggest ? `${(biggest.checkToSlices * 100).toFixed(1)}% of the slices' time (${ms(biggest.incrementalMs)} a minute, ${(biggest.shareOfInterval * 100).toFixed(2)}% of it) at ${fmtInt(biggest.finalRows)} final rows` : 'not run',
+    met: biggest ? biggest.checkToSlices < 0.05 && biggest.incrementalOk : undefined,
     ...(biggest && biggest.finalRows < 100_000_000 ? { note: 'fewer final rows than the target names (100M: --check-sizes ...,100000000)' } : {}),
   });
   const lat = r.latency;
@@ -224,11 +224,12 @@ export function render(r: BenchResult): string {
   }
   if (r.check) {
     out.push(
-      ...table(`Consistency check cost vs final rows (incremental: after the rows processed in one check interval; share of a ${fmtInt(r.check.checkIntervalMs / 1000)} s interval)`, ['final rows', 'processed since last check', 'slices', 'incremental check', 'share of interval', 'full check'], r.check.costs.map((c) => [
+      ...table(`Consistency check cost vs final rows (incremental: after the rows processed in one check interval; share of a ${fmtInt(r.check.checkIntervalMs / 1000)} s interval)`, ['final rows', 'processed since last check', 'slices', 'incremental check', 'check / slices', 'share of interval', 'full check'], r.check.costs.map((c) => [
         fmtInt(c.finalRows),
         fmtInt(c.trafficRows),
         `${c.slices} (${ms(c.slicesMs)})`,
         `${ms(c.incrementalMs)}${c.incrementalOk ? '' : ' NOT OK'}`,
+        `${(c.checkToSlices * 100).toFixed(1)}%`,
         `${(c.shareOfInterval * 100).toFixed(2)}%`,
         c.fullMs === null ? 'not run' : `${ms(c.fullMs)}${c.fullOk ? '' : ' NOT OK'}`,
       ])),

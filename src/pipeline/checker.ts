@@ -13,6 +13,12 @@
  *  - Kafka offsets vs staging and dead letters, per partition (check-offsets.ts).
  * By default a check is incremental (check-scope.ts): the keys and offsets of
  * what was processed since the last consistent check; `full` looks at all.
+ * An incremental check proves the common case cheaply: when the counts
+ * reconcile (every row winnow inserted is in the final table, no more), one
+ * pass over the scope's seen keys by key hash shows nothing doubled, nothing
+ * kept too close and every staged key kept near its occurrence
+ * (check-sql.ts scopeProofSql); then no key is looked up in the final table.
+ * Anything either finds sends the check to the exact queries below.
  * It reads without holding up slices; writes (repairs) and the counts, which
  * must not see a slice half-done, go through `lock` (the daemon's exclusive).
  */
@@ -23,9 +29,9 @@ import type { PipelineConfig } from '../config/schema.ts';
 import { checkOffsets, type CheckerKafka, type OffsetsReport } from './check-offsets.ts';
 import { checkScope, scopeSummary, seenScopeSql, type CheckScope, type ScopeSummary } from './check-scope.ts';
 import { CHECKS_TABLE, objectNames, REPLAYS_TABLE, seenExpirySql, seenTtlSeconds, SLICES_TABLE } from './objects.ts';
-import { REFUSED_BY_FINAL } from './rejections.ts';
+import { completenessSql, fromStagingSql, keptNotInFinalSql, orphanSql, scopeProofSql } from './check-sql.ts';
 import { Repairer, type RepairHooks, type RepairOutcome } from './repair.ts';
-import { rangesCondition, type ParamSql, type SliceRange } from './slice-sql.ts';
+import type { ParamSql, SliceRange } from './slice-sql.ts';
 
 export type { CheckerKafka, PartitionCheck } from './check-offsets.ts';
 
@@ -42,6 +48,15 @@ export interface CheckReport {
   counts: { ok: boolean; finalRows: number; insertedBySlices: number; insertedByReplays: number; note: string | null };
   offsets: OffsetsReport;
   retention: { droppedSeenPartitions: number };
+  /**
+   * How completeness and seen keys vs final rows were proved: 'counts' (the
+   * counts reconciled and every staged key of the scope has its kept time in
+   * the seen keys; no per-key final-table lookup) or 'lookups' (every key in
+   * scope looked up in the final table).
+   */
+  proof: 'counts' | 'lookups';
+  /** what each part of the check took */
+  stepsMs: Record<string, number>;
 }
 
 export interface CheckOptions {
@@ -56,10 +71,15 @@ export interface CheckOptions {
 const HASH_LOOKUP = { use_index_for_in_with_subqueries: 0 } as const;
 /** Candidate sets computed once though read twice (as in the slice insert). */
 const CTE = { enable_materialized_cte: 1 } as const;
+type Lock = NonNullable<CheckOptions['lock']>;
+type Step = <T>(name: string, fn: () => Promise<T>) => Promise<T>;
+const sum = (rs: RepairOutcome[], k: 'finalRemoved' | 'seenRemoved'): number => rs.reduce((s, r) => s + r[k], 0);
+const NOTHING_MISSING: CheckReport['seenVsFinal'] = { ok: true, keptNotInFinal: 0, reinsertedFromStaging: 0, unrepairable: 0, finalWithoutSeen: 0, seenRestored: 0 };
 
 export class Checker {
   private readonly n;
   private readonly key: string;
+  private readonly cols: string;
   private readonly W: number;
 
   constructor(
@@ -70,6 +90,7 @@ export class Checker {
   ) {
     this.n = objectNames(p);
     this.key = p.dedup.key.map(ident).join(', ');
+    this.cols = p.columns.map((c) => ident(c.name)).join(', ');
     this.W = p.dedup.windowMs;
   }
 
@@ -96,29 +117,75 @@ export class Checker {
 
   private async evaluate(opts: CheckOptions, full: boolean): Promise<CheckReport> {
     const started = Date.now();
+    const stepsMs: Record<string, number> = {};
+    const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+      const t0 = Date.now();
+      try {
+        return await fn();
+      } finally {
+        stepsMs[name] = (stepsMs[name] ?? 0) + Date.now() - t0;
+      }
+    };
     const lock = opts.lock ?? (<T>(fn: () => Promise<T>): Promise<T> => fn());
-    const scope = await checkScope(this.db, this.p, full);
-    const doubled = await this.doubled(scope, opts.repair, lock);
-    const uniqueness = await this.uniqueness(scope);
-    const seenVsFinal = await this.seenVsFinal(scope, opts.repair, lock);
-    const completeness = await this.completeness(scope.ranges);
-    const counts = await lock(() => this.counts());
-    const offsets = await checkOffsets(this.db, this.p, this.kafka, scope, opts.repair);
-    const retention = { droppedSeenPartitions: opts.repair ? await lock(() => this.dropExpiredSeen()) : 0 };
+    const scope = await step('scope', () => checkScope(this.db, this.p, full));
+    const repairer = new Repairer(this.db, this.p, this.hooks);
+    const resumed = opts.repair ? await step('resume', () => lock(() => repairer.resumePending())) : [];
+    // The cheap proof first (check-sql.ts); the exact queries only when it finds something, or cannot
+    // apply: a full check looks at everything, and an adopted table's rows are not all winnow's to count.
+    let proven: CheckReport['counts'] | null = null;
+    if (scope.mode === 'incremental' && this.p.sink.mode !== 'adopt') {
+      const counts = await step('counts', () => lock(() => this.counts()));
+      if (counts.ok && (await step('proof', () => this.scopeProof(scope.ranges)))) proven = counts;
+    }
+    if (proven) {
+      return this.report(started, scope, {
+        uniqueness: { ok: true, violations: 0, examples: [] },
+        doubled: { ok: true, groups: 0, keys: 0, extraSeenCopies: 0, finalRemoved: sum(resumed, 'finalRemoved'), seenRemoved: sum(resumed, 'seenRemoved'), repairs: resumed },
+        completeness: { ok: true, missing: 0, examples: [] },
+        seenVsFinal: NOTHING_MISSING,
+        counts: proven,
+        ...(await this.tail(opts, scope, lock, step)),
+        proof: 'counts',
+        stepsMs,
+      });
+    }
+    const doubled = await step('doubled', () => this.doubled(repairer, resumed, scope, opts.repair, lock));
+    const uniqueness = await step('uniqueness', () => this.uniqueness(scope));
+    const seenVsFinal = await step('seenVsFinal', () => this.seenVsFinal(scope, opts.repair, lock));
+    const completeness = await step('completeness', () => this.completeness(scope.ranges));
+    const counts = await step('counts', () => lock(() => this.counts()));
+    return this.report(started, scope, { uniqueness, doubled, completeness, seenVsFinal, counts, ...(await this.tail(opts, scope, lock, step)), proof: 'lookups', stepsMs });
+  }
+
+  private report(started: number, scope: CheckScope, r: Omit<CheckReport, 'pipeline' | 'checkedAt' | 'durationMs' | 'ok' | 'scope'>): CheckReport {
     return {
       pipeline: this.p.name,
       checkedAt: new Date().toISOString(),
       durationMs: Date.now() - started,
-      ok: uniqueness.ok && doubled.ok && completeness.ok && seenVsFinal.ok && counts.ok && offsets.ok,
+      ok: r.uniqueness.ok && r.doubled.ok && r.completeness.ok && r.seenVsFinal.ok && r.counts.ok && r.offsets.ok,
       scope: scopeSummary(scope),
-      uniqueness,
-      doubled,
-      completeness,
-      seenVsFinal,
-      counts,
-      offsets,
-      retention,
+      ...r,
     };
+  }
+
+  /** Kafka offsets and seen-key retention, whichever way the rest was proved. */
+  private async tail(opts: CheckOptions, scope: CheckScope, lock: Lock, step: Step): Promise<Pick<CheckReport, 'offsets' | 'retention'>> {
+    const offsets = await step('offsets', () => checkOffsets(this.db, this.p, this.kafka, scope, opts.repair));
+    const retention = { droppedSeenPartitions: opts.repair ? await step('retention', () => lock(() => this.dropExpiredSeen())) : 0 };
+    return { offsets, retention };
+  }
+
+  /**
+   * The cheap proof (scopeProofSql): true when it finds nothing doubled, no
+   * key kept twice within the window and no staged key unrepresented. Read
+   * without the lock: a slice in flight only adds seen keys, and anything
+   * found sends the check to the exact queries, which look again.
+   */
+  private async scopeProof(ranges: SliceRange[]): Promise<boolean> {
+    const q = scopeProofSql(this.p, ranges);
+    const rows = await this.db.rows<{ doubledOrTooClose: string; unrepresented: string }>(q.sql, q.params, { ...CTE, ...HASH_LOOKUP });
+    const r = rows[0];
+    return r !== undefined && Number(r.doubledOrTooClose) === 0 && Number(r.unrepresented) === 0;
   }
 
   /**
@@ -126,10 +193,9 @@ export class Checker {
    * first; found ones are repaired while no slice runs. The other checks then
    * see the repaired tables.
    */
-  private async doubled(scope: CheckScope, repair: boolean, lock: NonNullable<CheckOptions['lock']>): Promise<CheckReport['doubled']> {
-    const repairer = new Repairer(this.db, this.p, this.hooks);
+  private async doubled(repairer: Repairer, resumed: RepairOutcome[], scope: CheckScope, repair: boolean, lock: Lock): Promise<CheckReport['doubled']> {
     const scoped = seenScopeSql(this.p, scope);
-    const repairs: RepairOutcome[] = repair ? await lock(() => repairer.resumePending()) : [];
+    const repairs = [...resumed];
     const found = await repairer.find(scoped);
     if (repair && found.groups > 0) {
       const r = await lock(() => repairer.repair(scoped));
@@ -141,8 +207,8 @@ export class Checker {
       groups: found.groups,
       keys: found.keys,
       extraSeenCopies: found.extra,
-      finalRemoved: repairs.reduce((s, r) => s + r.finalRemoved, 0),
-      seenRemoved: repairs.reduce((s, r) => s + r.seenRemoved, 0),
+      finalRemoved: sum(repairs, 'finalRemoved'),
+      seenRemoved: sum(repairs, 'seenRemoved'),
       repairs,
     };
   }
@@ -168,17 +234,8 @@ export class Checker {
   /** I2: every processed staged key (of the ranges in scope) is represented in the final table. */
   private async completeness(processed: SliceRange[]): Promise<CheckReport['completeness']> {
     if (processed.length === 0) return { ok: true, missing: 0, examples: [] };
-    const cond = rangesCondition(processed);
-    const staged = `SELECT ${this.key} FROM ${this.t(this.n.staging)} WHERE ${cond.sql}`;
-    // The final table is looked up by the staged keys, so its primary key (the dedup key by default) prunes.
-    const rows = await this.db.rows<{ missing: string; examples: string[] }>(
-      `SELECT count() AS missing, groupArray(10)(k) AS examples FROM (
-         SELECT DISTINCT toString(tuple(${this.key})) AS k FROM ${this.t(this.n.staging)}
-         WHERE (${cond.sql}) AND (${this.key}) NOT IN (SELECT ${this.key} FROM ${this.t(this.n.final)} WHERE (${this.key}) IN (${staged}))
-           -- Messages the final table refused are dead letters, not missing rows (rejections.ts).
-           AND (_topic, _partition, _offset) NOT IN (SELECT _topic, _partition, _offset FROM ${this.t(this.n.errors)} WHERE (${cond.sql}) AND startsWith(__error, {refused:String})))`,
-      { ...cond.params, refused: REFUSED_BY_FINAL },
-    );
+    const q = completenessSql(this.p, processed);
+    const rows = await this.db.rows<{ missing: string; examples: string[] }>(q.sql, q.params);
     const missing = Number(rows[0]?.missing ?? 0);
     return { ok: missing === 0, missing, examples: rows[0]?.examples ?? [] };
   }
@@ -189,56 +246,28 @@ export class Checker {
    * rows and seen keys side by side, so one may briefly show without the
    * other), and the repair's insert computes its rows under it too.
    */
-  private async seenVsFinal(scope: CheckScope, repair: boolean, lock: NonNullable<CheckOptions['lock']>): Promise<CheckReport['seenVsFinal']> {
-    const cols = this.p.columns.map((c) => ident(c.name)).join(', ');
+  private async seenVsFinal(scope: CheckScope, repair: boolean, lock: Lock): Promise<CheckReport['seenVsFinal']> {
     const final = this.t(this.n.final);
     const seen = this.t(this.n.seen);
-    const staging = this.t(this.n.staging);
     const count = async (q: ParamSql): Promise<number> => Number((await this.db.rows<{ n: string }>(`SELECT count() AS n FROM (${q.sql})`, q.params, CTE))[0]?.n ?? 0);
-    const ss = seenScopeSql(this.p, scope);
-    const cond = rangesCondition(scope.ranges);
-    // Kept keys (retained state, in scope) with no row in the final table: the write that must never be lost.
-    const keptNotInFinalSql: ParamSql = {
-      sql: `SELECT ${this.key}, \`__t\` FROM ${seen} PREWHERE ${ss.sql}
-      WHERE (${this.key}) NOT IN (SELECT ${this.key} FROM ${final} WHERE (${this.key}) IN (SELECT ${this.key} FROM ${seen} PREWHERE ${ss.sql}))`,
-      params: ss.params,
-    };
-    let keptNotInFinal = await count(keptNotInFinalSql);
+    const missingSql = keptNotInFinalSql(this.p, seenScopeSql(this.p, scope));
+    let keptNotInFinal = await count(missingSql);
     let reinserted = 0;
     if (keptNotInFinal > 0) {
       await lock(async () => {
-        keptNotInFinal = await count(keptNotInFinalSql);
+        keptNotInFinal = await count(missingSql);
         if (keptNotInFinal === 0 || !repair) return;
-        const fromStaging: ParamSql = {
-          sql: `SELECT ${cols} FROM ${staging} WHERE (${cond.sql}) AND tuple(${this.key}, \`__t\`) IN (${keptNotInFinalSql.sql}) LIMIT 1 BY ${this.key}, \`__t\``,
-          params: { ...cond.params, ...ss.params },
-        };
+        const fromStaging = fromStagingSql(this.p, scope.ranges, missingSql);
         reinserted = await count(fromStaging);
         // Counted under the lock, not token-deduplicated: a re-run finds nothing missing any more.
-        if (reinserted > 0) await this.db.command(`INSERT INTO ${final} (${cols}) ${fromStaging.sql}`, fromStaging.params, UNTOKENED_INSERT_SELECT);
+        if (reinserted > 0) await this.db.command(`INSERT INTO ${final} (${this.cols}) ${fromStaging.sql}`, fromStaging.params, UNTOKENED_INSERT_SELECT);
       });
     }
     // Recently processed occurrences whose key is in the final table but has no kept time within the window.
     let finalWithoutSeen = 0;
     let restored = 0;
     if (scope.ranges.length > 0) {
-      // Candidates first (usually none): only they are looked up in the final table. The seen keys
-      // are found by key hash, as the slice insert finds them.
-      const orphan: ParamSql = {
-        sql: `WITH candidates AS MATERIALIZED (
-          SELECT ${this.key}, s.t AS t FROM (
-            SELECT ${this.key}, min(\`__t\`) AS t FROM ${staging}
-            WHERE (${cond.sql}) AND \`__t\` > now64(3) - toIntervalMillisecond({w:Int64})
-            GROUP BY ${this.key}) AS s
-          LEFT JOIN (
-            SELECT ${this.key}, groupArray(toUnixTimestamp64Milli(\`__t\`)) AS ts FROM ${seen}
-            PREWHERE \`__h\` IN (SELECT sipHash64(${this.key}) FROM ${staging} WHERE ${cond.sql})
-            GROUP BY ${this.key}) AS z USING (${this.key})
-          WHERE NOT arrayExists(x -> abs(x - toUnixTimestamp64Milli(s.t)) < {w:Int64}, z.ts))
-        SELECT ${this.key}, t AS \`__t\`, 'repair' AS \`__slice\` FROM candidates
-        WHERE (${this.key}) IN (SELECT ${this.key} FROM ${final} WHERE (${this.key}) IN (SELECT ${this.key} FROM candidates))`,
-        params: { ...cond.params, w: this.W },
-      };
+      const orphan = orphanSql(this.p, scope.ranges);
       finalWithoutSeen = await count(orphan);
       if (finalWithoutSeen > 0) {
         await lock(async () => {
