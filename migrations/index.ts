@@ -3,8 +3,9 @@ import { migration as m0002 } from './0002_pipeline_objects.ts';
 import { migration as m0003 } from './0003_leases.ts';
 import { migration as m0004 } from './0004_replays_and_checks.ts';
 import { migration as m0005 } from './0005_seen_hash_and_write_time.ts';
+import { migration as m0006 } from './0006_slices_deduplication.ts';
 import type { WinnowMigration } from './types.ts';
 
 /** Every migration, in order. A database that has run one not listed here is ahead of this code. */
-export const migrations: WinnowMigration[] = [m0001, m0002, m0003, m0004, m0005];
+export const migrations: WinnowMigration[] = [m0001, m0002, m0003, m0004, m0005, m0006];
 export type { MigrationContext, WinnowMigration } from './types.ts';

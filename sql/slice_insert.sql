@@ -24,28 +24,35 @@ WITH
         UNION ALL
         SELECT {{key}} FROM prior
     )
-SELECT {{columns}}, `__t`, {slice:String}
-FROM {{staging}}
-WHERE ({{ranges}}) AND ({{key}}) NOT IN busy
-UNION ALL
-SELECT {{rowColumns}}, {slice:String}
+-- Sorted by every column, so the rows reach the insert in chunks that depend on the rows alone:
+-- the token's block ids (token + source chunk numbers) are the same on every run of the slice.
+SELECT *
 FROM
 (
-    -- Per busy key, its staged occurrences in processing order: (t, topic, partition, offset) and the row.
-    SELECT {{key}}, arraySort(x -> x.1, groupArray((tuple(toUnixTimestamp64Milli(`__t`), `_topic`, `_partition`, `_offset`), tuple({{columns}}, `__t`)))) AS occ
+    SELECT {{columns}}, `__t`, {slice:String}
     FROM {{staging}}
-    WHERE ({{ranges}}) AND ({{key}}) IN busy
-    GROUP BY {{key}}
-) AS g
-LEFT JOIN prior AS s USING ({{key}})
--- Greedy first wins: an occurrence is kept unless a kept one of its key is closer than the
--- window, or it is a re-delivered copy of an earlier occurrence (same coordinates).
-ARRAY JOIN
-    arrayMap(x -> x.2,
-        arrayMap(i -> occ[i],
-            arrayFold((acc, o, i) -> if(
-                    arrayFirstIndex(y -> y.1.2 = o.1.2 AND y.1.3 = o.1.3 AND y.1.4 = o.1.4, occ) < i
-                        OR arrayExists(k -> abs(o.1.1 - k) < {windowMs:Int64}, acc.1),
-                    acc,
-                    (arrayPushBack(acc.1, o.1.1), arrayPushBack(acc.2, i))),
-                occ, arrayEnumerate(occ), (prior, CAST([], 'Array(UInt32)'))).2)) AS r
+    WHERE ({{ranges}}) AND ({{key}}) NOT IN busy
+    UNION ALL
+    SELECT {{rowColumns}}, {slice:String}
+    FROM
+    (
+        -- Per busy key, its staged occurrences in processing order: (t, topic, partition, offset) and the row.
+        SELECT {{key}}, arraySort(x -> x.1, groupArray((tuple(toUnixTimestamp64Milli(`__t`), `_topic`, `_partition`, `_offset`), tuple({{columns}}, `__t`)))) AS occ
+        FROM {{staging}}
+        WHERE ({{ranges}}) AND ({{key}}) IN busy
+        GROUP BY {{key}}
+    ) AS g
+    LEFT JOIN prior AS s USING ({{key}})
+    -- Greedy first wins: an occurrence is kept unless a kept one of its key is closer than the
+    -- window, or it is a re-delivered copy of an earlier occurrence (same coordinates).
+    ARRAY JOIN
+        arrayMap(x -> x.2,
+            arrayMap(i -> occ[i],
+                arrayFold((acc, o, i) -> if(
+                        arrayFirstIndex(y -> y.1.2 = o.1.2 AND y.1.3 = o.1.3 AND y.1.4 = o.1.4, occ) < i
+                            OR arrayExists(k -> abs(o.1.1 - k) < {windowMs:Int64}, acc.1),
+                        acc,
+                        (arrayPushBack(acc.1, o.1.1), arrayPushBack(acc.2, i))),
+                    occ, arrayEnumerate(occ), (prior, CAST([], 'Array(UInt32)'))).2)) AS r
+)
+ORDER BY ALL

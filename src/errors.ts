@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'KAFKA'
   | 'MIGRATION'
   | 'TABLE_MISMATCH'
+  | 'DEDUP_UNSAFE'
   | 'NOT_FOUND'
   | 'LOCKED'
   | 'UNAUTHORIZED'

@@ -136,6 +136,20 @@ export const runCommand: Command = {
       },
     };
 
+    // Refuse to start where a token-reliant write could silently lose its deduplication.
+    for (const r of daemon.runners) {
+      try {
+        await r.verifyDeduplication();
+      } catch (err) {
+        if (err instanceof WinnowError && err.code === 'DEDUP_UNSAFE') {
+          await admins.close();
+          await loaded.close();
+          throw err;
+        }
+        logger.warn('insert deduplication not verified yet: will verify before the first slice', { pipeline: r.pipeline.name, error: describeError(err) });
+      }
+    }
+
     const app = buildApp(deps);
     const address = await app.listen({ port, host: values.host ?? '127.0.0.1' });
     logger.info('winnow running', { api: address, pipelines: loaded.pipelines.map((p) => p.pipeline.name) });

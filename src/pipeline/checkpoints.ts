@@ -6,6 +6,7 @@
  */
 import type { Db } from '../clickhouse/client.ts';
 import { qualified } from '../clickhouse/sql.ts';
+import { tokenInsert } from '../clickhouse/token-dedup.ts';
 import { SLICES_TABLE } from './objects.ts';
 import type { SliceRange } from './slice-sql.ts';
 
@@ -88,16 +89,21 @@ export class Checkpoints {
     return rows.map(fromRow);
   }
 
+  /**
+   * Writes one checkpoint row. Token-deduplicated per (slice, status): a daemon
+   * that lost its lease while finishing a slice the next holder resumed, or a
+   * retried write, cannot add a second 'committed' row (its counts would be summed twice).
+   */
   async record(s: SliceRecord): Promise<void> {
     await this.db.command(
       `INSERT INTO ${this.table} (pipeline, seq, slice_id, status, ranges, next_offsets, rows_in, inserted, duplicates, planned_at, committed_at, duration_ms)
-       SELECT {pipeline:String}, {seq:UInt64}, {sliceId:String}, {status:String},
+       VALUES ({pipeline:String}, {seq:UInt64}, {sliceId:String}, {status:String},
               JSONExtract({ranges:String}, 'Array(Tuple(topic String, partition UInt32, from_offset UInt64, to_offset UInt64))'),
               JSONExtract({next:String}, 'Array(Tuple(topic String, partition UInt32, offset UInt64))'),
               {rowsIn:UInt64}, {inserted:UInt64}, {duplicates:UInt64},
               parseDateTime64BestEffort({plannedAt:String}, 3, 'UTC'),
               parseDateTime64BestEffortOrNull({committedAt:String}, 3, 'UTC'),
-              {durationMs:UInt32}`,
+              {durationMs:UInt32})`,
       {
         pipeline: s.pipeline,
         seq: s.seq,
@@ -112,6 +118,7 @@ export class Checkpoints {
         committedAt: s.committedAt ?? '',
         durationMs: Math.min(Math.round(s.durationMs), 4_294_967_295),
       },
+      tokenInsert(`checkpoint:${s.sliceId}:${s.status}`),
     );
   }
 }

@@ -10,6 +10,7 @@ import type { PipelineConfig } from '../config/schema.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { Checker, type CheckerKafka, type CheckReport } from './checker.ts';
+import { assertTokenDeduplication } from './dedup-guard.ts';
 import { Lease, type LeaseState } from './lease.ts';
 import { Processor, type SliceOutcome, type StepHooks } from './processor.ts';
 import { cronFor } from './schedule.ts';
@@ -33,6 +34,7 @@ export class PipelineRunner {
   private lock: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private lastSliceMs = 0;
+  private deduplicationVerified = false;
 
   constructor(
     readonly pipeline: PipelineConfig,
@@ -43,6 +45,12 @@ export class PipelineRunner {
   ) {
     this.processor = new Processor(db, pipeline, hooks);
     this.leases = new Lease(db, pipeline.sink.database, pipeline.name);
+  }
+
+  /** Proves token deduplication works for this pipeline (dedup-guard.ts); throws DEDUP_UNSAFE when it cannot. */
+  async verifyDeduplication(): Promise<void> {
+    await assertTokenDeduplication(this.db, this.pipeline);
+    this.deduplicationVerified = true;
   }
 
   /** True when this daemon may start a slice now: it holds the lease long enough to finish one. */
@@ -103,6 +111,8 @@ export class PipelineRunner {
     const deadline = Date.now() + budgetMs;
     this.inFlight = this.exclusive(async () => {
       try {
+        // Not proven at start (ClickHouse was unreachable): prove it before the first write.
+        if (!this.deduplicationVerified) await this.verifyDeduplication();
         while (!this.stopped && Date.now() < deadline && (await this.mayProcess())) {
           const outcome = await this.processor.tick();
           if (!outcome) break;

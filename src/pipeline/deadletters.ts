@@ -7,6 +7,7 @@
  */
 import type { Db } from '../clickhouse/client.ts';
 import { ident, qualified } from '../clickhouse/sql.ts';
+import { UNTOKENED_INSERT_SELECT } from '../clickhouse/token-dedup.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { objectNames, validatedSelect } from './objects.ts';
 import { Replayer, type OffsetSpec, type ReplayResult } from './replay.ts';
@@ -84,6 +85,8 @@ export async function replayDeadLetters(
       `INSERT INTO ${staging} (${cols}, \`__t\`, _topic, _partition, _offset, _timestamp_ms, _ingested_at)
        SELECT ${cols}, \`__t\`, _topic, _partition, _offset, _timestamp_ms, _ingested_at FROM (${validated}) WHERE __error = ''`,
       sel.params,
+      // Re-ingesting twice stages the same coordinates twice; the slice insert counts them once.
+      UNTOKENED_INSERT_SELECT,
     );
     await db.command(
       `DELETE FROM ${errors} WHERE (_topic, _partition, _offset) IN (SELECT _topic, _partition, _offset FROM (${validated}) WHERE __error = '')`,

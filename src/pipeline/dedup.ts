@@ -5,6 +5,7 @@
 import type { ClickHouseSettings } from '@clickhouse/client';
 import type { Db } from '../clickhouse/client.ts';
 import { ident, qualified } from '../clickhouse/sql.ts';
+import { tokenInsertSelect } from '../clickhouse/token-dedup.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { objectNames } from './objects.ts';
 import { rangesCondition, sliceCountSql, sliceInsertSql, type SliceRange } from './slice-sql.ts';
@@ -16,8 +17,7 @@ function insertSettings(p: PipelineConfig, token: string): ClickHouseSettings {
     min_insert_block_size_rows: big,
     min_insert_block_size_bytes: '0',
     max_insert_block_size: big,
-    deduplicate_blocks_in_dependent_materialized_views: 1,
-    insert_deduplication_token: token,
+    ...tokenInsertSelect(token),
     // A slice's key hashes touch nearly every granule of the seen keys anyway; building an
     // index set only costs time and memory (bench: 1M keys vs 20M seen, 1.5 s/753 MB -> 0.55 s/90 MB).
     use_index_for_in_with_subqueries: 0,

@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Db } from '../clickhouse/client.ts';
 import { qualified } from '../clickhouse/sql.ts';
+import { tokenInsert } from '../clickhouse/token-dedup.ts';
 import { WinnowError } from '../errors.ts';
 
 export const LEASES_TABLE = 'winnow_leases';
@@ -60,7 +61,7 @@ export class Lease {
       await this.db.command(
         `INSERT INTO ${this.table} (pipeline, epoch, owner) VALUES ({p:String}, {e:UInt64}, {o:String})`,
         { p: this.pipeline, e: epoch, o: this.owner },
-        { insert_deduplication_token: `lease:${this.pipeline}:${epoch}` },
+        tokenInsert(`lease:${this.pipeline}:${epoch}`),
       );
     }
     const rows = await this.db.rows<{ owner: string }>(

@@ -136,9 +136,9 @@ export class Replayer {
   private async record(replayId: string, chunkNo: number, ranges: SliceRange[], rowsIn: number, inserted: number, reason: string): Promise<void> {
     await this.db.command(
       `INSERT INTO ${qualified(this.p.sink.database, REPLAYS_TABLE)} (pipeline, replay_id, chunk, ranges, rows_in, inserted, duplicates, reason)
-       SELECT {p:String}, {id:String}, {c:UInt32},
+       VALUES ({p:String}, {id:String}, {c:UInt32},
               JSONExtract({r:String}, 'Array(Tuple(topic String, partition UInt32, from_offset UInt64, to_offset UInt64))'),
-              {n:UInt64}, {k:UInt64}, {d:UInt64}, {reason:String}`,
+              {n:UInt64}, {k:UInt64}, {d:UInt64}, {reason:String})`,
       {
         p: this.p.name,
         id: replayId,

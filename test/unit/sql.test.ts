@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ident, quoteString, renderTemplate } from '../../src/clickhouse/sql.ts';
 import { typeInfo } from '../../src/pipeline/columns.ts';
-import { rangesCondition } from '../../src/pipeline/slice-sql.ts';
+import { STABLE_MAX_BLOCK_SIZE, tokenInsert, tokenInsertSelect } from '../../src/clickhouse/token-dedup.ts';
+import { validateConfig } from '../../src/config/index.ts';
+import { rangesCondition, sliceInsertSql } from '../../src/pipeline/slice-sql.ts';
 
 describe('SQL text helpers', () => {
   it('quotes strings so they cannot break out of the literal', () => {
@@ -44,5 +46,35 @@ describe('typeInfo', () => {
     expect(typeInfo('UInt64').category).toBe('number');
     expect(typeInfo('Bool').category).toBe('bool');
     expect(typeInfo('Array(String)').category).toBe('complex');
+  });
+});
+
+describe('token-reliant writes', () => {
+  const p = validateConfig(
+    {
+      pipelines: [
+        {
+          name: 'users',
+          source: { brokers: ['k:9092'], topics: ['users'] },
+          columns: [{ name: 'event_id', type: 'UUID' }, { name: 'name', type: 'String' }],
+          dedup: { window: '1h' },
+          sink: { table: 'users_dedup' },
+        },
+      ],
+    },
+    'test',
+    {},
+  ).pipelines[0]!;
+
+  it('sort the slice SELECT by every column, so its chunks (and block ids) depend on its rows alone', () => {
+    const ins = sliceInsertSql(p, 'users-1-abc', [{ topic: 'users', partition: 0, fromOffset: 0, toOffset: 9 }]);
+    expect(ins.sql.trimEnd()).toMatch(/\nORDER BY ALL$/);
+  });
+
+  it('run with deduplication forced on and a fixed block size', () => {
+    const s = tokenInsertSelect('t1');
+    expect(s).toMatchObject({ insert_deduplication_token: 't1', deduplicate_insert_select: 'force_enable', deduplicate_insert: 'enable', insert_deduplicate: 1 });
+    expect(s['max_block_size']).toBe(String(STABLE_MAX_BLOCK_SIZE));
+    expect(tokenInsert('t2')).toMatchObject({ insert_deduplication_token: 't2', deduplicate_insert: 'enable' });
   });
 });
