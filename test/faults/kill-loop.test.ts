@@ -2,10 +2,12 @@
  * Issue 9: the daemon SIGKILLed again and again, on a machine whose CPU is
  * taken, while events stream in (the reliability probe's pattern).
  *
- * A producer offers ~2.5k events/s of the seeded stream for the whole run
- * (phase 1 of test/e2e/oracle.ts: originals, ~8% same-partition exact
- * re-sends, ~8% retries with a new payload, all duplicates within their own
- * partition, so the oracle's answer does not depend on where slices end).
+ * A producer offers ~2.5k events/s of the seeded stream for the whole run:
+ * phase 1 of test/e2e/oracle.ts (originals, ~8% same-partition exact re-sends,
+ * ~8% retries with a new payload, the malformed messages), generated in chunks
+ * as it goes, each later than the one before in every partition. Every
+ * duplicate sits in its original's partition, so the oracle's answer does not
+ * depend on where slices end.
  * One busy-looping process per core competes for the CPU throughout. With a
  * short lease epoch, 20+ times: start `winnow run`, wait until it logs that it
  * holds the lease ('processing'), let it work 1-8 s (seeded), SIGKILL it, and
@@ -25,11 +27,25 @@ import { expectedRows, rng, type GenMessage } from '../e2e/oracle.ts';
 import { Pipeline, produce, readLog, Servers, waitFor, WINDOW_MS, type DaemonProc } from './harness.ts';
 
 const KILLS = 20;
-const EPOCH_MS = 2_000;
+const EPOCH_MS = 1_000; // the shortest allowed: a takeover waits at most two epochs, so the test stays near 3 minutes
 const RATE = 2_500; // offered messages/s
 const SEED = 9100;
-/** Enough originals for ~4 minutes at RATE (about 1.2 messages each); production stops when the kills are done. */
-const ORIGINALS = Math.ceil((RATE * 240) / 1.2);
+/** Originals per generated chunk (about 1.2 messages each: ~5 s of the stream). */
+const CHUNK_ORIGINALS = 10_000;
+
+/**
+ * The endless stream: phase 1 of the seeded generator again and again, each
+ * chunk later than everything before it in every partition, so all of it is
+ * one phase for the oracle (processed in offset order within a partition).
+ */
+function* stream(p: Pipeline): Generator<GenMessage[]> {
+  let base = Date.now() - 5 * 60_000;
+  for (let k = 0; ; k++) {
+    const [chunk = []] = p.generate(SEED + 1_000 + k, CHUNK_ORIGINALS, base);
+    base = Math.max(...chunk.map((m) => m.timestamp)) + 1_000;
+    yield chunk;
+  }
+}
 
 /** One CPU-bound child process per core, there until stopped (by PID). */
 class Burners {
@@ -74,21 +90,32 @@ describe('fault: the daemon is SIGKILLed again and again under CPU load while ev
     const env = { WINNOW_LEASE_EPOCH_MS: String(EPOCH_MS) };
     const p = new Pipeline(servers, { label: 'killloop', maxSliceRows: 1_000_000 });
     await p.create();
-    const [stream = []] = p.generate(SEED, ORIGINALS);
     const kafka = servers.kafkaClient();
-    const r = rng(SEED + 1);
+    const r = rng(SEED);
 
     burners.start(os.availableParallelism());
     let stopProducing = false;
-    const producing = produce(kafka, stream, { batch: 250, ratePerSec: RATE, stop: () => stopProducing }).then(
-      (ok) => ({ ok, err: undefined }),
-      (err: unknown) => ({ ok: undefined, err }),
+    const sent: GenMessage[] = [];
+    let resent = 0;
+    const producingFrom = Date.now();
+    const producing = (async () => {
+      for (const chunk of stream(p)) {
+        const res = await produce(kafka, chunk, { batch: 250, ratePerSec: RATE, stop: () => stopProducing });
+        sent.push(...chunk.slice(0, res.sent));
+        resent += res.resent;
+        if (res.sent < chunk.length) return;
+      }
+    })().then(
+      () => undefined,
+      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
     );
 
     const daemons: DaemonProc[] = [];
     const holds: number[] = [];
+    const takeovers: number[] = [];
     try {
       for (let k = 0; k < KILLS; k++) {
+        const t0 = Date.now();
         const d = await p.startDaemon(env);
         daemons.push(d);
         await waitFor(
@@ -99,6 +126,7 @@ describe('fault: the daemon is SIGKILLed again and again under CPU load while ev
           50,
         );
         expect(d.running, `daemon ${k + 1} died by itself:\n${d.logs}`).toBe(true);
+        takeovers.push(Date.now() - t0);
         const holdMs = 1_000 + Math.floor(r() * 7_000);
         holds.push(holdMs);
         await sleep(holdMs);
@@ -108,18 +136,19 @@ describe('fault: the daemon is SIGKILLed again and again under CPU load while ev
     } finally {
       stopProducing = true;
     }
-    const produced = await producing;
-    if (!produced.ok) throw produced.err;
-    const loopS = (Date.now() - began) / 1000;
-    const sent = stream.slice(0, produced.ok.sent);
+    const failed = await producing;
+    if (failed) throw failed;
+    const producedS = (Date.now() - producingFrom) / 1000;
     // A send the client gave up on and repeated may have been written: then Kafka's log is the truth.
-    const phases: GenMessage[][] = produced.ok.resent > 0 ? await readLog(kafka, p.topics, [sent]) : [sent];
+    const phases: GenMessage[][] = resent > 0 ? await readLog(kafka, p.topics, [sent]) : [sent];
     const all = phases.flat();
 
     // A clean daemon drains the backlog, still under CPU load; then it stops cleanly.
+    const drainFrom = Date.now();
     const last = await p.startDaemon(env);
     daemons.push(last);
     await p.waitQuiescent(all, 150_000);
+    const drainS = (Date.now() - drainFrom) / 1000;
     expect(await last.stop()).toBe(0);
     await burners.stop();
 
@@ -140,12 +169,13 @@ describe('fault: the daemon is SIGKILLed again and again under CPU load while ev
     const check = await runCli(['check', '--config', p.configFile, '--no-repair'], env, 180_000);
     const durationS = (Date.now() - began) / 1000;
     process.stderr.write(
-      `fault kill-loop: ${KILLS} kills (held ${(Math.min(...holds) / 1000).toFixed(1)}-${(Math.max(...holds) / 1000).toFixed(1)} s), ` +
+      `fault kill-loop: ${KILLS} kills (held ${(Math.min(...holds) / 1000).toFixed(1)}-${(Math.max(...holds) / 1000).toFixed(1)} s, ` +
+        `start to 'processing' ${(Math.min(...takeovers) / 1000).toFixed(1)}-${(Math.max(...takeovers) / 1000).toFixed(1)} s), ` +
         `${daemons.length} daemons, ${slices.length} slices logged, ${resumed.length} resumed; ` +
-        `${all.length} messages sent in ${loopS.toFixed(0)} s (${(all.length / loopS).toFixed(0)}/s), ${os.availableParallelism()} CPU burners; ` +
+        `${all.length} messages sent in ${producedS.toFixed(0)} s (${(all.length / producedS).toFixed(0)}/s), ${os.availableParallelism()} CPU burners; ` +
         `final ${finalRows} rows for ${expected} expected (${finalRows - expected} extra); ` +
         `${seenTwice} seen keys written twice by ${twice.length} slices (${twiceResumed} of them resumed); ` +
-        `winnow check exit ${check.code}; ${durationS.toFixed(0)} s\n`,
+        `winnow check exit ${check.code}; ${durationS.toFixed(0)} s (final drain ${drainS.toFixed(0)} s)\n`,
     );
 
     expect(resumed.length, 'kills that landed inside a slice (resumed slices)').toBeGreaterThan(0);
