@@ -576,6 +576,10 @@ export interface ProduceOptions {
   pauseMs?: number;
   /** called after each acknowledged send with the number of messages sent so far */
   onProgress?: (sent: number) => void;
+  /** offered rate, messages/s: each send waits until its batch is due (from the start); default unpaced */
+  ratePerSec?: number;
+  /** asked before each send: true ends the stream there (the result's `sent` says how much of `msgs` went) */
+  stop?: () => boolean;
 }
 
 /**
@@ -585,14 +589,25 @@ export interface ProduceOptions {
  * until acknowledged; `resent` counts those, and the oracle then reads the
  * log back (see `readLog`), since a failed send may have been written.
  */
-export async function produce(kafka: Kafka, msgs: GenMessage[], opts: ProduceOptions = {}): Promise<{ resent: number; slowestMs: number }> {
+export async function produce(
+  kafka: Kafka,
+  msgs: GenMessage[],
+  opts: ProduceOptions = {},
+): Promise<{ resent: number; slowestMs: number; sent: number }> {
   const batch = opts.batch ?? 200;
   let producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   let resent = 0;
   let slowestMs = 0;
+  let sent = 0;
+  const begun = Date.now();
   try {
     for (let i = 0; i < msgs.length; i += batch) {
+      if (opts.ratePerSec) {
+        const due = begun + (i / opts.ratePerSec) * 1000;
+        if (due > Date.now()) await sleep(due - Date.now());
+      }
+      if (opts.stop?.()) break;
       const part = msgs.slice(i, i + batch);
       const byTopic = new Map<string, GenMessage[]>();
       for (const m of part) byTopic.set(m.topic, [...(byTopic.get(m.topic) ?? []), m]);
@@ -618,13 +633,14 @@ export async function produce(kafka: Kafka, msgs: GenMessage[], opts: ProduceOpt
         }
       }
       slowestMs = Math.max(slowestMs, Date.now() - started);
-      opts.onProgress?.(Math.min(msgs.length, i + batch));
+      sent = Math.min(msgs.length, i + batch);
+      opts.onProgress?.(sent);
       if (opts.pauseMs) await sleep(opts.pauseMs);
     }
   } finally {
     await producer.disconnect().catch(() => undefined);
   }
-  return { resent, slowestMs };
+  return { resent, slowestMs, sent };
 }
 
 /**
