@@ -16,7 +16,8 @@ import { connect, type Db } from '../../src/clickhouse/client.ts';
 import type { PipelineConfig } from '../../src/config/index.ts';
 import { countKept, dedupInsert } from '../../src/pipeline/dedup.ts';
 import type { ObjectNames } from '../../src/pipeline/objects.ts';
-import type { SliceRange } from '../../src/pipeline/slice-sql.ts';
+import { sliceInsertSql, type SliceRange } from '../../src/pipeline/slice-sql.ts';
+import { tokenInsertSelect } from '../../src/clickhouse/token-dedup.ts';
 import { servers } from '../helpers.ts';
 import { handFedPipeline } from './hand-fed.ts';
 
@@ -88,4 +89,17 @@ describe('a re-run slice whose SELECT is chunked differently', () => {
     expect(await counts()).toEqual(first);
     expect(await countKept(client, p, slice, ranges)).toBe(first.final);
   });
+
+  it('is a SELECT ClickHouse itself judges stable, so it deduplicates on servers where a token alone is not enough', async () => {
+    // Without a token, force_enable accepts only a SELECT the server deems stable (ORDER BY ALL, one
+    // stream): what every 26.2+ server without ClickHouse PR #99206 requires even with a token.
+    const ranges: SliceRange[] = [{ topic: 'a', partition: 0, fromOffset: 0, toOffset: 99 }];
+    const ins = sliceInsertSql(p, `${p.name}-2-stable`, ranges);
+    const { insert_deduplication_token: _token, ...untokened } = tokenInsertSelect('unused');
+    const unsorted = ins.sql.replace(/\nORDER BY ALL\s*$/, '');
+    expect(unsorted).not.toBe(ins.sql);
+    await expect(client.command(unsorted, ins.params, { ...untokened, enable_materialized_cte: 1 })).rejects.toMatchObject({ chCode: 764 });
+    await client.command(ins.sql, ins.params, { ...untokened, enable_materialized_cte: 1 });
+  });
 });
+
