@@ -22,7 +22,7 @@ export function formatStats(s: PipelineStats, windowMs: number): string {
   const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
   const lines = [
     `pipeline ${s.name} (window ${formatDuration(windowMs)})`,
-    `  consumed ${s.messagesConsumed}  staged ${s.staged}  inserted ${s.inserted}  duplicates ${s.duplicatesDropped} (${pct(s.duplicateRatio)})  dead letters ${s.deadLetters}  waiting ${s.pendingRows}`,
+    `  consumed ${s.messagesConsumed}  staged ${s.staged}  inserted ${s.inserted}  duplicates ${s.duplicatesDropped} (${pct(s.duplicateRatio)})  dead letters ${s.deadLetters}${s.refusedByFinal > 0 ? ` (${s.refusedByFinal} refused by the final table)` : ''}  waiting ${s.pendingRows}`,
     `  events/s  1m ${s.eventsPerSecond.last1m.toFixed(1)}  5m ${s.eventsPerSecond.last5m.toFixed(1)}`,
     s.lastSlice
       ? `  last slice #${s.lastSlice.seq} at ${s.lastSlice.committedAt ?? '-'}: ${s.lastSlice.rowsIn} in, ${s.lastSlice.inserted} inserted, ${s.lastSlice.duplicates} duplicates, ${Math.round(s.lastSlice.durationMs)} ms`
