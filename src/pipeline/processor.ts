@@ -38,12 +38,14 @@ export const TABLE_WIDE_REFUSALS = 10;
 export class Processor {
   readonly checkpoints: Checkpoints;
   /**
-   * While a refused message is being isolated, slices grow back from the size
-   * that got through, doubling on each success, rather than fail again at full
-   * size; once it is dead-lettered, full slices resume. Only speed depends on
-   * it, so it lives in memory.
+   * While a refused message is being isolated, slices keep the size of the
+   * last split: a success is followed by its sibling, which holds the refused
+   * message, so the search is binary. Two successes in a row (no refused row
+   * near any more) double it again; a dead letter ends the search and full
+   * slices resume. Only speed depends on it, so it lives in memory.
    */
   private cap: number | undefined;
+  private successesInARow = 0;
   /** Messages dead-lettered since the final table last accepted a row (see refused()). */
   private refusedInARow = 0;
   constructor(
@@ -111,7 +113,9 @@ export class Processor {
       countKept(this.db, this.pipeline, planned.sliceId, planned.ranges),
     ]);
     const committed = await this.commit(planned, { rowsIn, inserted, duplicates: Math.max(0, rowsIn - inserted), rejected: 0 }, started);
-    if (this.cap !== undefined) this.cap = this.cap * 2 >= this.pipeline.schedule.maxSliceRows ? undefined : this.cap * 2;
+    if (this.cap !== undefined && ++this.successesInARow >= 2) {
+      this.cap = this.cap * 2 >= this.pipeline.schedule.maxSliceRows ? undefined : this.cap * 2;
+    }
     if (inserted > 0) this.refusedInARow = 0;
     await this.hooks.afterCommit?.(committed);
     return { slice: committed, resumed };
@@ -142,6 +146,7 @@ export class Processor {
     }
     const half = firstHalf(planned.ranges);
     this.cap = Math.max(1, offsetCount(half));
+    this.successesInARow = 0;
     const split: SliceRecord = {
       ...planned,
       status: 'split',

@@ -270,10 +270,12 @@ describe.concurrent('fault: transient failures', () => {
     await p.command(`ALTER TABLE ${final} ADD CONSTRAINT refuse_some CHECK toString(event_id) NOT IN (${[...refusedKeys].map((k) => `'${k}'`).join(', ')})`);
 
     const daemon = await p.startDaemon();
+    // Isolating a refused message costs a few failed inserts and seen-key deletes (binary search):
+    // on a loaded machine that takes minutes, hence the longer waits.
     await produce(kafka, phase1, { batch: 100, pauseMs: 300 });
-    await p.waitQuiescent(phase1);
+    await p.waitQuiescent(phase1, 330_000);
     await produce(kafka, phase2, { batch: 100, pauseMs: 300 });
-    await p.waitQuiescent([...phase1, ...phase2]);
+    await p.waitQuiescent([...phase1, ...phase2], 330_000);
     const refusedLines = daemon.lines().filter((l) => l.msg.startsWith('message refused by the final table'));
     const refusedMessages = phases.flat().filter((m) => refusedKeys.has(eventIdOf(m) ?? '')).length;
     expect(refusedLines, 'one log line per refused message').toHaveLength(refusedMessages);
@@ -282,5 +284,5 @@ describe.concurrent('fault: transient failures', () => {
     await p.verify('final-refuses-rows', phases, `the final table refused ${refusedMessages} messages of ${refusedKeys.size} keys`, refusedKeys);
     expect(await daemon.stop()).toBe(0);
     await p.close();
-  });
+  }, 900_000);
 });
