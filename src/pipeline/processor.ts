@@ -11,7 +11,7 @@ import { WinnowError } from '../errors.ts';
 import { Checkpoints, type NextOffset, type SliceRecord } from './checkpoints.ts';
 import { countKept, countStaged, dedupInsert } from './dedup.ts';
 import { planSlice, sliceId, type StagedHead } from './plan.ts';
-import { advance, deadLetterRefused, dropRefusedSeenKeys, firstHalf, isRowRefusal, offsetCount, refusalReason, rewind } from './rejections.ts';
+import { advance, clip, deadLetterRefused, dropRefusedSeenKeys, firstHalf, firstOffsets, isRowRefusal, offsetCount, refusalReason, rewind } from './rejections.ts';
 import { stagedHeadsSql, type SliceRange } from './slice-sql.ts';
 
 export interface SliceOutcome {
@@ -38,12 +38,16 @@ export const TABLE_WIDE_REFUSALS = 10;
 export class Processor {
   readonly checkpoints: Checkpoints;
   /**
-   * While a refused message is being isolated, slices keep the size of the
-   * last split: a success is followed by its sibling, which holds the refused
-   * message, so the search is binary. Two successes in a row (no refused row
-   * near any more) double it again; a dead letter ends the search and full
-   * slices resume. Only speed depends on it, so it lives in memory.
+   * The search for refused messages: the offsets of the slice the final table
+   * first refused, walked in range order (not re-planned across all partitions,
+   * where a live stream would keep the search from ever reaching a refused
+   * message in a later partition). A failure halves the next slice; a success
+   * is followed by its sibling at the same size (binary search), two in a row
+   * double it; a dead letter goes on with the rest at full size. The search
+   * ends when the refused slice's offsets are all committed. Only speed depends
+   * on it, so it lives in memory: a restarted daemon starts a new search.
    */
+  private search: SliceRange[] | undefined;
   private cap: number | undefined;
   private successesInARow = 0;
   /** Messages dead-lettered since the final table last accepted a row (see refused()). */
@@ -62,12 +66,23 @@ export class Processor {
     if (last?.status === 'planned') {
       return this.execute(last, true);
     }
+    const maxRows = this.pipeline.schedule.maxSliceRows;
+    const watermarks = last?.nextOffsets ?? [];
     let plan: { ranges: SliceRange[]; nextOffsets: NextOffset[] } | undefined;
     if (last?.status === 'split') {
-      plan = { ranges: last.ranges, nextOffsets: advance(last.nextOffsets, last.ranges) };
-    } else {
-      const heads = await this.stagedHeads(last?.nextOffsets ?? []);
-      plan = planSlice(last?.nextOffsets ?? [], heads, Math.min(this.cap ?? Infinity, this.pipeline.schedule.maxSliceRows));
+      plan = { ranges: last.ranges, nextOffsets: advance(watermarks, last.ranges) };
+    } else if (this.search) {
+      const left = clip(this.search, watermarks);
+      if (left.length > 0) {
+        const ranges = firstOffsets(left, Math.min(this.cap ?? maxRows, maxRows));
+        plan = { ranges, nextOffsets: advance(watermarks, ranges) };
+      } else {
+        this.search = undefined; // every offset of the refused slice is committed
+        this.cap = undefined;
+      }
+    }
+    if (!plan && last?.status !== 'split') {
+      plan = planSlice(watermarks, await this.stagedHeads(watermarks), Math.min(this.cap ?? maxRows, maxRows));
     }
     if (!plan) return undefined;
     const seq = (last?.seq ?? 0) + 1;
@@ -129,6 +144,7 @@ export class Processor {
    */
   private async refused(planned: SliceRecord, resumed: boolean, reason: string, started: number): Promise<SliceOutcome> {
     await dropRefusedSeenKeys(this.db, this.pipeline, planned.sliceId, planned.ranges);
+    this.search ??= planned.ranges;
     if (offsetCount(planned.ranges) === 1) {
       if (this.refusedInARow >= TABLE_WIDE_REFUSALS) {
         // Not these rows: the table. Dead-lettering the whole stream one message at a time
@@ -140,7 +156,7 @@ export class Processor {
       }
       const rejected = await deadLetterRefused(this.db, this.pipeline, planned.ranges, reason);
       this.refusedInARow += rejected;
-      this.cap = undefined; // isolated: back to full slices (refused rows are rare)
+      this.cap = undefined; // isolated: the rest of the refused slice at full size
       const committed = await this.commit(planned, { rowsIn: rejected, inserted: 0, duplicates: 0, rejected }, started);
       return { slice: committed, resumed, refused: { reason } };
     }

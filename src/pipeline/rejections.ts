@@ -64,7 +64,12 @@ export function offsetCount(ranges: SliceRange[]): number {
 
 /** The first half of the ranges' offsets, in range order; at least one offset. */
 export function firstHalf(ranges: SliceRange[]): SliceRange[] {
-  let budget = Math.max(1, Math.floor(offsetCount(ranges) / 2));
+  return firstOffsets(ranges, Math.floor(offsetCount(ranges) / 2));
+}
+
+/** The first `n` of the ranges' offsets, in range order; at least one offset. */
+export function firstOffsets(ranges: SliceRange[], n: number): SliceRange[] {
+  let budget = Math.max(1, n);
   const out: SliceRange[] = [];
   for (const r of ranges) {
     if (budget <= 0) break;
@@ -83,6 +88,14 @@ export function advance(next: NextOffset[], ranges: SliceRange[]): NextOffset[] 
     if (!next.some((o) => o.topic === r.topic && o.partition === r.partition)) out.push({ topic: r.topic, partition: r.partition, offset: r.toOffset + 1 });
   }
   return out.sort(byTopicPartition);
+}
+
+/** What of the ranges lies at or above the watermarks (a partition without one: all of its range). */
+export function clip(ranges: SliceRange[], next: NextOffset[]): SliceRange[] {
+  const at = new Map(next.map((o) => [`${o.topic}\u0000${o.partition}`, o.offset]));
+  return ranges
+    .map((r) => ({ ...r, fromOffset: Math.max(r.fromOffset, at.get(`${r.topic}\u0000${r.partition}`) ?? r.fromOffset) }))
+    .filter((r) => r.fromOffset <= r.toOffset);
 }
 
 /** Watermarks as they were before a slice: each of its ranges' partitions back at the range start. */

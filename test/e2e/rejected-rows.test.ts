@@ -36,13 +36,13 @@ describe('rows the final table refuses', () => {
   });
 
   it('dead-letters exactly the refused messages and commits the rest once', async () => {
-    // 1000 messages on two partitions; keys repeat every 700 messages; five are refused,
+    // 1000 messages on four partitions; keys repeat every 700 messages; five are refused,
     // and the key of one refused message (offset 30 of partition 0) comes again, acceptable, later.
     const bad = new Set([30, 31, 377, 640, 699]);
     const rows: string[] = [];
     for (let m = 0; m < 1000; m++) {
-      const partition = m % 2;
-      const offset = Math.floor(m / 2);
+      const partition = m % 4;
+      const offset = Math.floor(m / 4);
       const payload = bad.has(m) ? `bad ${m}` : `ok ${m}`;
       rows.push(`('${uuid(m % 700)}', ${m}, '${payload}', now64(3), 'a', ${partition}, ${offset}, NULL, now64(3))`);
     }
@@ -60,6 +60,7 @@ describe('rows the final table refuses', () => {
       expect(++ticks).toBeLessThan(200);
     }
     expect(splits).toBeGreaterThan(0);
+    process.stderr.write(`refusal isolation: ${ticks} ticks, ${splits} splits\n`);
 
     // Final: the first acceptable occurrence of every key. Keys 0..299 occur twice (m and m+700):
     // m kept unless refused, then m+700 is kept instead.
@@ -74,7 +75,7 @@ describe('rows the final table refuses', () => {
     const letters = await client.rows<{ partition: number; offset: string; error: string }>(
       `SELECT _partition AS partition, _offset AS offset, __error AS error FROM ${db}.${n.errors} ORDER BY partition, offset`,
     );
-    expect(letters.map((l) => Number(l.offset) * 2 + l.partition).sort((a, b) => a - b)).toEqual([...bad].sort((a, b) => a - b));
+    expect(letters.map((l) => Number(l.offset) * 4 + l.partition).sort((a, b) => a - b)).toEqual([...bad].sort((a, b) => a - b));
     for (const l of letters) {
       expect(l.error.startsWith(REFUSED_BY_FINAL)).toBe(true);
       expect(l.error).toMatch(/no_bad/);
@@ -143,4 +144,44 @@ describe('rows the final table refuses', () => {
     const [later] = await client.rows<{ n: string }>(`SELECT count() AS n FROM ${db}.events WHERE payload = 'later'`);
     expect(Number(later?.n)).toBe(50);
   });
+
+  it('isolates a refused message in one partition while the others keep receiving', async () => {
+    // Partitions 10-13 of topic 'a'; the refused message is early in the last one, and the other
+    // three get new rows after every tick, as a live stream does.
+    await client.command(`ALTER TABLE ${db}.events ADD CONSTRAINT no_bad_live CHECK payload NOT LIKE 'worse%'`);
+    let next = 0;
+    const stage = async (partition: number, n: number, payload = 'fine'): Promise<void> => {
+      const rows = Array.from({ length: n }, (_x, i) => {
+        const m = 20_000 + next++;
+        return `('${uuid(m)}', ${m}, '${payload} ${m}', now64(3), 'a', ${partition}, ${offsets.get(partition)! + i}, NULL, now64(3))`;
+      });
+      offsets.set(partition, offsets.get(partition)! + n);
+      await client.command(
+        `INSERT INTO ${db}.${n_.staging} (event_id, msg, payload, __t, _topic, _partition, _offset, _timestamp_ms, _ingested_at) VALUES ${rows.join(',')}`,
+      );
+    };
+    const n_ = n;
+    const offsets = new Map([10, 11, 12, 13].map((x) => [x, 0]));
+    for (const part of [10, 11, 12]) await stage(part, 100);
+    await stage(13, 5);
+    await stage(13, 1, 'worse');
+    await stage(13, 100);
+    const proc = new Processor(client, p);
+    let ticks = 0;
+    let refused = false;
+    while (!refused) {
+      const out = await proc.tick();
+      refused ||= out?.refused !== undefined;
+      for (const part of [10, 11, 12]) await stage(part, 20);
+      expect(++ticks, 'ticks to isolate the refused message').toBeLessThanOrEqual(40);
+    }
+    while (await proc.tick()) {
+      /* drain */
+    }
+    const [row] = await client.rows<{ n: string }>(`SELECT count() AS n FROM ${db}.${n.errors} WHERE _partition = 13 AND _offset = 5`);
+    expect(Number(row?.n)).toBe(1);
+    const [fin] = await client.rows<{ n: string }>(`SELECT count() AS n FROM ${db}.events WHERE msg >= 20000`);
+    expect(Number(fin?.n)).toBe(next - 1);
+  });
 });
+
