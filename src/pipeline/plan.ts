@@ -35,15 +35,16 @@ export function planSlice(next: NextOffset[], heads: StagedHead[], maxRows: numb
     const start = Math.max(from, h.low);
     return { topic: h.topic, partition: h.partition, fromOffset: from, toOffset: Math.min(h.high, start + perPartition - 1) };
   });
-  const merged = new Map(nextBy);
-  for (const r of ranges) merged.set(tp(r.topic, r.partition), r.toOffset + 1);
-  const nextOffsets = [...merged.entries()]
-    .map(([k, offset]) => {
-      const [topic = '', partition = '0'] = k.split('\u0000');
-      return { topic, partition: Number(partition), offset };
-    })
-    .sort(byTopicPartition);
-  return { ranges, nextOffsets };
+  return { ranges, nextOffsets: advance(next, ranges) };
+}
+
+/** Watermarks with each range's partition moved to just after the range. */
+export function advance(next: NextOffset[], ranges: SliceRange[]): NextOffset[] {
+  const to = new Map(ranges.map((r) => [tp(r.topic, r.partition), r.toOffset + 1]));
+  const out = next.map((o) => ({ ...o, offset: to.get(tp(o.topic, o.partition)) ?? o.offset }));
+  const known = new Set(next.map((o) => tp(o.topic, o.partition)));
+  for (const r of ranges) if (!known.has(tp(r.topic, r.partition))) out.push({ topic: r.topic, partition: r.partition, offset: r.toOffset + 1 });
+  return out.sort(byTopicPartition);
 }
 
 /**

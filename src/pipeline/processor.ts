@@ -10,8 +10,8 @@ import type { Db } from '../clickhouse/client.ts';
 import { WinnowError } from '../errors.ts';
 import { Checkpoints, type NextOffset, type SliceRecord } from './checkpoints.ts';
 import { countKept, countStaged, dedupInsert } from './dedup.ts';
-import { planSlice, sliceId, type StagedHead } from './plan.ts';
-import { advance, clip, deadLetterRefused, dropRefusedSeenKeys, firstHalf, firstOffsets, isRowRefusal, offsetCount, refusalReason, rewind } from './rejections.ts';
+import { advance, planSlice, sliceId, type StagedHead } from './plan.ts';
+import { clip, deadLetterRefused, dropRefusedSeenKeys, firstHalf, firstOffsets, isRowRefusal, offsetCount, refusalReason, rewind } from './rejections.ts';
 import { stagedHeadsSql, type SliceRange } from './slice-sql.ts';
 
 export interface SliceOutcome {

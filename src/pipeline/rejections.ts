@@ -19,7 +19,6 @@ import type { PipelineConfig } from '../config/schema.ts';
 import type { NextOffset } from './checkpoints.ts';
 import { objectNames } from './objects.ts';
 import { rangesCondition, type SliceRange } from './slice-sql.ts';
-import { byTopicPartition } from '../kafka/partitions.ts';
 
 /** How a dead letter of a refused row begins; the rest is ClickHouse's error. */
 export const REFUSED_BY_FINAL = 'refused by the final table: ';
@@ -78,16 +77,6 @@ export function firstOffsets(ranges: SliceRange[], n: number): SliceRange[] {
     budget -= take;
   }
   return out;
-}
-
-/** Watermarks with each range's partition moved to just after the range. */
-export function advance(next: NextOffset[], ranges: SliceRange[]): NextOffset[] {
-  const to = new Map(ranges.map((r) => [`${r.topic}\u0000${r.partition}`, r.toOffset + 1]));
-  const out = next.map((o) => ({ ...o, offset: to.get(`${o.topic}\u0000${o.partition}`) ?? o.offset }));
-  for (const r of ranges) {
-    if (!next.some((o) => o.topic === r.topic && o.partition === r.partition)) out.push({ topic: r.topic, partition: r.partition, offset: r.toOffset + 1 });
-  }
-  return out.sort(byTopicPartition);
 }
 
 /** What of the ranges lies at or above the watermarks (a partition without one: all of its range). */
