@@ -12,8 +12,8 @@
  */
 import type { PipelineConfig } from '../src/config/index.ts';
 import { ident, qualified } from '../src/clickhouse/sql.ts';
-import { objectNames } from '../src/pipeline/objects.ts';
-import { rangesCondition, type SliceRange } from '../src/pipeline/slice-sql.ts';
+import { objectNames } from '../src/provisioning/objects.ts';
+import { rangesCondition, type SliceRange } from '../src/slicing/slice-sql.ts';
 
 /** The ranges a rendered slice insert was given, read back from its parameters (r{t,p,f,e}{i}). */
 export function rangesFromParams(params: Record<string, unknown>): SliceRange[] {

@@ -5,8 +5,8 @@
  * reports over the IPC channel; exits when told to stop or when its parent goes.
  */
 import { connect } from '../src/clickhouse/client.ts';
-import { objectNames } from '../src/pipeline/objects.ts';
-import { Processor } from '../src/pipeline/processor.ts';
+import { objectNames } from '../src/provisioning/objects.ts';
+import { Processor } from '../src/slicing/processor.ts';
 import { instrument, type QueryStat } from './probe.ts';
 import { coordinatesFirstInsert, rangesFromParams } from './alt-slice.ts';
 import type { ChildMessage, ChildSpec, SliceReport } from './daemon.ts';

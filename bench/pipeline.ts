@@ -7,8 +7,8 @@
  */
 import { validateConfig, type PipelineConfig } from '../src/config/index.ts';
 import type { Db } from '../src/clickhouse/client.ts';
-import { Migrator } from '../src/pipeline/migrator.ts';
-import { objectNames, upStatements } from '../src/pipeline/objects.ts';
+import { Migrator } from '../src/provisioning/migrator.ts';
+import { objectNames, upStatements } from '../src/provisioning/objects.ts';
 
 export interface Levers {
   /** extra SETTINGS of the Kafka engine queue, e.g. kafka_flush_interval_ms */

@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { Kafka, logLevel } from 'kafkajs';
-import { startEmbeddedClickHouse, type RunningClickHouse } from '../src/embedded/clickhouse.ts';
-import { startEmbeddedKafka, type RunningKafka } from '../src/embedded/kafka.ts';
+import { startEmbeddedClickHouse, type RunningClickHouse } from '../dev/clickhouse.ts';
+import { startEmbeddedKafka, type RunningKafka } from '../dev/kafka.ts';
 import { connect, type Db } from '../src/clickhouse/client.ts';
 
 export interface BenchServers {

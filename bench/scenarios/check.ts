@@ -17,10 +17,10 @@ import type { Ctx } from '../context.ts';
 import { fmtInt } from '../context.ts';
 import { benchPipeline, count, migrate, stopConsumption } from '../pipeline.ts';
 import { createTopic } from '../load.ts';
-import { Checker } from '../../src/pipeline/checker.ts';
-import { Checkpoints } from '../../src/pipeline/checkpoints.ts';
-import { objectNames } from '../../src/pipeline/objects.ts';
-import { Processor } from '../../src/pipeline/processor.ts';
+import { Checker } from '../../src/operations/checker.ts';
+import { Checkpoints } from '../../src/slicing/checkpoints.ts';
+import { objectNames } from '../../src/provisioning/objects.ts';
+import { Processor } from '../../src/slicing/processor.ts';
 
 export interface CheckCost {
   finalRows: number;

@@ -14,8 +14,8 @@ import { instrument, type QueryStat } from '../probe.ts';
 import { coordinatesFirstInsert, rangesFromParams } from '../alt-slice.ts';
 import { benchPipeline, count, diskUsage, migrate, stopConsumption } from '../pipeline.ts';
 import { createTopic } from '../load.ts';
-import { Processor } from '../../src/pipeline/processor.ts';
-import { objectNames } from '../../src/pipeline/objects.ts';
+import { Processor } from '../../src/slicing/processor.ts';
+import { objectNames } from '../../src/provisioning/objects.ts';
 import type { Db } from '../../src/clickhouse/client.ts';
 
 export interface SliceCost {

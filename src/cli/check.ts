@@ -1,7 +1,7 @@
 import { describeError } from '../errors.ts';
 import { kafkaFor } from '../kafka/client.ts';
-import { Checker, type CheckReport } from '../pipeline/checker.ts';
-import { Lease } from '../pipeline/lease.ts';
+import { Checker, type CheckReport } from '../operations/checker.ts';
+import { Lease } from '../slicing/lease.ts';
 import { parseFlags, type Command } from './command.ts';
 import { CONFIG_FLAG_HELP, configPath, KafkaAdmins, load } from './context.ts';
 

@@ -6,7 +6,7 @@ import type { PipelineConfig, WinnowConfig } from '../config/schema.ts';
 import { WinnowError } from '../errors.ts';
 import { kafkaFor } from '../kafka/client.ts';
 import { topicOffsets, type PartitionOffsets } from '../kafka/offsets.ts';
-import { parseOffsets, parseTimestamp, type ReplayBound } from '../pipeline/replay.ts';
+import { parseOffsets, parseTimestamp, type ReplayBound } from '../operations/replay.ts';
 
 export const CONFIG_FLAG_HELP = '--config FILE   pipeline definition (YAML; default ./winnow.yaml or $WINNOW_CONFIG)';
 

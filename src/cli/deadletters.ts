@@ -1,7 +1,7 @@
 import { WinnowError } from '../errors.ts';
-import { listDeadLetters, replayDeadLetters } from '../pipeline/deadletters.ts';
-import { Lease } from '../pipeline/lease.ts';
-import { parseOffsets, Replayer } from '../pipeline/replay.ts';
+import { listDeadLetters, replayDeadLetters } from '../operations/deadletters.ts';
+import { Lease } from '../slicing/lease.ts';
+import { parseOffsets, Replayer } from '../operations/replay.ts';
 import { parseFlags, type Command } from './command.ts';
 import { CONFIG_FLAG_HELP, configPath, KafkaAdmins, load } from './context.ts';
 

@@ -14,8 +14,8 @@ import {
   readDevState,
   removeDevState,
   type DevState,
-} from '../embedded/dev-state.ts';
-import type { SupervisorMessage, SupervisorOptions } from '../embedded/supervisor.ts';
+} from '../../dev/dev-state.ts';
+import type { SupervisorMessage, SupervisorOptions } from '../../dev/supervisor.ts';
 import { parseFlags, parsePort, type Command } from './command.ts';
 
 const help = `Usage: winnow dev <up|down|status> [options]
@@ -166,7 +166,7 @@ async function up(opts: SupervisorOptions, json: boolean): Promise<number> {
   await mkdir(path.join(opts.stateDir, 'logs'), { recursive: true });
   const supervisorLog = path.join(opts.stateDir, 'logs', 'supervisor.log');
   const log = await open(supervisorLog, 'a');
-  const supervisorPath = fileURLToPath(new URL('../embedded/supervisor.ts', import.meta.url));
+  const supervisorPath = fileURLToPath(new URL('../../dev/supervisor.ts', import.meta.url));
   // tsx from this package, not from the working directory (which need not have it).
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
   // --state-dir only names the instance in `ps`; the options travel in the environment.

@@ -1,5 +1,5 @@
 import { describeError, WinnowError } from '../errors.ts';
-import { Migrator } from '../pipeline/migrator.ts';
+import { Migrator } from '../provisioning/migrator.ts';
 import { kafkaFor } from '../kafka/client.ts';
 import { seedGroupAtLatest } from '../kafka/offsets.ts';
 import { CONFIG_FLAG_HELP, configPath, kafkaPasswordFor, load } from './context.ts';

@@ -1,6 +1,6 @@
 import { WinnowError } from '../errors.ts';
-import { Lease } from '../pipeline/lease.ts';
-import { Replayer } from '../pipeline/replay.ts';
+import { Lease } from '../slicing/lease.ts';
+import { Replayer } from '../operations/replay.ts';
 import { parseFlags, type Command } from './command.ts';
 import { CONFIG_FLAG_HELP, configPath, KafkaAdmins, load, replayBound } from './context.ts';
 

@@ -1,6 +1,6 @@
 import { describeError } from '../errors.ts';
 import { formatDuration } from '../config/duration.ts';
-import { pipelineStats, type PipelineStats } from '../pipeline/stats.ts';
+import { pipelineStats, type PipelineStats } from '../operations/stats.ts';
 import { parseFlags, type Command } from './command.ts';
 import { CONFIG_FLAG_HELP, configPath, KafkaAdmins, load } from './context.ts';
 

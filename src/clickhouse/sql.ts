@@ -37,17 +37,17 @@ export function quoteString(value: string): string {
 
 const templateCache = new Map<string, string>();
 
-function loadTemplate(name: string): string {
-  let text = templateCache.get(name);
+function loadTemplate(file: URL): string {
+  let text = templateCache.get(file.href);
   if (text === undefined) {
-    text = readFileSync(new URL(`../../sql/${name}.sql`, import.meta.url), 'utf8');
-    templateCache.set(name, text);
+    text = readFileSync(file, 'utf8');
+    templateCache.set(file.href, text);
   }
   return text;
 }
 
 /**
- * Fills `{{name}}` placeholders of a template in sql/ with already-rendered SQL
+ * Fills `{{name}}` placeholders of a SQL template with already-rendered SQL
  * fragments. ClickHouse's own `{name:Type}` parameters are left for the server.
  * A placeholder without a value, or a value without a placeholder, is a bug.
  */
@@ -65,6 +65,7 @@ export function renderTemplate(text: string, vars: Record<string, string>, name 
   return out.trim().replace(/;\s*$/, '');
 }
 
-export function renderSql(name: string, vars: Record<string, string>): string {
-  return renderTemplate(loadTemplate(name), vars, `sql/${name}.sql`);
+/** Renders a template file (its owner passes `new URL('./x.sql', import.meta.url)`). */
+export function renderSqlFile(file: URL, vars: Record<string, string>): string {
+  return renderTemplate(loadTemplate(file), vars, file.pathname.split('/').slice(-2).join('/'));
 }

@@ -1,8 +1,8 @@
-import type { SliceRecord } from '../pipeline/checkpoints.ts';
-import type { CheckReport } from '../pipeline/checker.ts';
-import type { ReplayResult } from '../pipeline/replay.ts';
-import type { PipelineStats } from '../pipeline/stats.ts';
-export type { PartitionStats, PipelineStats } from '../pipeline/stats.ts';
+import type { SliceRecord } from '../slicing/checkpoints.ts';
+import type { CheckReport } from '../operations/checker.ts';
+import type { ReplayResult } from '../operations/replay.ts';
+import type { PipelineStats } from '../operations/stats.ts';
+export type { PartitionStats, PipelineStats } from '../operations/stats.ts';
 export interface PipelineSummary { name: string; topics: string[]; table: string; database: string; windowMs: number; key: string[] }
 export interface Readiness { ready: boolean; checks: Record<string, { ok: boolean; error?: string }> }
 export interface AppDeps {

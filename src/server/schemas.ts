@@ -5,7 +5,7 @@
  * Schemas registered in `components` become named OpenAPI components.
  */
 import { z } from 'zod';
-import type { SliceRecord } from '../pipeline/checkpoints.ts';
+import type { SliceRecord } from '../slicing/checkpoints.ts';
 import type { PipelineStats, PipelineSummary, Readiness } from './deps.ts';
 
 export const components = z.registry<{ id: string }>();

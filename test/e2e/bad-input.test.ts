@@ -11,7 +11,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connect } from '../../src/clickhouse/client.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import { Processor } from '../../src/pipeline/processor.ts';
+import { Processor } from '../../src/slicing/processor.ts';
 import { createTopic, freshDatabase, kafka, servers, uniqueName, waitFor } from '../helpers.ts';
 import { runCli, startDaemon } from './cli.ts';
 

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type Db } from '../../src/clickhouse/client.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { PipelineConfig } from '../../src/config/schema.ts';
-import { Processor } from '../../src/pipeline/processor.ts';
+import { Processor } from '../../src/slicing/processor.ts';
 import { createTopic, freshDatabase, kafka, servers, uniqueName, waitFor } from '../helpers.ts';
 import { runCli } from './cli.ts';
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/clickhouse/client.ts';
 import type { PipelineConfig } from '../../src/config/index.ts';
 import { WinnowError } from '../../src/errors.ts';
-import { assertTokenDeduplication } from '../../src/pipeline/dedup-guard.ts';
+import { assertTokenDeduplication } from '../../src/slicing/dedup-guard.ts';
 import { runCli } from './cli.ts';
 import { handFedPipeline } from './hand-fed.ts';
 

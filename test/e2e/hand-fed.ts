@@ -8,8 +8,8 @@
  */
 import { connect, type Db } from '../../src/clickhouse/client.ts';
 import { validateConfig, type PipelineConfig } from '../../src/config/index.ts';
-import { Migrator } from '../../src/pipeline/migrator.ts';
-import { objectNames, type ObjectNames } from '../../src/pipeline/objects.ts';
+import { Migrator } from '../../src/provisioning/migrator.ts';
+import { objectNames, type ObjectNames } from '../../src/provisioning/objects.ts';
 import { freshDatabase, servers, uniqueName } from '../helpers.ts';
 
 export interface HandFed {

@@ -10,12 +10,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/clickhouse/client.ts';
 import type { PipelineConfig } from '../../src/config/index.ts';
-import type { ObjectNames } from '../../src/pipeline/objects.ts';
-import { Checker } from '../../src/pipeline/checker.ts';
-import { replayDeadLetters } from '../../src/pipeline/deadletters.ts';
-import { Processor, TABLE_WIDE_REFUSALS } from '../../src/pipeline/processor.ts';
-import { Replayer } from '../../src/pipeline/replay.ts';
-import { REFUSED_BY_FINAL } from '../../src/pipeline/rejections.ts';
+import type { ObjectNames } from '../../src/provisioning/objects.ts';
+import { Checker } from '../../src/operations/checker.ts';
+import { replayDeadLetters } from '../../src/operations/deadletters.ts';
+import { Processor, TABLE_WIDE_REFUSALS } from '../../src/slicing/processor.ts';
+import { Replayer } from '../../src/operations/replay.ts';
+import { REFUSED_BY_FINAL } from '../../src/slicing/rejections.ts';
 import { handFedPipeline } from './hand-fed.ts';
 
 const uuid = (i: number): string => `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`;

@@ -11,10 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PipelineConfig } from '../../src/config/index.ts';
 import type { Db } from '../../src/clickhouse/client.ts';
 import { createLogger } from '../../src/log.ts';
-import { Checker } from '../../src/pipeline/checker.ts';
-import { PipelineRunner } from '../../src/pipeline/daemon.ts';
-import type { ObjectNames } from '../../src/pipeline/objects.ts';
-import { Processor } from '../../src/pipeline/processor.ts';
+import { Checker } from '../../src/operations/checker.ts';
+import { PipelineRunner } from '../../src/daemon/daemon.ts';
+import type { ObjectNames } from '../../src/provisioning/objects.ts';
+import { Processor } from '../../src/slicing/processor.ts';
 import { handFedPipeline, stageRows, type HandFed } from './hand-fed.ts';
 
 const uuid = (i: number): string => `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`;

@@ -12,10 +12,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/clickhouse/client.ts';
 import type { PipelineConfig } from '../../src/config/index.ts';
-import { countKept, countStaged, dedupInsert } from '../../src/pipeline/dedup.ts';
-import { objectNames } from '../../src/pipeline/objects.ts';
-import { Processor } from '../../src/pipeline/processor.ts';
-import type { SliceRange } from '../../src/pipeline/slice-sql.ts';
+import { countKept, countStaged, dedupInsert } from '../../src/slicing/dedup.ts';
+import { objectNames } from '../../src/provisioning/objects.ts';
+import { Processor } from '../../src/slicing/processor.ts';
+import type { SliceRange } from '../../src/slicing/slice-sql.ts';
 import { handFedPipeline } from './hand-fed.ts';
 import { rng } from './oracle.ts';
 

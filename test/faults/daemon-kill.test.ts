@@ -10,7 +10,7 @@
  * re-run slice adds nothing) for the steps that leave a planned slice behind.
  *
  * 9: two daemons started at once on the same pipeline, both running for the
- * whole stream. The lease (src/pipeline/lease.ts) must let exactly one process
+ * whole stream. The lease (src/slicing/lease.ts) must let exactly one process
  * slices while the other stands by; then the active one is SIGKILLed and the
  * standby must take over (within about two lease epochs) and process the
  * messages that arrive after the kill.

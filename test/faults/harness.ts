@@ -23,9 +23,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel, type Admin, type Producer } from 'kafkajs';
 import { expect } from 'vitest';
-import { startEmbeddedClickHouse, type RunningClickHouse } from '../../src/embedded/clickhouse.ts';
-import { startEmbeddedKafka, type RunningKafka } from '../../src/embedded/kafka.ts';
-import { freePort } from '../../src/embedded/ports.ts';
+import { startEmbeddedClickHouse, type RunningClickHouse } from '../../dev/clickhouse.ts';
+import { startEmbeddedKafka, type RunningKafka } from '../../dev/kafka.ts';
+import { freePort } from '../../dev/ports.ts';
 import { BIN, runCli } from '../e2e/cli.ts';
 import { eventIdOf, expectedRows, generate, rng, sortRows, type FinalRow, type GenMessage } from '../e2e/oracle.ts';
 

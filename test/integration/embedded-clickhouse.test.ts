@@ -9,7 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startEmbeddedClickHouse, type RunningClickHouse } from '../../src/embedded/clickhouse.ts';
+import { startEmbeddedClickHouse, type RunningClickHouse } from '../../dev/clickhouse.ts';
 import { WinnowError } from '../../src/errors.ts';
 
 const db = `test_embedded_${randomBytes(4).toString('hex')}`;

@@ -1,5 +1,5 @@
 /**
- * The local Kafka broker (src/embedded/kafka.ts) against real kafkajs clients.
+ * The local Kafka broker (dev/kafka.ts) against real kafkajs clients.
  * It starts its own broker on free ports in a temp dir, independent of the
  * suite's global servers. One broker serves most cases; the last case stops
  * and restarts it. The temp dir is removed only when every case passed.
@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Kafka, type KafkaConfig } from 'kafkajs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { kafkaClientConfig, KAFKA_VERSION, startEmbeddedKafka, type RunningKafka } from '../../src/embedded/kafka.ts';
+import { kafkaClientConfig, KAFKA_VERSION, startEmbeddedKafka, type RunningKafka } from '../../dev/kafka.ts';
 import { WinnowError } from '../../src/errors.ts';
 
 const name = (prefix: string): string => `${prefix}-${randomBytes(4).toString('hex')}`;

@@ -11,8 +11,8 @@ import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { startEmbeddedClickHouse } from '../../src/embedded/clickhouse.ts';
-import { startEmbeddedKafka } from '../../src/embedded/kafka.ts';
+import { startEmbeddedClickHouse } from '../../dev/clickhouse.ts';
+import { startEmbeddedKafka } from '../../dev/kafka.ts';
 import type { TestServers } from '../helpers.ts';
 
 declare module 'vitest' {

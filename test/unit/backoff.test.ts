@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Backoff } from '../../src/pipeline/backoff.ts';
+import { Backoff } from '../../src/daemon/backoff.ts';
 
 describe('slice retries', () => {
   const T0 = Date.parse('2026-11-30T12:00:00Z');

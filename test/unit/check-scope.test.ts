@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mergeRanges } from '../../src/pipeline/check-scope.ts';
+import { mergeRanges } from '../../src/operations/check-scope.ts';
 
 describe('incremental check scope', () => {
   it('merges the ranges of consecutive slices and overlapping replays per partition', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { planSlice, sliceId } from '../../src/pipeline/plan.ts';
-import { cronFor } from '../../src/pipeline/schedule.ts';
+import { planSlice, sliceId } from '../../src/slicing/plan.ts';
+import { cronFor } from '../../src/daemon/schedule.ts';
 
 describe('planSlice', () => {
   it('returns nothing when no partition has new offsets', () => {

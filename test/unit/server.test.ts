@@ -4,10 +4,10 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { CheckReport } from '../../src/pipeline/checker.ts';
-import type { ReplayResult } from '../../src/pipeline/replay.ts';
+import type { CheckReport } from '../../src/operations/checker.ts';
+import type { ReplayResult } from '../../src/operations/replay.ts';
 import { WinnowError } from '../../src/errors.ts';
-import type { SliceRecord } from '../../src/pipeline/checkpoints.ts';
+import type { SliceRecord } from '../../src/slicing/checkpoints.ts';
 import { buildApp } from '../../src/server/app.ts';
 import type { AppDeps, PipelineStats, PipelineSummary, Readiness, ReplayBody } from '../../src/server/deps.ts';
 import { escapeLabelValue } from '../../src/server/prometheus.ts';

@@ -1,0 +1,135 @@
+/**
+ * The checker's lookups, as pure SQL builders (values as query params).
+ *
+ * Two ways to prove completeness and seen keys vs final rows:
+ *  - the lookups (completenessSql, keptNotInFinalSql, orphanSql): every key in
+ *    scope looked up in the final table. Exact, but an IN set of a minute's
+ *    keys touches nearly every granule of the final table, so they cost what
+ *    the final table weighs;
+ *  - the cheap proof (scopeProofSql), used by an incremental check once the
+ *    counts reconcile: one pass over the seen keys of the scope by key hash
+ *    (what a slice reads anyway), no final-table lookup. Anything it finds
+ *    sends the check to the exact queries, which classify and repair.
+ */
+import { ident, qualified } from '../clickhouse/sql.ts';
+import type { PipelineConfig } from '../config/schema.ts';
+import { objectNames } from '../provisioning/objects.ts';
+import { REFUSED_BY_FINAL } from '../slicing/rejections.ts';
+import { rangesCondition, type ParamSql, type SliceRange } from '../slicing/slice-sql.ts';
+
+function parts(p: PipelineConfig) {
+  const n = objectNames(p);
+  const t = (x: string): string => qualified(n.database, x);
+  return { key: p.dedup.key.map(ident).join(', '), final: t(n.final), seen: t(n.seen), staging: t(n.staging), errors: t(n.errors) };
+}
+
+/** Coordinates of the messages in the ranges the final table refused: dead letters, not missing rows (rejections.ts). */
+function refusedSql(errors: string, cond: string): string {
+  return `SELECT _topic, _partition, _offset FROM ${errors} WHERE (${cond}) AND startsWith(__error, {refused:String})`;
+}
+
+/** I2 by lookup: processed staged keys (of the ranges) with no row in the final table. */
+export function completenessSql(p: PipelineConfig, ranges: SliceRange[]): ParamSql {
+  const x = parts(p);
+  const cond = rangesCondition(ranges);
+  const staged = `SELECT ${x.key} FROM ${x.staging} WHERE ${cond.sql}`;
+  // The final table is looked up by the staged keys, so its primary key (the dedup key by default) prunes.
+  return {
+    sql: `SELECT count() AS missing, groupArray(10)(k) AS examples FROM (
+         SELECT DISTINCT toString(tuple(${x.key})) AS k FROM ${x.staging}
+         WHERE (${cond.sql}) AND (${x.key}) NOT IN (SELECT ${x.key} FROM ${x.final} WHERE (${x.key}) IN (${staged}))
+           AND (_topic, _partition, _offset) NOT IN (${refusedSql(x.errors, cond.sql)}))`,
+    params: { ...cond.params, refused: REFUSED_BY_FINAL },
+  };
+}
+
+/** Kept keys (retained state, in scope) with no row in the final table: the write that must never be lost. */
+export function keptNotInFinalSql(p: PipelineConfig, seenScope: ParamSql): ParamSql {
+  const x = parts(p);
+  return {
+    sql: `SELECT ${x.key}, \`__t\` FROM ${x.seen} PREWHERE ${seenScope.sql}
+      WHERE (${x.key}) NOT IN (SELECT ${x.key} FROM ${x.final} WHERE (${x.key}) IN (SELECT ${x.key} FROM ${x.seen} PREWHERE ${seenScope.sql}))`,
+    params: seenScope.params,
+  };
+}
+
+/** Staged rows of kept keys missing from the final table, one per (key, time): what re-inserting them writes. */
+export function fromStagingSql(p: PipelineConfig, ranges: SliceRange[], missing: ParamSql): ParamSql {
+  const x = parts(p);
+  const cols = p.columns.map((c) => ident(c.name)).join(', ');
+  const cond = rangesCondition(ranges);
+  return {
+    sql: `SELECT ${cols} FROM ${x.staging} WHERE (${cond.sql}) AND tuple(${x.key}, \`__t\`) IN (${missing.sql}) LIMIT 1 BY ${x.key}, \`__t\``,
+    params: { ...cond.params, ...missing.params },
+  };
+}
+
+/**
+ * Seen keys recent occurrences' final rows lack: (key, time, 'repair') for
+ * each key in the final table whose first recent staged occurrence has no kept
+ * time within the window. Candidates first (usually none): only they are
+ * looked up in the final table; the seen keys are found by key hash, as the
+ * slice insert finds them.
+ */
+export function orphanSql(p: PipelineConfig, ranges: SliceRange[]): ParamSql {
+  const x = parts(p);
+  const cond = rangesCondition(ranges);
+  return {
+    sql: `WITH candidates AS MATERIALIZED (
+          SELECT ${x.key}, s.t AS t FROM (
+            SELECT ${x.key}, min(\`__t\`) AS t FROM ${x.staging}
+            WHERE (${cond.sql}) AND \`__t\` > now64(3) - toIntervalMillisecond({w:Int64})
+            GROUP BY ${x.key}) AS s
+          LEFT JOIN (
+            SELECT ${x.key}, groupArray(toUnixTimestamp64Milli(\`__t\`)) AS ts FROM ${x.seen}
+            PREWHERE \`__h\` IN (SELECT sipHash64(${x.key}) FROM ${x.staging} WHERE ${cond.sql})
+            GROUP BY ${x.key}) AS z USING (${x.key})
+          WHERE NOT arrayExists(x -> abs(x - toUnixTimestamp64Milli(s.t)) < {w:Int64}, z.ts))
+        SELECT ${x.key}, t AS \`__t\`, 'repair' AS \`__slice\` FROM candidates
+        WHERE (${x.key}) IN (SELECT ${x.key} FROM ${x.final} WHERE (${x.key}) IN (SELECT ${x.key} FROM candidates))`,
+    params: { ...cond.params, w: p.dedup.windowMs },
+  };
+}
+
+/**
+ * The cheap proof, one pass over the seen keys of the scope (found by key
+ * hash, as the slice insert finds them) and grouped by that hash (8 bytes,
+ * however wide the key), counting what must be 0 in a consistent pipeline:
+ *  - doubled or too close: a hash kept twice at the same time (a doubled
+ *    slice's copies), or twice closer than the window (I1);
+ *  - unrepresented: staged keys of the ranges (refused messages aside) with
+ *    no kept time within the window of their first occurrence, or of their
+ *    first recent one (older seen keys may have expired). The slice insert
+ *    keeps an occurrence or drops it for a kept time closer than the window,
+ *    so there are none; with the counts reconciled (every kept key has its
+ *    final row) that proves I2 and "final row without seen key" for the scope.
+ * Two keys sharing a hash can only add to doubled or too close (the check
+ * then takes the exact queries); to hide an unrepresented key, its hash
+ * would have to equal that of another key of the scope kept near the same
+ * time (about 1 in 2^64 per pair).
+ */
+export function scopeProofSql(p: PipelineConfig, ranges: SliceRange[]): ParamSql {
+  const x = parts(p);
+  const cond = rangesCondition(ranges);
+  const ms = (t: string): string => `toUnixTimestamp64Milli(${t})`;
+  const near = (t: string): string => `arrayExists(x -> abs(x - ${ms(t)}) < {w:Int64}, z.ts)`;
+  const recent = (w: string): string => `\`__t\` > now64(3) - toIntervalMillisecond(${w})`;
+  return {
+    sql: `WITH staged AS MATERIALIZED (
+          SELECT sipHash64(${x.key}) AS h, min(\`__t\`) AS t, minIf(\`__t\`, ${recent('{w:Int64}')}) AS tr, countIf(${recent('{w:Int64}')}) > 0 AS recent
+          FROM ${x.staging}
+          WHERE (${cond.sql}) AND (_topic, _partition, _offset) NOT IN (${refusedSql(x.errors, cond.sql)})
+          GROUP BY h),
+        kept AS MATERIALIZED (
+          SELECT \`__h\` AS h, arraySort(groupArray(${ms('`__t`')})) AS ts
+          FROM ${x.seen}
+          PREWHERE \`__h\` IN (SELECT sipHash64(${x.key}) FROM ${x.staging} WHERE ${cond.sql})
+          GROUP BY h)
+        SELECT
+          -- Adjacent kept times of a hash: equal (a doubled copy, or a key kept twice at once), or
+          -- closer than the window among the recent ones (the range the uniqueness check reads).
+          (SELECT countIf(arrayExists((a, b) -> b = a OR (b - a < {w:Int64} AND a > ${ms('now64(3)')} - {w2:Int64}), arrayPopBack(ts), arrayPopFront(ts))) FROM kept) AS doubledOrTooClose,
+          (SELECT count() FROM staged AS s LEFT JOIN kept AS z USING (h) WHERE NOT ${near('s.t')} OR (s.recent AND NOT ${near('s.tr')})) AS unrepresented`,
+    params: { ...cond.params, w: p.dedup.windowMs, w2: 2 * p.dedup.windowMs, refused: REFUSED_BY_FINAL },
+  };
+}

@@ -1,0 +1,260 @@
+/**
+ * Replay: re-process processed offsets through the windowed anti-join, from an
+ * offset or a timestamp. A replay adds a row only for a key not represented
+ * within the window (I5), so it is safe over data already processed. When
+ * staging no longer holds the start of the range, the Kafka engine is rewound
+ * (queue detached, the consumer group's offsets set, queue attached) and the
+ * replay waits for the messages to be staged again.
+ */
+import type { Admin } from 'kafkajs';
+import type { Db } from '../clickhouse/client.ts';
+import { qualified } from '../clickhouse/sql.ts';
+import type { PipelineConfig } from '../config/schema.ts';
+import { WinnowError } from '../errors.ts';
+import { Checkpoints } from '../slicing/checkpoints.ts';
+import { countKept, countStaged, dedupInsert } from '../slicing/dedup.ts';
+import { objectNames, REPLAYS_TABLE } from '../provisioning/objects.ts';
+import type { SliceRange } from '../slicing/slice-sql.ts';
+
+export interface OffsetSpec {
+  topic: string | undefined;
+  partition: number;
+  offset: number;
+}
+
+export type ReplayBound = { kind: 'offsets'; offsets: OffsetSpec[] } | { kind: 'timestamp'; ms: number };
+
+export interface ReplayRequest {
+  from: ReplayBound;
+  to?: ReplayBound;
+  reason?: string;
+}
+
+export interface ReplayResult {
+  replayId: string;
+  ranges: SliceRange[];
+  chunks: number;
+  rowsIn: number;
+  inserted: number;
+  duplicates: number;
+  rewound: { topic: string; partition: number; offset: number }[];
+}
+
+/** `2:100` (single-topic pipelines) or `topic/2:100`, comma-separated. */
+export function parseOffsets(text: string): OffsetSpec[] {
+  return text.split(',').map((part) => {
+    const m = /^(?:(.+)\/)?(\d+):(\d+)$/.exec(part.trim());
+    if (!m) throw new WinnowError('USAGE', `offsets must look like PARTITION:OFFSET or TOPIC/PARTITION:OFFSET, got "${part}"`);
+    return { topic: m[1], partition: Number(m[2]), offset: Number(m[3]) };
+  });
+}
+
+export function parseTimestamp(text: string): number {
+  const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+  if (!Number.isFinite(ms)) throw new WinnowError('USAGE', `timestamp must be ISO-8601 (2026-11-27T10:00:00Z) or milliseconds since the epoch, got "${text}"`);
+  return ms;
+}
+
+type Progress = (line: string) => void;
+
+export class Replayer {
+  constructor(
+    private readonly db: Db,
+    private readonly p: PipelineConfig,
+    private readonly admin: Admin | undefined,
+    private readonly progress: Progress = () => undefined,
+  ) {}
+
+  private resolveTopic(spec: OffsetSpec): string {
+    if (spec.topic) {
+      if (!this.p.source.topics.includes(spec.topic)) throw new WinnowError('USAGE', `topic "${spec.topic}" is not a topic of pipeline ${this.p.name}`);
+      return spec.topic;
+    }
+    if (this.p.source.topics.length !== 1) throw new WinnowError('USAGE', `pipeline ${this.p.name} reads several topics: say TOPIC/PARTITION:OFFSET`);
+    return this.p.source.topics[0] ?? '';
+  }
+
+  /** Offset per partition where the bound falls. */
+  private async boundOffsets(b: ReplayBound, partitions: { topic: string; partition: number }[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (b.kind === 'offsets') {
+      for (const o of b.offsets) out.set(`${this.resolveTopic(o)}/${o.partition}`, o.offset);
+      return out;
+    }
+    if (this.admin) {
+      for (const topic of this.p.source.topics) {
+        for (const r of await this.admin.fetchTopicOffsetsByTimestamp(topic, b.ms)) out.set(`${topic}/${r.partition}`, Number(r.offset));
+      }
+      return out;
+    }
+    // Without Kafka: the first staged offset at or after the timestamp.
+    const n = objectNames(this.p);
+    const rows = await this.db.rows<{ topic: string; partition: number; o: string }>(
+      `SELECT _topic AS topic, _partition AS partition, min(_offset) AS o FROM ${qualified(n.database, n.staging)}
+       WHERE _timestamp_ms >= fromUnixTimestamp64Milli({ms:Int64}) GROUP BY topic, partition`,
+      { ms: b.ms },
+    );
+    for (const r of rows) out.set(`${r.topic}/${r.partition}`, Number(r.o));
+    for (const q of partitions) if (!out.has(`${q.topic}/${q.partition}`)) out.set(`${q.topic}/${q.partition}`, Number.MAX_SAFE_INTEGER);
+    return out;
+  }
+
+  async run(req: ReplayRequest): Promise<ReplayResult> {
+    const last = await new Checkpoints(this.db, this.p.sink.database).last(this.p.name);
+    const processed = (last?.nextOffsets ?? []).filter((o) => o.offset > 0);
+    const from = await this.boundOffsets(req.from, processed);
+    const to = req.to ? await this.boundOffsets(req.to, processed) : undefined;
+    const ranges: SliceRange[] = [];
+    for (const o of processed) {
+      const k = `${o.topic}/${o.partition}`;
+      const f = from.get(k);
+      if (f === undefined) continue;
+      const end = Math.min(o.offset - 1, to?.get(k) ?? Number.MAX_SAFE_INTEGER);
+      if (f <= end) ranges.push({ topic: o.topic, partition: o.partition, fromOffset: f, toOffset: end });
+    }
+    const replayId = `replay-${Date.now().toString(36)}`;
+    if (ranges.length === 0) {
+      this.progress('nothing to replay: the bounds select no processed offsets');
+      return { replayId, ranges, chunks: 0, rowsIn: 0, inserted: 0, duplicates: 0, rewound: [] };
+    }
+    const rewound = await this.rewindWhereExpired(ranges);
+    const chunks = chunk(ranges, this.p.schedule.maxSliceRows);
+    let rowsIn = 0;
+    let inserted = 0;
+    for (const [i, c] of chunks.entries()) {
+      const id = `${this.p.name}-${replayId}-${i + 1}`;
+      await dedupInsert(this.db, this.p, id, c);
+      const [n, kept] = await Promise.all([countStaged(this.db, this.p, c), countKept(this.db, this.p, id, c)]);
+      rowsIn += n;
+      inserted += kept;
+      await this.record(replayId, i + 1, c, n, kept, req.reason ?? 'replay');
+      this.progress(`chunk ${i + 1}/${chunks.length}: ${c.map(fmt).join(' ')}: ${n} rows, ${kept} inserted, ${n - kept} already represented`);
+    }
+    return { replayId, ranges, chunks: chunks.length, rowsIn, inserted, duplicates: rowsIn - inserted, rewound };
+  }
+
+  private async record(replayId: string, chunkNo: number, ranges: SliceRange[], rowsIn: number, inserted: number, reason: string): Promise<void> {
+    await this.db.command(
+      `INSERT INTO ${qualified(this.p.sink.database, REPLAYS_TABLE)} (pipeline, replay_id, chunk, ranges, rows_in, inserted, duplicates, reason)
+       VALUES ({p:String}, {id:String}, {c:UInt32},
+              JSONExtract({r:String}, 'Array(Tuple(topic String, partition UInt32, from_offset UInt64, to_offset UInt64))'),
+              {n:UInt64}, {k:UInt64}, {d:UInt64}, {reason:String})`,
+      {
+        p: this.p.name,
+        id: replayId,
+        c: chunkNo,
+        r: JSON.stringify(ranges.map((x) => ({ topic: x.topic, partition: x.partition, from_offset: x.fromOffset, to_offset: x.toOffset }))),
+        n: rowsIn,
+        k: inserted,
+        d: rowsIn - inserted,
+        reason,
+      },
+    );
+  }
+
+  /** Lowest offset each partition still has in staging or the dead letters. */
+  private async retained(): Promise<Map<string, number>> {
+    const n = objectNames(this.p);
+    const rows = await this.db.rows<{ topic: string; partition: number; low: string }>(
+      `SELECT topic, partition, min(low) AS low FROM (
+         SELECT _topic AS topic, _partition AS partition, min(_offset) AS low FROM ${qualified(n.database, n.staging)} GROUP BY topic, partition
+         UNION ALL
+         SELECT _topic, _partition, min(_offset) FROM ${qualified(n.database, n.errors)} GROUP BY _topic, _partition
+       ) GROUP BY topic, partition`,
+    );
+    return new Map(rows.map((r) => [`${r.topic}/${r.partition}`, Number(r.low)]));
+  }
+
+  private async rewindWhereExpired(ranges: SliceRange[]): Promise<{ topic: string; partition: number; offset: number }[]> {
+    const low = await this.retained();
+    const expired = ranges.filter((r) => r.fromOffset < (low.get(`${r.topic}/${r.partition}`) ?? 0));
+    if (expired.length === 0) return [];
+    if (!this.admin) throw new WinnowError('KAFKA', 'staging no longer holds the start of the range and Kafka is unreachable, so the queue cannot be rewound');
+    const n = objectNames(this.p);
+    const queue = qualified(n.database, n.queue);
+    this.progress(`staging no longer holds ${expired.map(fmt).join(' ')}: rewinding the Kafka engine`);
+    await this.db.command(`DETACH TABLE ${queue}`);
+    try {
+      await this.waitGroupEmpty();
+      for (const topic of new Set(expired.map((r) => r.topic))) {
+        const parts = expired.filter((r) => r.topic === topic).map((r) => ({ partition: r.partition, offset: String(r.fromOffset) }));
+        await this.admin.setOffsets({ groupId: this.p.source.consumerGroup, topic, partitions: parts });
+      }
+    } finally {
+      await this.db.command(`ATTACH TABLE ${queue}`);
+    }
+    // Wait until the re-consumed messages reached what staging still held.
+    const deadline = Date.now() + 10 * 60_000;
+    for (;;) {
+      const now = await this.retained();
+      const pending = expired.filter((r) => (now.get(`${r.topic}/${r.partition}`) ?? Infinity) > r.fromOffset);
+      const staged = await this.stagedCount(expired);
+      this.progress(`re-consuming: ${staged} messages staged again`);
+      if (pending.length === 0 && (await this.caughtUp(expired, low))) break;
+      if (Date.now() > deadline) throw new WinnowError('NOT_READY', 'the rewound Kafka engine did not re-stage the range within 10 minutes');
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    return expired.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.fromOffset }));
+  }
+
+  /** Offsets can be set only once the detached engine's consumers have left the group. */
+  private async waitGroupEmpty(): Promise<void> {
+    const admin = this.admin;
+    if (!admin) return;
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      const { groups } = await admin.describeGroups([this.p.source.consumerGroup]);
+      const state = groups[0]?.state ?? 'Dead';
+      if (state === 'Empty' || state === 'Dead') return;
+      if (Date.now() > deadline) throw new WinnowError('KAFKA', `consumer group ${this.p.source.consumerGroup} still has members (${state}) 90 s after the queue was detached`);
+      this.progress(`waiting for consumer group ${this.p.source.consumerGroup} to empty (${state})`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
+  private async stagedCount(ranges: SliceRange[]): Promise<number> {
+    return countStaged(this.db, this.p, ranges);
+  }
+
+  /** Every partition re-staged up to the offset where staging used to begin. */
+  private async caughtUp(ranges: SliceRange[], lowBefore: Map<string, number>): Promise<boolean> {
+    const n = objectNames(this.p);
+    for (const r of ranges) {
+      const target = Math.min(r.toOffset, (lowBefore.get(`${r.topic}/${r.partition}`) ?? r.toOffset) - 1);
+      const rows = await this.db.rows<{ high: string }>(
+        `SELECT max(_offset) AS high FROM ${qualified(n.database, n.staging)} WHERE _topic = {t:String} AND _partition = {p:UInt32} AND _offset BETWEEN {f:UInt64} AND {e:UInt64}`,
+        { t: r.topic, p: r.partition, f: r.fromOffset, e: target },
+      );
+      if (Number(rows[0]?.high ?? 0) < target) return false;
+    }
+    return true;
+  }
+}
+
+function fmt(r: SliceRange): string {
+  return `${r.topic}/${r.partition}:${r.fromOffset}-${r.toOffset}`;
+}
+
+/** Splits ranges so each chunk covers at most about maxRows offsets. */
+export function chunk(ranges: SliceRange[], maxRows: number): SliceRange[][] {
+  const out: SliceRange[][] = [];
+  let current: SliceRange[] = [];
+  let size = 0;
+  for (const r of ranges) {
+    let from = r.fromOffset;
+    while (from <= r.toOffset) {
+      const room = maxRows - size;
+      const to = Math.min(r.toOffset, from + room - 1);
+      current.push({ ...r, fromOffset: from, toOffset: to });
+      size += to - from + 1;
+      from = to + 1;
+      if (size >= maxRows) {
+        out.push(current);
+        current = [];
+        size = 0;
+      }
+    }
+  }
+  if (current.length > 0) out.push(current);
+  return out;
+}

@@ -1,0 +1,133 @@
+/**
+ * Rows the final table refuses (a CHECK constraint, a value its column type
+ * cannot hold) must not stall the pipeline, and must not be lost. A refused
+ * slice is split in halves, slice after slice, until each refused message
+ * stands alone; that message goes to the dead letters with ClickHouse's error
+ * and its slice commits with it counted as rejected. Everything else commits
+ * exactly once, as smaller slices.
+ *
+ * The slice insert writes the final table and the seen keys side by side, so
+ * a refused attempt can leave seen keys whose final rows never landed. Those
+ * would block later occurrences of their keys (data lost) and so are deleted
+ * before the slice is split or its message dead-lettered.
+ */
+import type { Db } from '../clickhouse/client.ts';
+import { ClickHouseFailure } from '../clickhouse/client.ts';
+import { ident, qualified } from '../clickhouse/sql.ts';
+import { UNTOKENED_INSERT_SELECT } from '../clickhouse/token-dedup.ts';
+import type { PipelineConfig } from '../config/schema.ts';
+import type { NextOffset } from './checkpoints.ts';
+import { objectNames } from '../provisioning/objects.ts';
+import { rangesCondition, type SliceRange } from './slice-sql.ts';
+
+/** How a dead letter of a refused row begins; the rest is ClickHouse's error. */
+export const REFUSED_BY_FINAL = 'refused by the final table: ';
+
+/**
+ * ClickHouse errors caused by the values of some rows, which splitting the
+ * slice can isolate. Anything else (a missing table, a revoked grant) would
+ * refuse every row alike: it is retried, never dead-lettered.
+ */
+const ROW_ERROR_CODES = new Set([
+  6, // CANNOT_PARSE_TEXT
+  27, // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+  38, // CANNOT_PARSE_DATE
+  41, // CANNOT_PARSE_DATETIME
+  69, // ARGUMENT_OUT_OF_BOUND
+  70, // CANNOT_CONVERT_TYPE
+  72, // CANNOT_PARSE_NUMBER
+  117, // INCORRECT_DATA
+  131, // TOO_LARGE_STRING_SIZE
+  321, // VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+  349, // CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+  395, // FUNCTION_THROW_IF_VALUE_IS_NON_ZERO
+  469, // VIOLATED_CONSTRAINT
+]);
+
+export function isRowRefusal(err: unknown): err is ClickHouseFailure {
+  return err instanceof ClickHouseFailure && err.chCode !== undefined && ROW_ERROR_CODES.has(err.chCode);
+}
+
+/** ClickHouse's own words for a refusal, without the statement winnow sent: one line. */
+export function refusalReason(err: ClickHouseFailure): string {
+  const own = err.cause instanceof Error ? err.cause.message : err.message;
+  const type = (err.cause as { type?: string } | undefined)?.type;
+  const line = `ClickHouse error ${err.chCode ?? '?'}${type ? ` (${type})` : ''}: ${(own.split('\n')[0] ?? own).trim()}`;
+  return line.length > 1000 ? `${line.slice(0, 1000)}…` : line;
+}
+
+/** Kafka offsets a set of ranges spans (re-delivered copies of one offset are one message). */
+export function offsetCount(ranges: SliceRange[]): number {
+  return ranges.reduce((s, r) => s + (r.toOffset - r.fromOffset + 1), 0);
+}
+
+/** The first half of the ranges' offsets, in range order; at least one offset. */
+export function firstHalf(ranges: SliceRange[]): SliceRange[] {
+  return firstOffsets(ranges, Math.floor(offsetCount(ranges) / 2));
+}
+
+/** The first `n` of the ranges' offsets, in range order; at least one offset. */
+export function firstOffsets(ranges: SliceRange[], n: number): SliceRange[] {
+  let budget = Math.max(1, n);
+  const out: SliceRange[] = [];
+  for (const r of ranges) {
+    if (budget <= 0) break;
+    const take = Math.min(budget, r.toOffset - r.fromOffset + 1);
+    out.push({ ...r, toOffset: r.fromOffset + take - 1 });
+    budget -= take;
+  }
+  return out;
+}
+
+/** What of the ranges lies at or above the watermarks (a partition without one: all of its range). */
+export function clip(ranges: SliceRange[], next: NextOffset[]): SliceRange[] {
+  const at = new Map(next.map((o) => [`${o.topic}\u0000${o.partition}`, o.offset]));
+  return ranges
+    .map((r) => ({ ...r, fromOffset: Math.max(r.fromOffset, at.get(`${r.topic}\u0000${r.partition}`) ?? r.fromOffset) }))
+    .filter((r) => r.fromOffset <= r.toOffset);
+}
+
+/** Watermarks as they were before a slice: each of its ranges' partitions back at the range start. */
+export function rewind(next: NextOffset[], ranges: SliceRange[]): NextOffset[] {
+  const from = new Map(ranges.map((r) => [`${r.topic}\u0000${r.partition}`, r.fromOffset]));
+  return next.map((o) => ({ ...o, offset: from.get(`${o.topic}\u0000${o.partition}`) ?? o.offset }));
+}
+
+/** Deletes the seen keys a refused attempt of this slice wrote (none when the seen view did not run). */
+export async function dropRefusedSeenKeys(db: Db, p: PipelineConfig, sliceId: string, ranges: SliceRange[]): Promise<void> {
+  const n = objectNames(p);
+  const key = p.dedup.key.map(ident).join(', ');
+  const cond = rangesCondition(ranges);
+  const seen = qualified(n.database, n.seen);
+  const found = await db.rows<{ n: string }>(`SELECT count() AS n FROM ${seen} WHERE \`__slice\` = {slice:String}`, { slice: sliceId });
+  if (Number(found[0]?.n ?? 0) === 0) return;
+  await db.command(
+    `DELETE FROM ${seen} WHERE \`__slice\` = {slice:String}
+       AND \`__h\` IN (SELECT sipHash64(${key}) FROM ${qualified(n.database, n.staging)} WHERE ${cond.sql})`,
+    { ...cond.params, slice: sliceId },
+    { mutations_sync: '2' },
+  );
+}
+
+/**
+ * Writes the staged message of a one-message slice to the dead letters with
+ * the error, unless a refusal of it is there already (a re-run after a crash).
+ * Returns how many distinct messages it covers (0 or 1).
+ */
+export async function deadLetterRefused(db: Db, p: PipelineConfig, ranges: SliceRange[], error: string): Promise<number> {
+  const n = objectNames(p);
+  const cond = rangesCondition(ranges);
+  const errors = qualified(n.database, n.errors);
+  const cols = p.columns.map((c) => ident(c.name)).join(', ');
+  const staged = `SELECT _topic, _partition, _offset, _timestamp_ms, formatRowNoNewline('JSONEachRow', ${cols}) AS row
+    FROM ${qualified(n.database, n.staging)} WHERE ${cond.sql} ORDER BY \`__t\` LIMIT 1 BY _topic, _partition, _offset`;
+  await db.command(
+    `INSERT INTO ${errors} (_raw, __error, _topic, _partition, _offset, _timestamp_ms, _ingested_at)
+     SELECT row, {error:String}, _topic, _partition, _offset, _timestamp_ms, now64(3) FROM (${staged})
+     WHERE (_topic, _partition, _offset) NOT IN (SELECT _topic, _partition, _offset FROM ${errors} WHERE ${cond.sql} AND startsWith(__error, {prefix:String}))`,
+    { ...cond.params, error: REFUSED_BY_FINAL + error, prefix: REFUSED_BY_FINAL },
+    UNTOKENED_INSERT_SELECT,
+  );
+  const rows = await db.rows<{ n: string }>(`SELECT uniqExact(_topic, _partition, _offset) AS n FROM (${staged})`, cond.params);
+  return Number(rows[0]?.n ?? 0);
+}
