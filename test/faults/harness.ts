@@ -3,7 +3,7 @@
  * ClickHouse and Kafka (fixed free ports picked once, so a server can be
  * killed and started again on the same data directory and address), drives
  * the real `winnow` command as a user would, feeds a seeded stream with a
- * known duplicate structure (test/e2e/oracle.ts) and ends with the oracle's
+ * known duplicate structure (test/support/oracle.ts) and ends with the oracle's
  * exact check of the final table and of the counts.
  *
  * Invariants every scenario checks at its end: I1 uniqueness, I2
@@ -26,8 +26,8 @@ import { expect } from 'vitest';
 import { startEmbeddedClickHouse, type RunningClickHouse } from '../../dev/clickhouse.ts';
 import { startEmbeddedKafka, type RunningKafka } from '../../dev/kafka.ts';
 import { freePort } from '../../dev/ports.ts';
-import { BIN, runCli } from '../e2e/cli.ts';
-import { eventIdOf, expectedRows, generate, rng, sortRows, type FinalRow, type GenMessage } from '../e2e/oracle.ts';
+import { BIN, runCli } from '../support/cli.ts';
+import { eventIdOf, expectedRows, generate, rng, sortRows, type FinalRow, type GenMessage } from '../support/oracle.ts';
 
 export const WINDOW_MS = 10 * 60_000;
 const RESERVED_PORTS = new Set([8123, 9000, 9092, 9093]);

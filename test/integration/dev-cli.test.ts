@@ -23,7 +23,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel, type KafkaConfig } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN } from '../e2e/cli.ts';
+import { BIN } from '../support/cli.ts';
 
 const FREE_PORTS = ['--clickhouse-http-port', '0', '--clickhouse-tcp-port', '0', '--kafka-port', '0', '--kafka-sasl-port', '0'];
 const ERROR_LINE = /^winnow dev: error: .+ \(.+\)$/;

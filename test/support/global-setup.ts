@@ -4,7 +4,7 @@
  *   2. else testcontainers, when a Docker daemon answers;
  *   3. else the embedded ClickHouse and local Kafka broker (what CI here uses).
  * Tests read the addresses with `inject(...)` and make their own database and
- * topic names (test/helpers.ts), so suites never see each other's data.
+ * topic names (test/support/helpers.ts), so suites never see each other's data.
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedClickHouse } from '../../dev/clickhouse.ts';
 import { startEmbeddedKafka } from '../../dev/kafka.ts';
-import type { TestServers } from '../helpers.ts';
+import type { TestServers } from './helpers.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
