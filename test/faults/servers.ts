@@ -12,6 +12,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { startEmbeddedClickHouse, type RunningClickHouse } from '../../dev/clickhouse.ts';
 import { startEmbeddedKafka, type RunningKafka } from '../../dev/kafka.ts';
 import { freePort } from '../../dev/ports.ts';
+import { isAlive } from '../support/processes.ts';
 import { hex } from './common.ts';
 import { killDaemons } from './daemon.ts';
 
@@ -25,15 +26,6 @@ async function pickPort(taken: Set<number>): Promise<number> {
       taken.add(p);
       return p;
     }
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
