@@ -12,8 +12,8 @@ import { describe, expect, it } from 'vitest';
 import { connect } from '../../src/clickhouse/client.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { Processor } from '../../src/slicing/processor.ts';
-import { createTopic, freshDatabase, kafka, servers, uniqueName, waitFor } from '../helpers.ts';
-import { runCli, startDaemon } from './cli.ts';
+import { createTopic, freshDatabase, kafka, servers, uniqueName, waitFor } from '../support/helpers.ts';
+import { runCli, startDaemon } from '../support/cli.ts';
 
 const uuid = (i: number): string => `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`;
 

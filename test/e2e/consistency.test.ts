@@ -13,8 +13,8 @@ import { connect, type Db } from '../../src/clickhouse/client.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { PipelineConfig } from '../../src/config/schema.ts';
 import { Processor } from '../../src/slicing/processor.ts';
-import { createTopic, freshDatabase, kafka, servers, uniqueName, waitFor } from '../helpers.ts';
-import { runCli } from './cli.ts';
+import { createTopic, freshDatabase, kafka, servers, uniqueName, waitFor } from '../support/helpers.ts';
+import { runCli } from '../support/cli.ts';
 
 interface Report {
   ok: boolean;

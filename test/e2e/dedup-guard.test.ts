@@ -11,8 +11,8 @@ import type { Db } from '../../src/clickhouse/client.ts';
 import type { PipelineConfig } from '../../src/config/index.ts';
 import { WinnowError } from '../../src/errors.ts';
 import { assertTokenDeduplication } from '../../src/slicing/dedup-guard.ts';
-import { runCli } from './cli.ts';
-import { handFedPipeline } from './hand-fed.ts';
+import { runCli } from '../support/cli.ts';
+import { handFedPipeline } from '../support/hand-fed.ts';
 
 describe('deduplication guard', () => {
   let db: string;

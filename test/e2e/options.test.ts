@@ -12,8 +12,8 @@ import { describe, expect, it } from 'vitest';
 import { connect } from '../../src/clickhouse/client.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { Processor } from '../../src/slicing/processor.ts';
-import { createTopic, freshDatabase, kafka, servers, uniqueName, waitFor } from '../helpers.ts';
-import { runCli } from './cli.ts';
+import { createTopic, freshDatabase, kafka, servers, uniqueName, waitFor } from '../support/helpers.ts';
+import { runCli } from '../support/cli.ts';
 
 async function writeConfig(yaml: string): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'winnow-opt-'));

@@ -10,9 +10,9 @@ import { writeFile, mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clickhouse, createTopic, freshDatabase, kafka, servers, uniqueName, waitFor } from '../helpers.ts';
-import { runCli, startDaemon, type Daemon } from './cli.ts';
-import { expectedRows, generate, MALFORMED, sortRows, type FinalRow, type GenMessage } from './oracle.ts';
+import { clickhouse, createTopic, freshDatabase, kafka, servers, uniqueName, waitFor } from '../support/helpers.ts';
+import { runCli, startDaemon, type Daemon } from '../support/cli.ts';
+import { expectedRows, generate, MALFORMED, sortRows, type FinalRow, type GenMessage } from '../support/oracle.ts';
 
 const WINDOW_MS = 10 * 60_000;
 const ORIGINALS = 1500;

@@ -15,7 +15,7 @@ import { Checker } from '../../src/operations/checker.ts';
 import { PipelineRunner } from '../../src/daemon/daemon.ts';
 import type { ObjectNames } from '../../src/provisioning/objects.ts';
 import { Processor } from '../../src/slicing/processor.ts';
-import { handFedPipeline, stageRows, type HandFed } from './hand-fed.ts';
+import { handFedPipeline, stageRows, type HandFed } from '../support/hand-fed.ts';
 
 const uuid = (i: number): string => `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`;
 const BASE = Date.now() - 600_000;

@@ -16,8 +16,8 @@ import { countKept, countStaged, dedupInsert } from '../../src/slicing/dedup.ts'
 import { objectNames } from '../../src/provisioning/objects.ts';
 import { Processor } from '../../src/slicing/processor.ts';
 import type { SliceRange } from '../../src/slicing/slice-sql.ts';
-import { handFedPipeline } from './hand-fed.ts';
-import { rng } from './oracle.ts';
+import { handFedPipeline } from '../support/hand-fed.ts';
+import { rng } from '../support/oracle.ts';
 
 const WINDOW_MS = 60_000;
 // Event times an hour old: older than twice the window, like a backlog caught up late.

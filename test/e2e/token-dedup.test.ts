@@ -18,8 +18,8 @@ import { countKept, dedupInsert } from '../../src/slicing/dedup.ts';
 import type { ObjectNames } from '../../src/provisioning/objects.ts';
 import { sliceInsertSql, type SliceRange } from '../../src/slicing/slice-sql.ts';
 import { tokenInsertSelect } from '../../src/clickhouse/token-dedup.ts';
-import { servers } from '../helpers.ts';
-import { handFedPipeline } from './hand-fed.ts';
+import { servers } from '../support/helpers.ts';
+import { handFedPipeline } from '../support/hand-fed.ts';
 
 const ROWS = 20_000;
 

@@ -3,7 +3,7 @@
  * taken, while events stream in (the reliability probe's pattern).
  *
  * A producer offers ~2.5k events/s of the seeded stream for the whole run:
- * phase 1 of test/e2e/oracle.ts (originals, ~8% same-partition exact re-sends,
+ * phase 1 of test/support/oracle.ts (originals, ~8% same-partition exact re-sends,
  * ~8% retries with a new payload, the malformed messages), generated in chunks
  * as it goes, each later than the one before in every partition. Every
  * duplicate sits in its original's partition, so the oracle's answer does not
@@ -22,8 +22,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../e2e/cli.ts';
-import { expectedRows, rng, type GenMessage } from '../e2e/oracle.ts';
+import { runCli } from '../support/cli.ts';
+import { expectedRows, rng, type GenMessage } from '../support/oracle.ts';
 import { Pipeline, produce, readLog, Servers, waitFor, WINDOW_MS, type DaemonProc } from './harness.ts';
 
 const KILLS = 20;

@@ -49,7 +49,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AssignerProtocol, type PartitionAssigner } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventIdOf } from '../e2e/oracle.ts';
+import { eventIdOf } from '../support/oracle.ts';
 import { breakingProxy, groupOffsets, Pipeline, produce, Servers, waitFor } from './harness.ts';
 
 /** librdkafka's 'range' assignment, so a kafkajs consumer can join the group ClickHouse's engine is in. */

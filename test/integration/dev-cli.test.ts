@@ -13,17 +13,21 @@
  *
  * Cases run in order and share the servers of the first. afterAll stops whatever a
  * failed case left, by `dev down` and then by the pids recorded here, never by name.
+ *
+ * One file of ~300 lines on purpose: its cases depend on each other's servers and
+ * state, and splitting it would start a second pair (minutes on 2 cores). The
+ * /proc helpers live in test/support/processes.ts.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel, type KafkaConfig } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN } from '../e2e/cli.ts';
+import { BIN } from '../support/cli.ts';
+import { descendants, isAlive, processesMentioning, waitGone } from '../support/processes.ts';
 
 const FREE_PORTS = ['--clickhouse-http-port', '0', '--clickhouse-tcp-port', '0', '--kafka-port', '0', '--kafka-sasl-port', '0'];
 const ERROR_LINE = /^winnow dev: error: .+ \(.+\)$/;
@@ -82,71 +86,6 @@ async function newStateDir(name: string): Promise<string> {
   return dir;
 }
 
-/** process.kill(pid, 0) says the process exists (a zombie not yet reaped by init included). */
-function exists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Waits until no process has this pid any more (init may reap a detached process's zombie late). */
-async function gone(pid: number, timeoutMs = 10_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (exists(pid)) {
-    if (Date.now() > deadline) return false;
-    await sleep(50);
-  }
-  return true;
-}
-
-function procEntries(): number[] {
-  return readdirSync('/proc')
-    .filter((n) => /^\d+$/.test(n))
-    .map(Number);
-}
-
-function readProc(pid: number, file: string): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/${file}`, 'utf8');
-  } catch {
-    return undefined; // exited meanwhile
-  }
-}
-
-/** Live processes (other than this one) whose command line contains `text`. */
-function processesMentioning(text: string): string[] {
-  const found: string[] = [];
-  for (const pid of procEntries()) {
-    if (pid === process.pid) continue;
-    const cmd = readProc(pid, 'cmdline')?.split('\0').join(' ');
-    if (cmd?.includes(text)) found.push(`${pid}: ${cmd.slice(0, 200)}`);
-  }
-  return found;
-}
-
-/** The pids of every process below `pid` (children, their children, ...). */
-function descendants(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const p of procEntries()) {
-    const stat = readProc(p, 'stat');
-    if (!stat) continue;
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    children.set(ppid, [...(children.get(ppid) ?? []), p]);
-  }
-  const out: number[] = [];
-  const walk = (p: number): void => {
-    for (const c of children.get(p) ?? []) {
-      out.push(c);
-      walk(c);
-    }
-  };
-  walk(pid);
-  return out;
-}
-
 /** The error a failed `dev up` printed: exactly one line of the documented shape, nothing on stdout. */
 function oneLineError(run: Run): string {
   expect(run.code, `exit code; stderr: ${run.stderr}`).not.toBe(0);
@@ -195,7 +134,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const dir of stateDirs) await dev(['down', '--state-dir', dir]).catch(() => undefined);
-  const left = [...seenPids].filter(exists);
+  const left = [...seenPids].filter(isAlive);
   for (const pid of left) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -230,7 +169,7 @@ describe('winnow dev up | status | down', () => {
     expect(up.kafka.saslBrokers).not.toEqual(up.kafka.brokers);
 
     // The command has exited (dev() resolved on its close); the servers it started run on.
-    for (const pid of [up.supervisorPid, up.clickhouse.pid, up.kafka.pid]) expect(exists(pid), `pid ${pid}`).toBe(true);
+    for (const pid of [up.supervisorPid, up.clickhouse.pid, up.kafka.pid]) expect(isAlive(pid), `pid ${pid}`).toBe(true);
     expect(descendants(up.supervisorPid)).toEqual(expect.arrayContaining([up.clickhouse.pid, up.kafka.pid]));
 
     const version = await clickhouseVersion(up.clickhouse.url);
@@ -285,7 +224,7 @@ describe('winnow dev up | status | down', () => {
     expect(line).toMatch(/another --data-dir|another data dir/);
     nothingLeft(other);
 
-    for (const pid of [first.supervisorPid, first.clickhouse.pid, first.kafka.pid]) expect(exists(pid), `pid ${pid}`).toBe(true);
+    for (const pid of [first.supervisorPid, first.clickhouse.pid, first.kafka.pid]) expect(isAlive(pid), `pid ${pid}`).toBe(true);
     expect(await clickhouseVersion(first.clickhouse.url)).toBe(first.clickhouse.version);
     expect(await kafkaAnswers({ clientId: 'dev-cli-test', brokers: first.kafka.brokers })).toBe(1);
     expect((await dev(['status', '--state-dir', stateDir])).code).toBe(0);
@@ -303,7 +242,7 @@ describe('winnow dev up | status | down', () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/stopped/);
 
-    for (const pid of tree) expect(await gone(pid), `pid ${pid} still exists after dev down`).toBe(true);
+    for (const pid of tree) expect(await waitGone(pid), `pid ${pid} still exists after dev down`).toBe(true);
     expect(processesMentioning(stateDir)).toEqual([]);
     expect(existsSync(path.join(stateDir, 'dev.json'))).toBe(false);
 

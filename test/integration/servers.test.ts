@@ -1,5 +1,5 @@
 /**
- * Platform proof: the servers the integration suite runs against (test/setup/servers.ts)
+ * Platform proof: the servers the integration suite runs against (test/support/global-setup.ts)
  * are a real ClickHouse and a real Kafka, and the one mechanism winnow is built on works
  * end to end: a ClickHouse Kafka-engine table with kafka_handle_error_mode='stream',
  * read by a materialized view into MergeTree, keeping partition, offset and timestamp of
@@ -17,7 +17,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 // named-export detection misses; the default import is the whole exports object.
 import kafkajs, { type Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTopic, freshDatabase, kafka, servers, uniqueName, waitFor } from '../helpers.ts';
+import { createTopic, freshDatabase, kafka, servers, uniqueName, waitFor } from '../support/helpers.ts';
 
 let db: { name: string; client: ClickHouseClient };
 

@@ -1,3 +1,13 @@
+/**
+ * The configuration contract (src/config): the reference example, defaults,
+ * secrets, durations, redaction, and every rejected input with its message.
+ *
+ * Why ~360 lines in one file: it tests one public entry point
+ * (src/config/index.ts) through one fixture (the minimal pipeline and
+ * withChange below), and about a fifth of it is the table of rejected inputs,
+ * one line per error message. The sections are short; splitting would only
+ * spread the fixture over several files.
+ */
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';

@@ -1,6 +1,12 @@
 /**
  * The HTTP layer alone: buildApp around in-memory deps with fixed data, driven
  * by app.inject (no sockets, no servers).
+ *
+ * Why ~400 lines in one file: it tests one thing, the app buildApp returns,
+ * through one fixture (the fake deps and fixed data below) that every section
+ * uses; the sections follow the API (health, pipelines, consistency and
+ * replay, metrics, openapi, errors) and are 30-90 lines each; split, every
+ * part would import a shared fixture module.
  */
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it, vi } from 'vitest';

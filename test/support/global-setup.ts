@@ -1,10 +1,11 @@
 /**
- * One pair of real servers for the integration and end-to-end suites:
+ * One pair of real servers for the integration and end-to-end suites (the
+ * vitest projects `integration` and `e2e`), started once for both:
  *   1. WINNOW_TEST_CLICKHOUSE_URL / WINNOW_TEST_KAFKA_BROKERS when set (servers you run);
  *   2. else testcontainers, when a Docker daemon answers;
  *   3. else the embedded ClickHouse and local Kafka broker (what CI here uses).
  * Tests read the addresses with `inject(...)` and make their own database and
- * topic names (test/helpers.ts), so suites never see each other's data.
+ * topic names (test/support/helpers.ts), so suites never see each other's data.
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
@@ -13,7 +14,7 @@ import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedClickHouse } from '../../dev/clickhouse.ts';
 import { startEmbeddedKafka } from '../../dev/kafka.ts';
-import type { TestServers } from '../helpers.ts';
+import type { TestServers } from './helpers.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -102,21 +103,43 @@ async function embedded(): Promise<[TestServers, Teardown]> {
   ];
 }
 
-export default async function setup(project: TestProject): Promise<Teardown> {
+async function start(): Promise<[TestServers, Teardown]> {
   const env = fromEnv();
-  if (env) {
-    project.provide('servers', env);
-    return () => Promise.resolve();
-  }
-  let started: [TestServers, Teardown] | undefined;
+  if (env) return [env, () => Promise.resolve()];
   if (dockerAnswers()) {
     try {
-      started = await fromContainers();
+      return await fromContainers();
     } catch (err) {
       process.stderr.write(`testcontainers unavailable (${(err as Error).message}); using the embedded servers\n`);
     }
   }
-  started ??= await embedded();
-  project.provide('servers', started[0]);
-  return started[1];
+  return embedded();
+}
+
+/**
+ * Vitest runs a project's global setup once per project (each in its own
+ * module instance), so the integration and e2e projects would each start a
+ * pair. The pair lives on globalThis of the main vitest process instead: the
+ * first project to set up starts it, the others reuse it, and the last
+ * project's teardown stops it (vitest sets up and tears down projects one
+ * after another, never concurrently).
+ */
+interface Shared {
+  started: Promise<[TestServers, Teardown]>;
+  users: number;
+}
+const SHARED = Symbol.for('winnow.test.servers');
+const holder = globalThis as typeof globalThis & { [SHARED]?: Shared };
+
+export default async function setup(project: TestProject): Promise<Teardown> {
+  const shared = (holder[SHARED] ??= { started: start(), users: 0 });
+  shared.users++;
+  const [servers, stop] = await shared.started;
+  project.provide('servers', servers);
+  return async () => {
+    shared.users--;
+    if (shared.users > 0) return;
+    delete holder[SHARED];
+    await stop();
+  };
 }

@@ -10,7 +10,7 @@ import { connect, type Db } from '../../src/clickhouse/client.ts';
 import { validateConfig, type PipelineConfig } from '../../src/config/index.ts';
 import { Migrator } from '../../src/provisioning/migrator.ts';
 import { objectNames, type ObjectNames } from '../../src/provisioning/objects.ts';
-import { freshDatabase, servers, uniqueName } from '../helpers.ts';
+import { freshDatabase, servers, uniqueName } from './helpers.ts';
 
 export interface HandFed {
   db: string;

@@ -1,0 +1,111 @@
+/** A TCP proxy in front of ClickHouse's HTTP port that breaks chosen requests (the transient-failure scenarios). */
+import net from 'node:net';
+import { rng } from '../support/oracle.ts';
+
+export type RequestKind = 'slice insert' | 'lease claim' | 'checkpoint' | 'other';
+
+export interface BreakingProxy {
+  url: string;
+  /** requests seen, and how many were broken before and after reaching ClickHouse, per kind of request */
+  counts: { requests: number; resetBefore: number; resetAfter: number; broken: Record<string, number> };
+  close(): Promise<void>;
+}
+
+/** What a request does, from its first bytes (the slice insert carries the slice id as its deduplication token). */
+function requestKind(head: string): RequestKind {
+  const token = /[?&]insert_deduplication_token=([^&\s]*)/.exec(head)?.[1];
+  if (token !== undefined) return decodeURIComponent(token).startsWith('lease:') ? 'lease claim' : 'slice insert';
+  if (/INSERT INTO \S*winnow_slices/.test(head)) return 'checkpoint';
+  return 'other';
+}
+
+/**
+ * A TCP proxy in front of ClickHouse's HTTP port that breaks requests with a
+ * TCP reset (socket.resetAndDestroy()), either before the request reaches
+ * ClickHouse or after ClickHouse executed it and started answering (the
+ * client never sees the answer: an insert that happened but looks failed).
+ * Slice inserts: the 2nd of every 6 is reset before, the 4th after (a third).
+ * Every other request (checkpoints, lease claims, reads): a seeded random
+ * `otherShare`, half before, half after. A request is the first client bytes
+ * after an answer on a keep-alive connection.
+ */
+export async function breakingProxy(
+  target: { host: string; port: number },
+  seed: number,
+  otherShare: number,
+): Promise<BreakingProxy> {
+  const r = rng(seed);
+  let inserts = 0;
+  const counts: BreakingProxy['counts'] = { requests: 0, resetBefore: 0, resetAfter: 0, broken: {} };
+  const tally = (k: string): void => {
+    counts.broken[k] = (counts.broken[k] ?? 0) + 1;
+  };
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    sockets.add(client);
+    const upstream = net.connect(target.port, target.host);
+    sockets.add(upstream);
+    let answering = true; // true between requests: the next client bytes start a new request
+    let breakAfter: RequestKind | undefined;
+    const closeBoth = (): void => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('close', () => {
+      sockets.delete(client);
+      upstream.destroy();
+    });
+    upstream.on('close', () => {
+      sockets.delete(upstream);
+      client.destroy();
+    });
+    client.on('error', closeBoth);
+    upstream.on('error', closeBoth);
+    client.on('data', (chunk: Buffer) => {
+      if (answering) {
+        answering = false;
+        counts.requests++;
+        const kind = requestKind(chunk.toString('latin1'));
+        let fate: 'before' | 'after' | undefined;
+        if (kind === 'slice insert') {
+          inserts++;
+          fate = inserts % 6 === 2 ? 'before' : inserts % 6 === 4 ? 'after' : undefined;
+        } else {
+          const roll = r();
+          fate = roll < otherShare / 2 ? 'before' : roll < otherShare ? 'after' : undefined;
+        }
+        if (fate === 'before') {
+          counts.resetBefore++;
+          tally(`${kind} before`);
+          client.resetAndDestroy();
+          upstream.destroy();
+          return;
+        }
+        breakAfter = fate === 'after' ? kind : undefined;
+      }
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (breakAfter) {
+        counts.resetAfter++;
+        tally(`${breakAfter} after`);
+        breakAfter = undefined;
+        client.resetAndDestroy();
+        upstream.destroy();
+        return;
+      }
+      answering = true;
+      client.write(chunk);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const addr = server.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${addr.port}`,
+    counts,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
