@@ -3,7 +3,8 @@ import { kafkaFor } from '../kafka/client.ts';
 import { Checker, type CheckReport } from '../operations/checker.ts';
 import { Lease } from '../slicing/lease.ts';
 import { parseFlags, type Command } from './command.ts';
-import { CONFIG_FLAG_HELP, configPath, KafkaAdmins, load } from './context.ts';
+import { KafkaAdmins } from '../kafka/admins.ts';
+import { CONFIG_FLAG_HELP, configPath, load } from './context.ts';
 
 const help = `Usage: winnow check [--config FILE] [--pipeline NAME] [--json] [--no-repair] [--full]
 

@@ -3,7 +3,8 @@ import { listDeadLetters, replayDeadLetters } from '../operations/deadletters.ts
 import { Lease } from '../slicing/lease.ts';
 import { parseOffsets, Replayer } from '../operations/replay.ts';
 import { parseFlags, type Command } from './command.ts';
-import { CONFIG_FLAG_HELP, configPath, KafkaAdmins, load } from './context.ts';
+import { KafkaAdmins } from '../kafka/admins.ts';
+import { CONFIG_FLAG_HELP, configPath, load } from './context.ts';
 
 const help = `Usage: winnow deadletters list   --config FILE [--pipeline NAME] [--limit N] [--json]
        winnow deadletters replay --config FILE [--pipeline NAME] (--all | --offsets P:O,...) [--json]

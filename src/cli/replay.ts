@@ -1,8 +1,9 @@
 import { WinnowError } from '../errors.ts';
 import { Lease } from '../slicing/lease.ts';
-import { Replayer } from '../operations/replay.ts';
+import { replayBound, Replayer } from '../operations/replay.ts';
 import { parseFlags, type Command } from './command.ts';
-import { CONFIG_FLAG_HELP, configPath, KafkaAdmins, load, replayBound } from './context.ts';
+import { KafkaAdmins } from '../kafka/admins.ts';
+import { CONFIG_FLAG_HELP, configPath, load } from './context.ts';
 
 const help = `Usage: winnow replay --config FILE [--pipeline NAME] (--from-timestamp T | --from-offsets P:O,...) [--to T|P:O,...] [--json]
 

@@ -2,7 +2,8 @@ import { describeError } from '../errors.ts';
 import { formatDuration } from '../config/duration.ts';
 import { pipelineStats, type PipelineStats } from '../operations/stats.ts';
 import { parseFlags, type Command } from './command.ts';
-import { CONFIG_FLAG_HELP, configPath, KafkaAdmins, load } from './context.ts';
+import { KafkaAdmins } from '../kafka/admins.ts';
+import { CONFIG_FLAG_HELP, configPath, load } from './context.ts';
 
 const help = `Usage: winnow stats [--config FILE] [--pipeline NAME] [--json]
 

@@ -251,6 +251,22 @@ export class Daemon {
     }
   }
 
+  /**
+   * Refuses to start where a token-reliant write could silently lose its
+   * deduplication (throws DEDUP_UNSAFE). Other failures, such as ClickHouse not
+   * answering yet, are logged: each runner proves it before its first slice.
+   */
+  async verifyDeduplication(): Promise<void> {
+    for (const r of this.runners) {
+      try {
+        await r.verifyDeduplication();
+      } catch (err) {
+        if (err instanceof WinnowError && err.code === 'DEDUP_UNSAFE') throw err;
+        this.logger.warn('insert deduplication not verified yet: will verify before the first slice', { pipeline: r.pipeline.name, error: describeError(err) });
+      }
+    }
+  }
+
   runner(name: string): PipelineRunner | undefined {
     return this.runners.find((r) => r.pipeline.name === name);
   }

@@ -55,6 +55,11 @@ export function parseTimestamp(text: string): number {
   return ms;
 }
 
+/** Parses a replay bound given as text: offsets (P:O or TOPIC/P:O lists) or a timestamp. */
+export function replayBound(text: string, kind: 'offsets' | 'timestamp'): ReplayBound {
+  return kind === 'offsets' ? { kind, offsets: parseOffsets(text) } : { kind, ms: parseTimestamp(text) };
+}
+
 type Progress = (line: string) => void;
 
 export class Replayer {
