@@ -1,8 +1,10 @@
-/** What the commands share: the configuration, one ClickHouse connection and Kafka admin per pipeline. */
+/** What the commands share: the configuration, one ClickHouse connection per pipeline, Kafka admins, the command lease. */
 import { connect, type Db } from '../clickhouse/client.ts';
 import { loadConfigFile, resolveSecret } from '../config/load.ts';
 import type { PipelineConfig, WinnowConfig } from '../config/schema.ts';
 import { WinnowError } from '../errors.ts';
+import { KafkaAdmins } from '../kafka/admins.ts';
+import { Lease, type LeaseState } from '../slicing/lease.ts';
 
 export const CONFIG_FLAG_HELP = '--config FILE   pipeline definition (YAML; default ./winnow.yaml or $WINNOW_CONFIG)';
 
@@ -10,9 +12,14 @@ export function configPath(flag: string | undefined): string {
   return flag ?? process.env['WINNOW_CONFIG'] ?? 'winnow.yaml';
 }
 
+export interface Target {
+  pipeline: PipelineConfig;
+  db: Db;
+}
+
 export interface Loaded {
   config: WinnowConfig;
-  pipelines: { pipeline: PipelineConfig; db: Db }[];
+  pipelines: Target[];
   close(): Promise<void>;
 }
 
@@ -40,4 +47,43 @@ export async function load(file: string, only?: string): Promise<Loaded> {
       await Promise.all(pipelines.map((p) => p.db.close()));
     },
   };
+}
+
+type PipelineFlags = { config?: string | undefined; pipeline?: string | undefined };
+
+/**
+ * Runs a command over the pipelines of --config (only --pipeline when given)
+ * with Kafka admins connected on demand; closes both whatever happens.
+ */
+export async function withPipelines<T>(flags: PipelineFlags, fn: (pipelines: Target[], admins: KafkaAdmins) => Promise<T>): Promise<T> {
+  const loaded = await load(configPath(flags.config), flags.pipeline);
+  const admins = new KafkaAdmins();
+  try {
+    return await fn(loaded.pipelines, admins);
+  } finally {
+    await admins.close();
+    await loaded.close();
+  }
+}
+
+/** withPipelines for a command that acts on one pipeline: the file's only one, or the one --pipeline names. */
+export function withOnePipeline<T>(command: string, flags: PipelineFlags, fn: (target: Target, admins: KafkaAdmins) => Promise<T>): Promise<T> {
+  return withPipelines(flags, (pipelines, admins) => {
+    const [only, ...more] = pipelines;
+    if (only === undefined || more.length > 0) throw new WinnowError('USAGE', `${command}: the file has several pipelines; choose one with --pipeline`);
+    return fn(only, admins);
+  });
+}
+
+/** The command lease: held when no daemon holds the pipeline, so a one-off command may write. */
+export function commandLease({ pipeline, db }: Target): Promise<LeaseState> {
+  return Lease.forCommand(db, pipeline.sink.database, pipeline.name);
+}
+
+/** Throws CONFLICT, naming the daemon, unless this command holds the pipeline's lease. */
+export async function requireCommandLease(target: Target, hint: string): Promise<void> {
+  const lease = await commandLease(target);
+  if (!lease.held) {
+    throw new WinnowError('CONFLICT', `pipeline ${target.pipeline.name} is run by a daemon (${lease.holder ?? '?'})`, { hint });
+  }
 }
