@@ -30,8 +30,6 @@ export interface PipelineHandle {
 export class PipelineRunner {
   readonly processor: Processor;
   lastError: string | null = null;
-  lastErrorAt: number | null = null;
-  slicesDone = 0;
   lease: LeaseState = { held: false, heldUntil: 0, holder: null };
   private readonly leases: Lease;
   lastCheck: CheckReport | null = null;
@@ -113,7 +111,7 @@ export class PipelineRunner {
     // Repairs write only between slices and only while this daemon still holds the pipeline.
     const lock = <T>(fn: () => Promise<T>): Promise<T> =>
       this.exclusive(async () => {
-        if (!(await this.holdsLease())) throw new WinnowError('LOCKED', `pipeline ${this.pipeline.name}: lease lost during the consistency check`, { retryable: true });
+        if (!(await this.holdsLease())) throw new WinnowError('CONFLICT', `pipeline ${this.pipeline.name}: lease lost during the consistency check`, { retryable: true });
         return fn();
       });
     const report = await checker.run({ repair: true, full, lock });
@@ -158,16 +156,17 @@ export class PipelineRunner {
           this.logSlice(outcome);
           // Progress: a failure after this one is a new streak, retried after the shortest pause.
           this.recovered();
-          this.slicesDone++;
         }
         this.lastError = null;
         this.recovered();
       } catch (err) {
         this.lastError = describeError(err);
-        this.lastErrorAt = Date.now();
         const report = this.backoff.failed(this.lastError, Date.now());
-        if (report.kind === 'new') this.logger.error('slice failed; retrying with back-off', { pipeline: this.pipeline.name, error: this.lastError });
-        else if (report.kind === 'ongoing') {
+        if (report.kind === 'new') {
+          // Retried either way; `retryable` is the error's own verdict on whether trying again can succeed.
+          const retryable = err instanceof WinnowError && err.retryable;
+          this.logger.error('slice failed; retrying with back-off', { pipeline: this.pipeline.name, error: this.lastError, retryable });
+        } else if (report.kind === 'ongoing') {
           this.logger.error('slices still failing', { pipeline: this.pipeline.name, error: report.error, failures: report.failures, sinceS: Math.round(report.sinceMs / 1000) });
         }
       } finally {
