@@ -9,6 +9,7 @@ import type { Db } from '../clickhouse/client.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { describeError, WinnowError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { formatRange } from '../kafka/partitions.ts';
 import { Checker, type CheckerKafka, type CheckReport } from '../operations/checker.ts';
 import { Backoff } from './backoff.ts';
 import { assertTokenDeduplication } from '../slicing/dedup-guard.ts';
@@ -183,7 +184,7 @@ export class PipelineRunner {
 
   private logSlice(o: SliceOutcome): void {
     const s = o.slice;
-    const ranges = s.ranges.map((r) => `${r.topic}/${r.partition}:${r.fromOffset}-${r.toOffset}`).join(' ');
+    const ranges = s.ranges.map(formatRange).join(' ');
     if (o.split) {
       // Halving towards the refused messages: one line each would flood the log.
       this.logger.debug('slice split: the final table refused some of its rows; next slice is its first half', { pipeline: this.pipeline.name, slice: s.sliceId, seq: s.seq, next: ranges, reason: o.split.reason });

@@ -26,6 +26,7 @@ import { expect } from 'vitest';
 import { startEmbeddedClickHouse, type RunningClickHouse } from '../../dev/clickhouse.ts';
 import { startEmbeddedKafka, type RunningKafka } from '../../dev/kafka.ts';
 import { freePort } from '../../dev/ports.ts';
+import { byTopicPartition } from '../../src/kafka/partitions.ts';
 import { BIN, runCli } from '../e2e/cli.ts';
 import { eventIdOf, expectedRows, generate, rng, sortRows, type FinalRow, type GenMessage } from '../e2e/oracle.ts';
 
@@ -684,7 +685,7 @@ export async function readLog(kafka: Kafka, topics: string[], generated: GenMess
     await consumer.disconnect();
   }
   expect(strangers, 'messages in Kafka that the generator never made').toEqual([]);
-  got.sort((a, b) => (a.m.topic === b.m.topic ? a.m.partition - b.m.partition || a.offset - b.offset : a.m.topic < b.m.topic ? -1 : 1));
+  got.sort((a, b) => byTopicPartition(a.m, b.m) || a.offset - b.offset);
   return generated.map((_p, i) => got.filter((g) => g.m.phase === i + 1).map((g) => g.m));
 }
 
