@@ -151,7 +151,7 @@ export class PipelineRunner {
         // Not proven at start (ClickHouse was unreachable): prove it before the first write.
         if (!this.deduplicationVerified) await this.verifyDeduplication();
         while (!this.stopped && Date.now() < deadline && (await this.mayProcess())) {
-          const outcome = await this.processor.tick();
+          const outcome = await this.processor.runOneSlice();
           if (!outcome) break;
           this.lastSliceMs = outcome.slice.durationMs;
           this.logSlice(outcome);
