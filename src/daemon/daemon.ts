@@ -31,8 +31,9 @@ export interface PipelineHandle {
 export class PipelineRunner {
   readonly processor: Processor;
   lastError: string | null = null;
-  lease: LeaseState = { held: false, heldUntil: 0, holder: null };
-  private readonly leases: Lease;
+  /** The lease as last claimed: whether this daemon holds the pipeline, until when, or who does. */
+  leaseState: LeaseState = { held: false, heldUntil: 0, holder: null };
+  private readonly lease: Lease;
   lastCheck: CheckReport | null = null;
   private inFlight: Promise<void> | undefined;
   private lock: Promise<unknown> = Promise.resolve();
@@ -52,7 +53,7 @@ export class PipelineRunner {
     private readonly repairHooks: RepairHooks = {},
   ) {
     this.processor = new Processor(db, pipeline, hooks);
-    this.leases = new Lease(db, pipeline.sink.database, pipeline.name);
+    this.lease = new Lease(db, pipeline.sink.database, pipeline.name);
   }
 
   /** Proves token deduplication works for this pipeline (dedup-guard.ts); throws DEDUP_UNSAFE when it cannot. */
@@ -63,17 +64,17 @@ export class PipelineRunner {
 
   /** True when this daemon may start a slice now: it holds the lease long enough to finish one. */
   private async mayProcess(): Promise<boolean> {
-    const before = this.lease;
-    this.lease = await this.leases.acquire();
-    if (!this.lease.held) {
-      if (before.held || before.holder !== this.lease.holder) {
-        this.logger.warn('standing by: another daemon processes this pipeline', { pipeline: this.pipeline.name, holder: this.lease.holder });
+    const before = this.leaseState;
+    this.leaseState = await this.lease.acquire();
+    if (!this.leaseState.held) {
+      if (before.held || before.holder !== this.leaseState.holder) {
+        this.logger.warn('standing by: another daemon processes this pipeline', { pipeline: this.pipeline.name, holder: this.leaseState.holder });
       }
       return false;
     }
-    if (!before.held) this.logger.info('processing: this daemon holds the pipeline', { pipeline: this.pipeline.name, owner: this.leases.owner });
+    if (!before.held) this.logger.info('processing: this daemon holds the pipeline', { pipeline: this.pipeline.name, owner: this.lease.owner });
     // Start a slice only if it can finish while the lease is held (a slice rarely takes a fifth of an epoch).
-    return this.lease.heldUntil - Date.now() > Math.min(this.leases.epochMs / 2, Math.max(1_000, 2 * this.lastSliceMs));
+    return this.leaseState.heldUntil - Date.now() > Math.min(this.lease.epochMs / 2, Math.max(1_000, 2 * this.lastSliceMs));
   }
 
   /** Runs fn when no slice, replay or check of this pipeline is running; they never overlap. */
@@ -85,8 +86,8 @@ export class PipelineRunner {
 
   /** Whether this daemon currently holds the pipeline (so may repair or replay). */
   async holdsLease(): Promise<boolean> {
-    this.lease = await this.leases.acquire();
-    return this.lease.held;
+    this.leaseState = await this.lease.acquire();
+    return this.leaseState.held;
   }
 
   /**

@@ -75,7 +75,7 @@ export function liveDeps({ pipelines, daemon, admins, logger }: LiveSources): Ap
       const from = body.fromOffsets !== undefined ? replayBound(body.fromOffsets, 'offsets') : replayBound(body.fromTimestamp ?? '', 'timestamp');
       const to = body.to === undefined ? undefined : replayBound(body.to, from.kind);
       if (!(await r.holdsLease())) {
-        throw new WinnowError('CONFLICT', `another daemon (${r.lease.holder ?? 'unknown'}) processes pipeline ${name}; send the replay to it`);
+        throw new WinnowError('CONFLICT', `another daemon (${r.leaseState.holder ?? 'unknown'}) processes pipeline ${name}; send the replay to it`);
       }
       const admin = await admins.adminIfReachable(r.pipeline);
       const progress = (line: string): void => logger.info('replay progress', { pipeline: name, progress: line });
