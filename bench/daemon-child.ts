@@ -38,7 +38,7 @@ async function main(): Promise<void> {
     queries = [];
     const started = performance.now();
     try {
-      const outcome = await processor.tick();
+      const outcome = await processor.runOneSlice();
       if (!outcome) {
         await sleep(spec.tickMs);
         continue;

@@ -20,7 +20,6 @@ export type ErrorCode =
   | 'TABLE_MISMATCH'
   | 'DEDUP_UNSAFE'
   | 'NOT_FOUND'
-  | 'LOCKED'
   | 'UNAUTHORIZED'
   | 'CONFLICT'
   | 'REPAIR_INCOMPLETE'

@@ -114,7 +114,7 @@ export async function checkCost(ctx: Ctx): Promise<CheckResult> {
     const proc = new Processor(db, p);
     const s0 = performance.now();
     let slices = 0;
-    while (await proc.tick()) slices++;
+    while (await proc.runOneSlice()) slices++;
     const slicesMs = performance.now() - s0;
     const inc = await checker.run({ repair: true });
     const cost: CheckCost = {

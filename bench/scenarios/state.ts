@@ -151,7 +151,7 @@ async function tickTimed(
 ): Promise<{ rows: number; inserted: number; insert: QueryStat; tickMs: number; byKind: Record<string, number> } | undefined> {
   rig.queries = [];
   const t0 = performance.now();
-  const out = await proc.tick();
+  const out = await proc.runOneSlice();
   if (!out) return undefined;
   const insert = rig.queries.find((q) => q.kind === 'insert');
   if (!insert) throw new Error('state: a slice without an insert');

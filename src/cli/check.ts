@@ -1,9 +1,7 @@
 import { describeError } from '../errors.ts';
-import { kafkaFor } from '../kafka/client.ts';
 import { Checker, type CheckReport } from '../operations/checker.ts';
-import { Lease } from '../slicing/lease.ts';
 import { parseFlags, type Command } from './command.ts';
-import { CONFIG_FLAG_HELP, configPath, KafkaAdmins, load } from './context.ts';
+import { commandLease, CONFIG_FLAG_HELP, withPipelines } from './context.ts';
 
 const help = `Usage: winnow check [--config FILE] [--pipeline NAME] [--json] [--no-repair] [--full]
 
@@ -69,33 +67,30 @@ export const checkCommand: Command = {
   help,
   async run(args) {
     const { values } = parseFlags('check', args, flags, false);
-    const loaded = await load(configPath(values.config), values.pipeline);
-    const admins = new KafkaAdmins();
     const reports: CheckReport[] = [];
-    try {
-      for (const { pipeline, db } of loaded.pipelines) {
+    const failed = await withPipelines(values, async (pipelines, admins) => {
+      for (const target of pipelines) {
+        const { pipeline, db } = target;
         let repair = !values['no-repair'];
         if (repair) {
-          const lease = await Lease.forCommand(db, pipeline.sink.database, pipeline.name);
+          const lease = await commandLease(target);
           if (!lease.held) {
             repair = false;
             process.stderr.write(`winnow check: pipeline ${pipeline.name} is run by a daemon (${lease.holder ?? '?'}); reporting only, the daemon repairs\n`);
           }
         }
-        const kafka = { client: kafkaFor(pipeline), offsets: () => admins.offsets(pipeline) };
         try {
-          const report = await new Checker(db, pipeline, kafka).run({ repair, full: values.full });
+          const report = await new Checker(db, pipeline, admins.access(pipeline)).run({ repair, full: values.full });
           reports.push(report);
           if (!values.json) process.stdout.write(formatReport(report, repair) + '\n');
         } catch (err) {
           process.stderr.write(`winnow check: pipeline ${pipeline.name}: ${describeError(err)}\n`);
-          return 1;
+          return true;
         }
       }
-    } finally {
-      await admins.close();
-      await loaded.close();
-    }
+      return false;
+    });
+    if (failed) return 1;
     if (values.json) process.stdout.write(JSON.stringify({ reports }, null, 2) + '\n');
     return reports.every((r) => r.ok) ? 0 : 4;
   },

@@ -1,12 +1,10 @@
-/** What the commands share: the configuration, one ClickHouse connection and Kafka admin per pipeline. */
-import type { Admin } from 'kafkajs';
+/** What the commands share: the configuration, one ClickHouse connection per pipeline, Kafka admins, the command lease. */
 import { connect, type Db } from '../clickhouse/client.ts';
 import { loadConfigFile, resolveSecret } from '../config/load.ts';
 import type { PipelineConfig, WinnowConfig } from '../config/schema.ts';
 import { WinnowError } from '../errors.ts';
-import { kafkaFor } from '../kafka/client.ts';
-import { topicOffsets, type PartitionOffsets } from '../kafka/offsets.ts';
-import { parseOffsets, parseTimestamp, type ReplayBound } from '../operations/replay.ts';
+import { KafkaAdmins } from '../kafka/admins.ts';
+import { Lease, type LeaseState } from '../slicing/lease.ts';
 
 export const CONFIG_FLAG_HELP = '--config FILE   pipeline definition (YAML; default ./winnow.yaml or $WINNOW_CONFIG)';
 
@@ -14,9 +12,14 @@ export function configPath(flag: string | undefined): string {
   return flag ?? process.env['WINNOW_CONFIG'] ?? 'winnow.yaml';
 }
 
+export interface Target {
+  pipeline: PipelineConfig;
+  db: Db;
+}
+
 export interface Loaded {
   config: WinnowConfig;
-  pipelines: { pipeline: PipelineConfig; db: Db }[];
+  pipelines: Target[];
   close(): Promise<void>;
 }
 
@@ -46,34 +49,41 @@ export async function load(file: string, only?: string): Promise<Loaded> {
   };
 }
 
-/** Parses a replay bound given as text: offsets (P:O or TOPIC/P:O lists) or a timestamp. */
-export function replayBound(text: string, kind: 'offsets' | 'timestamp'): ReplayBound {
-  return kind === 'offsets' ? { kind, offsets: parseOffsets(text) } : { kind, ms: parseTimestamp(text) };
+type PipelineFlags = { config?: string | undefined; pipeline?: string | undefined };
+
+/**
+ * Runs a command over the pipelines of --config (only --pipeline when given)
+ * with Kafka admins connected on demand; closes both whatever happens.
+ */
+export async function withPipelines<T>(flags: PipelineFlags, fn: (pipelines: Target[], admins: KafkaAdmins) => Promise<T>): Promise<T> {
+  const loaded = await load(configPath(flags.config), flags.pipeline);
+  const admins = new KafkaAdmins();
+  try {
+    return await fn(loaded.pipelines, admins);
+  } finally {
+    await admins.close();
+    await loaded.close();
+  }
 }
 
-/** Kafka admin clients, connected on first use and kept. */
-export class KafkaAdmins {
-  private readonly admins = new Map<string, Promise<Admin>>();
+/** withPipelines for a command that acts on one pipeline: the file's only one, or the one --pipeline names. */
+export function withOnePipeline<T>(command: string, flags: PipelineFlags, fn: (target: Target, admins: KafkaAdmins) => Promise<T>): Promise<T> {
+  return withPipelines(flags, (pipelines, admins) => {
+    const [only, ...more] = pipelines;
+    if (only === undefined || more.length > 0) throw new WinnowError('USAGE', `${command}: the file has several pipelines; choose one with --pipeline`);
+    return fn(only, admins);
+  });
+}
 
-  admin(p: PipelineConfig): Promise<Admin> {
-    let a = this.admins.get(p.name);
-    if (!a) {
-      const admin = kafkaFor(p).admin();
-      a = admin.connect().then(() => admin);
-      a.catch(() => this.admins.delete(p.name));
-      this.admins.set(p.name, a);
-    }
-    return a;
-  }
+/** The command lease: held when no daemon holds the pipeline, so a one-off command may write. */
+export function commandLease({ pipeline, db }: Target): Promise<LeaseState> {
+  return Lease.forCommand(db, pipeline.sink.database, pipeline.name);
+}
 
-  async offsets(p: PipelineConfig): Promise<PartitionOffsets[]> {
-    const admin = await this.admin(p);
-    return topicOffsets(admin, p.source.topics, p.source.consumerGroup);
-  }
-
-  async close(): Promise<void> {
-    const all = [...this.admins.values()];
-    this.admins.clear();
-    await Promise.allSettled(all.map(async (a) => (await a).disconnect()));
+/** Throws CONFLICT, naming the daemon, unless this command holds the pipeline's lease. */
+export async function requireCommandLease(target: Target, hint: string): Promise<void> {
+  const lease = await commandLease(target);
+  if (!lease.held) {
+    throw new WinnowError('CONFLICT', `pipeline ${target.pipeline.name} is run by a daemon (${lease.holder ?? '?'})`, { hint });
   }
 }

@@ -1,9 +1,8 @@
 import { WinnowError } from '../errors.ts';
 import { listDeadLetters, replayDeadLetters } from '../operations/deadletters.ts';
-import { Lease } from '../slicing/lease.ts';
 import { parseOffsets, Replayer } from '../operations/replay.ts';
 import { parseFlags, type Command } from './command.ts';
-import { CONFIG_FLAG_HELP, configPath, KafkaAdmins, load } from './context.ts';
+import { CONFIG_FLAG_HELP, requireCommandLease, withOnePipeline } from './context.ts';
 
 const help = `Usage: winnow deadletters list   --config FILE [--pipeline NAME] [--limit N] [--json]
        winnow deadletters replay --config FILE [--pipeline NAME] (--all | --offsets P:O,...) [--json]
@@ -50,11 +49,8 @@ export const deadlettersCommand: Command = {
     if (extra.length > 0 || (action !== 'list' && action !== 'replay')) {
       throw new WinnowError('USAGE', 'deadletters: say list or replay', { hint: 'see: winnow deadletters --help' });
     }
-    const loaded = await load(configPath(values.config), values.pipeline);
-    const admins = new KafkaAdmins();
-    try {
-      if (loaded.pipelines.length !== 1) throw new WinnowError('USAGE', 'deadletters: the file has several pipelines; choose one with --pipeline');
-      const { pipeline, db } = loaded.pipelines[0]!;
+    return withOnePipeline('deadletters', values, async (target, admins) => {
+      const { pipeline, db } = target;
       if (action === 'list') {
         if (values.all || values.offsets) throw new WinnowError('USAGE', 'deadletters list: --all and --offsets go with replay');
         const limit = Number(values.limit ?? '20');
@@ -69,9 +65,8 @@ export const deadlettersCommand: Command = {
       }
       if (values.limit !== undefined) throw new WinnowError('USAGE', 'deadletters replay: --limit goes with list');
       if (values.all === (values.offsets !== undefined)) throw new WinnowError('USAGE', 'deadletters replay: give --all or --offsets');
-      const lease = await Lease.forCommand(db, pipeline.sink.database, pipeline.name);
-      if (!lease.held) throw new WinnowError('CONFLICT', `pipeline ${pipeline.name} is run by a daemon (${lease.holder ?? '?'})`, { hint: 'stop it, replay the dead letters, start it again' });
-      const admin = await admins.admin(pipeline).catch(() => undefined);
+      await requireCommandLease(target, 'stop it, replay the dead letters, start it again');
+      const admin = await admins.adminIfReachable(pipeline);
       const replayer = new Replayer(db, pipeline, admin, (line) => process.stderr.write(`deadletters ${pipeline.name}: ${line}\n`));
       const r = await replayDeadLetters(db, pipeline, values.all ? 'all' : parseOffsets(values.offsets ?? ''), replayer);
       if (values.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
@@ -82,9 +77,6 @@ export const deadlettersCommand: Command = {
         for (const x of r.reasons) process.stdout.write(`  ${x.count} × ${x.error}\n`);
       }
       return 0;
-    } finally {
-      await admins.close();
-      await loaded.close();
-    }
+    });
   },
 };

@@ -1,8 +1,7 @@
 import { WinnowError } from '../errors.ts';
-import { Lease } from '../slicing/lease.ts';
-import { Replayer } from '../operations/replay.ts';
+import { replayBound, Replayer } from '../operations/replay.ts';
 import { parseFlags, type Command } from './command.ts';
-import { CONFIG_FLAG_HELP, configPath, KafkaAdmins, load, replayBound } from './context.ts';
+import { CONFIG_FLAG_HELP, requireCommandLease, withOnePipeline } from './context.ts';
 
 const help = `Usage: winnow replay --config FILE [--pipeline NAME] (--from-timestamp T | --from-offsets P:O,...) [--to T|P:O,...] [--json]
 
@@ -44,18 +43,10 @@ export const replayCommand: Command = {
     if ((ts === undefined) === (offs === undefined)) throw new WinnowError('USAGE', 'replay: give exactly one of --from-timestamp and --from-offsets', { hint: 'see: winnow replay --help' });
     const from = offs !== undefined ? replayBound(offs, 'offsets') : replayBound(ts ?? '', 'timestamp');
     const to = values.to === undefined ? undefined : replayBound(values.to, from.kind);
-    const loaded = await load(configPath(values.config), values.pipeline);
-    const admins = new KafkaAdmins();
-    try {
-      if (loaded.pipelines.length !== 1) throw new WinnowError('USAGE', 'replay: the file has several pipelines; choose one with --pipeline');
-      const { pipeline, db } = loaded.pipelines[0]!;
-      const lease = await Lease.forCommand(db, pipeline.sink.database, pipeline.name);
-      if (!lease.held) {
-        throw new WinnowError('CONFLICT', `pipeline ${pipeline.name} is run by a daemon (${lease.holder ?? '?'})`, {
-          hint: 'send the replay to it: POST /api/v1/pipelines/:name/replay, or stop it first',
-        });
-      }
-      const admin = await admins.admin(pipeline).catch(() => undefined);
+    return withOnePipeline('replay', values, async (target, admins) => {
+      const { pipeline, db } = target;
+      await requireCommandLease(target, 'send the replay to it: POST /api/v1/pipelines/:name/replay, or stop it first');
+      const admin = await admins.adminIfReachable(pipeline);
       const progress = (line: string): void => {
         process.stderr.write(`replay ${pipeline.name}: ${line}\n`);
       };
@@ -69,9 +60,6 @@ export const replayCommand: Command = {
         );
       }
       return 0;
-    } finally {
-      await admins.close();
-      await loaded.close();
-    }
+    });
   },
 };

@@ -2,7 +2,7 @@ import { describeError } from '../errors.ts';
 import { formatDuration } from '../config/duration.ts';
 import { pipelineStats, type PipelineStats } from '../operations/stats.ts';
 import { parseFlags, type Command } from './command.ts';
-import { CONFIG_FLAG_HELP, configPath, KafkaAdmins, load } from './context.ts';
+import { CONFIG_FLAG_HELP, withPipelines } from './context.ts';
 
 const help = `Usage: winnow stats [--config FILE] [--pipeline NAME] [--json]
 
@@ -41,11 +41,9 @@ export const statsCommand: Command = {
   help,
   async run(args) {
     const { values } = parseFlags('stats', args, flags, false);
-    const loaded = await load(configPath(values.config), values.pipeline);
-    const admins = new KafkaAdmins();
-    try {
+    return withPipelines(values, async (pipelines, admins) => {
       const all = await Promise.all(
-        loaded.pipelines.map(async ({ pipeline, db }) => {
+        pipelines.map(async ({ pipeline, db }) => {
           const offsets = await admins.offsets(pipeline).catch((err: unknown) => {
             process.stderr.write(`winnow stats: ${pipeline.name}: Kafka offsets unavailable: ${describeError(err)}\n`);
             return undefined;
@@ -56,9 +54,6 @@ export const statsCommand: Command = {
       if (values.json) process.stdout.write(JSON.stringify({ pipelines: all.map((a) => a.stats) }, null, 2) + '\n');
       else process.stdout.write(all.map((a) => formatStats(a.stats, a.windowMs)).join('\n\n') + '\n');
       return 0;
-    } finally {
-      await admins.close();
-      await loaded.close();
-    }
+    });
   },
 };

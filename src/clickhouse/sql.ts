@@ -5,16 +5,11 @@
  * Identifiers are validated, then back-quoted.
  */
 import { readFileSync } from 'node:fs';
+import { IDENTIFIER } from '../config/rules.ts';
 import { WinnowError } from '../errors.ts';
 
-const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-export function isIdentifier(name: string): boolean {
-  return IDENT.test(name);
-}
-
 export function ident(name: string): string {
-  if (!IDENT.test(name)) throw new WinnowError('INTERNAL', `not a valid identifier: ${JSON.stringify(name)}`);
+  if (!IDENTIFIER.test(name)) throw new WinnowError('INTERNAL', `not a valid identifier: ${JSON.stringify(name)}`);
   return '`' + name + '`';
 }
 

@@ -4,7 +4,7 @@
  * same object failed, so one run reports every problem; hence they read their
  * input defensively: a value may be parsed, half parsed or raw.
  */
-import { PROTOCOLS, RESERVED_COLUMN_NAMES, SASL_MECHANISMS, TIME_COLUMN_TYPE } from './rules.ts';
+import { isReservedColumnName, PROTOCOLS, RESERVED_COLUMN_NAMES, RESERVED_COLUMN_PREFIX, SASL_MECHANISMS, TIME_COLUMN_TYPE } from './rules.ts';
 
 /** The part of zod's refinement context these checks use. */
 export interface IssueSink {
@@ -82,8 +82,9 @@ export function checkPipeline(value: unknown, ctx: IssueSink): void {
       issue(ctx, ['columns', index, 'name'], `duplicate column name "${name}" (already columns[${seen.index}])`);
       return;
     }
-    if (RESERVED_COLUMN_NAMES.includes(name)) {
-      issue(ctx, ['columns', index, 'name'], `"${name}" is reserved (${RESERVED_COLUMN_NAMES.join(', ')}); rename the column`);
+    if (isReservedColumnName(name)) {
+      const reserved = `${RESERVED_COLUMN_NAMES.join(', ')}, and names starting with ${RESERVED_COLUMN_PREFIX}`;
+      issue(ctx, ['columns', index, 'name'], `"${name}" is reserved (${reserved}); rename the column`);
     }
     columns.set(name, { index, type: str(c?.['type']), optional: c?.['optional'] === true });
   });

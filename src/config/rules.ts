@@ -47,5 +47,13 @@ export const RESERVED_COLUMN_NAMES: readonly string[] = [
   '__saved_at',
 ];
 
+/** Prefix of the per-column values winnow's parsing view computes (`__v_<column>`). */
+export const RESERVED_COLUMN_PREFIX = '__v_';
+
+/** The one rule for mapped column names: config validation and the DDL both ask it. */
+export function isReservedColumnName(name: string): boolean {
+  return RESERVED_COLUMN_NAMES.includes(name) || name.startsWith(RESERVED_COLUMN_PREFIX);
+}
+
 /** Keys whose values never appear in error messages or logs. */
 export const SECRET_KEYS: readonly string[] = ['password', 'replayToken'];

@@ -9,6 +9,7 @@ import type { Db } from '../clickhouse/client.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { describeError, WinnowError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { formatRange } from '../kafka/partitions.ts';
 import { Checker, type CheckerKafka, type CheckReport } from '../operations/checker.ts';
 import { Backoff } from './backoff.ts';
 import { assertTokenDeduplication } from '../slicing/dedup-guard.ts';
@@ -30,10 +31,9 @@ export interface PipelineHandle {
 export class PipelineRunner {
   readonly processor: Processor;
   lastError: string | null = null;
-  lastErrorAt: number | null = null;
-  slicesDone = 0;
-  lease: LeaseState = { held: false, heldUntil: 0, holder: null };
-  private readonly leases: Lease;
+  /** The lease as last claimed: whether this daemon holds the pipeline, until when, or who does. */
+  leaseState: LeaseState = { held: false, heldUntil: 0, holder: null };
+  private readonly lease: Lease;
   lastCheck: CheckReport | null = null;
   private inFlight: Promise<void> | undefined;
   private lock: Promise<unknown> = Promise.resolve();
@@ -53,7 +53,7 @@ export class PipelineRunner {
     private readonly repairHooks: RepairHooks = {},
   ) {
     this.processor = new Processor(db, pipeline, hooks);
-    this.leases = new Lease(db, pipeline.sink.database, pipeline.name);
+    this.lease = new Lease(db, pipeline.sink.database, pipeline.name);
   }
 
   /** Proves token deduplication works for this pipeline (dedup-guard.ts); throws DEDUP_UNSAFE when it cannot. */
@@ -64,17 +64,17 @@ export class PipelineRunner {
 
   /** True when this daemon may start a slice now: it holds the lease long enough to finish one. */
   private async mayProcess(): Promise<boolean> {
-    const before = this.lease;
-    this.lease = await this.leases.acquire();
-    if (!this.lease.held) {
-      if (before.held || before.holder !== this.lease.holder) {
-        this.logger.warn('standing by: another daemon processes this pipeline', { pipeline: this.pipeline.name, holder: this.lease.holder });
+    const before = this.leaseState;
+    this.leaseState = await this.lease.acquire();
+    if (!this.leaseState.held) {
+      if (before.held || before.holder !== this.leaseState.holder) {
+        this.logger.warn('standing by: another daemon processes this pipeline', { pipeline: this.pipeline.name, holder: this.leaseState.holder });
       }
       return false;
     }
-    if (!before.held) this.logger.info('processing: this daemon holds the pipeline', { pipeline: this.pipeline.name, owner: this.leases.owner });
+    if (!before.held) this.logger.info('processing: this daemon holds the pipeline', { pipeline: this.pipeline.name, owner: this.lease.owner });
     // Start a slice only if it can finish while the lease is held (a slice rarely takes a fifth of an epoch).
-    return this.lease.heldUntil - Date.now() > Math.min(this.leases.epochMs / 2, Math.max(1_000, 2 * this.lastSliceMs));
+    return this.leaseState.heldUntil - Date.now() > Math.min(this.lease.epochMs / 2, Math.max(1_000, 2 * this.lastSliceMs));
   }
 
   /** Runs fn when no slice, replay or check of this pipeline is running; they never overlap. */
@@ -86,8 +86,8 @@ export class PipelineRunner {
 
   /** Whether this daemon currently holds the pipeline (so may repair or replay). */
   async holdsLease(): Promise<boolean> {
-    this.lease = await this.leases.acquire();
-    return this.lease.held;
+    this.leaseState = await this.lease.acquire();
+    return this.leaseState.held;
   }
 
   /**
@@ -113,7 +113,7 @@ export class PipelineRunner {
     // Repairs write only between slices and only while this daemon still holds the pipeline.
     const lock = <T>(fn: () => Promise<T>): Promise<T> =>
       this.exclusive(async () => {
-        if (!(await this.holdsLease())) throw new WinnowError('LOCKED', `pipeline ${this.pipeline.name}: lease lost during the consistency check`, { retryable: true });
+        if (!(await this.holdsLease())) throw new WinnowError('CONFLICT', `pipeline ${this.pipeline.name}: lease lost during the consistency check`, { retryable: true });
         return fn();
       });
     const report = await checker.run({ repair: true, full, lock });
@@ -152,22 +152,23 @@ export class PipelineRunner {
         // Not proven at start (ClickHouse was unreachable): prove it before the first write.
         if (!this.deduplicationVerified) await this.verifyDeduplication();
         while (!this.stopped && Date.now() < deadline && (await this.mayProcess())) {
-          const outcome = await this.processor.tick();
+          const outcome = await this.processor.runOneSlice();
           if (!outcome) break;
           this.lastSliceMs = outcome.slice.durationMs;
           this.logSlice(outcome);
           // Progress: a failure after this one is a new streak, retried after the shortest pause.
           this.recovered();
-          this.slicesDone++;
         }
         this.lastError = null;
         this.recovered();
       } catch (err) {
         this.lastError = describeError(err);
-        this.lastErrorAt = Date.now();
         const report = this.backoff.failed(this.lastError, Date.now());
-        if (report.kind === 'new') this.logger.error('slice failed; retrying with back-off', { pipeline: this.pipeline.name, error: this.lastError });
-        else if (report.kind === 'ongoing') {
+        if (report.kind === 'new') {
+          // Retried either way; `retryable` is the error's own verdict on whether trying again can succeed.
+          const retryable = err instanceof WinnowError && err.retryable;
+          this.logger.error('slice failed; retrying with back-off', { pipeline: this.pipeline.name, error: this.lastError, retryable });
+        } else if (report.kind === 'ongoing') {
           this.logger.error('slices still failing', { pipeline: this.pipeline.name, error: report.error, failures: report.failures, sinceS: Math.round(report.sinceMs / 1000) });
         }
       } finally {
@@ -184,7 +185,7 @@ export class PipelineRunner {
 
   private logSlice(o: SliceOutcome): void {
     const s = o.slice;
-    const ranges = s.ranges.map((r) => `${r.topic}/${r.partition}:${r.fromOffset}-${r.toOffset}`).join(' ');
+    const ranges = s.ranges.map(formatRange).join(' ');
     if (o.split) {
       // Halving towards the refused messages: one line each would flood the log.
       this.logger.debug('slice split: the final table refused some of its rows; next slice is its first half', { pipeline: this.pipeline.name, slice: s.sliceId, seq: s.seq, next: ranges, reason: o.split.reason });
@@ -248,6 +249,22 @@ export class Daemon {
       this.tasks.push(checkTask);
       // First tick now, not one interval from now.
       void r.drain(budget);
+    }
+  }
+
+  /**
+   * Refuses to start where a token-reliant write could silently lose its
+   * deduplication (throws DEDUP_UNSAFE). Other failures, such as ClickHouse not
+   * answering yet, are logged: each runner proves it before its first slice.
+   */
+  async verifyDeduplication(): Promise<void> {
+    for (const r of this.runners) {
+      try {
+        await r.verifyDeduplication();
+      } catch (err) {
+        if (err instanceof WinnowError && err.code === 'DEDUP_UNSAFE') throw err;
+        this.logger.warn('insert deduplication not verified yet: will verify before the first slice', { pipeline: r.pipeline.name, error: describeError(err) });
+      }
     }
   }
 

@@ -9,6 +9,7 @@
 import type { Db } from '../clickhouse/client.ts';
 import { ident, qualified } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
+import { byTopicPartition } from '../kafka/partitions.ts';
 import { CHECKS_TABLE, objectNames, REPLAYS_TABLE, SLICES_TABLE } from '../provisioning/objects.ts';
 import { rangesCondition, type ParamSql, type SliceRange } from '../slicing/slice-sql.ts';
 
@@ -38,7 +39,7 @@ interface PriorReport {
 
 /** Overlapping or adjacent ranges of one partition become one. Pure. */
 export function mergeRanges(ranges: SliceRange[]): SliceRange[] {
-  const sorted = [...ranges].sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition || a.fromOffset - b.fromOffset);
+  const sorted = [...ranges].sort((a, b) => byTopicPartition(a, b) || a.fromOffset - b.fromOffset);
   const out: SliceRange[] = [];
   for (const r of sorted) {
     const last = out[out.length - 1];

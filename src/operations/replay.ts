@@ -11,6 +11,7 @@ import type { Db } from '../clickhouse/client.ts';
 import { qualified } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { WinnowError } from '../errors.ts';
+import { formatRange } from '../kafka/partitions.ts';
 import { Checkpoints } from '../slicing/checkpoints.ts';
 import { countKept, countStaged, dedupInsert } from '../slicing/dedup.ts';
 import { objectNames, REPLAYS_TABLE } from '../provisioning/objects.ts';
@@ -53,6 +54,11 @@ export function parseTimestamp(text: string): number {
   const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
   if (!Number.isFinite(ms)) throw new WinnowError('USAGE', `timestamp must be ISO-8601 (2026-11-27T10:00:00Z) or milliseconds since the epoch, got "${text}"`);
   return ms;
+}
+
+/** Parses a replay bound given as text: offsets (P:O or TOPIC/P:O lists) or a timestamp. */
+export function replayBound(text: string, kind: 'offsets' | 'timestamp'): ReplayBound {
+  return kind === 'offsets' ? { kind, offsets: parseOffsets(text) } : { kind, ms: parseTimestamp(text) };
 }
 
 type Progress = (line: string) => void;
@@ -128,7 +134,7 @@ export class Replayer {
       rowsIn += n;
       inserted += kept;
       await this.record(replayId, i + 1, c, n, kept, req.reason ?? 'replay');
-      this.progress(`chunk ${i + 1}/${chunks.length}: ${c.map(fmt).join(' ')}: ${n} rows, ${kept} inserted, ${n - kept} already represented`);
+      this.progress(`chunk ${i + 1}/${chunks.length}: ${c.map(formatRange).join(' ')}: ${n} rows, ${kept} inserted, ${n - kept} already represented`);
     }
     return { replayId, ranges, chunks: chunks.length, rowsIn, inserted, duplicates: rowsIn - inserted, rewound };
   }
@@ -172,7 +178,7 @@ export class Replayer {
     if (!this.admin) throw new WinnowError('KAFKA', 'staging no longer holds the start of the range and Kafka is unreachable, so the queue cannot be rewound');
     const n = objectNames(this.p);
     const queue = qualified(n.database, n.queue);
-    this.progress(`staging no longer holds ${expired.map(fmt).join(' ')}: rewinding the Kafka engine`);
+    this.progress(`staging no longer holds ${expired.map(formatRange).join(' ')}: rewinding the Kafka engine`);
     await this.db.command(`DETACH TABLE ${queue}`);
     try {
       await this.waitGroupEmpty();
@@ -229,10 +235,6 @@ export class Replayer {
     }
     return true;
   }
-}
-
-function fmt(r: SliceRange): string {
-  return `${r.topic}/${r.partition}:${r.fromOffset}-${r.toOffset}`;
 }
 
 /** Splits ranges so each chunk covers at most about maxRows offsets. */

@@ -6,7 +6,7 @@ import type { PipelineConfig } from '../config/schema.ts';
 import { ident, qualified, quoteString } from '../clickhouse/sql.ts';
 import { renderDdl } from './ddl.ts';
 import { WinnowError } from '../errors.ts';
-import { RESERVED_COLUMN_NAMES } from '../config/rules.ts';
+import { isReservedColumnName, RESERVED_COLUMN_NAMES } from '../config/rules.ts';
 import { columnSql, timeSql } from './columns.ts';
 
 export const SLICES_TABLE = 'winnow_slices';
@@ -104,7 +104,7 @@ function seenPartitionBy(p: PipelineConfig): string {
 
 function checkReserved(p: PipelineConfig): void {
   for (const c of p.columns) {
-    if (RESERVED_COLUMN_NAMES.includes(c.name) || c.name.startsWith('__v_')) {
+    if (isReservedColumnName(c.name)) {
       throw new WinnowError('CONFIG_INVALID', `pipeline ${p.name}: column name "${c.name}" is reserved by winnow`, {
         hint: `rename it; reserved: ${RESERVED_COLUMN_NAMES.join(', ')}, __v_*`,
       });

@@ -24,7 +24,7 @@ export function toHttpError(err: unknown): HttpError {
     if (err.code === 'NOT_FOUND') return { status: 404, body: { error: { code: err.code, message } } };
     if (err.code === 'USAGE') return { status: 400, body: { error: { code: err.code, message } } };
     if (err.code === 'UNAUTHORIZED') return { status: 401, body: { error: { code: err.code, message } } };
-    if (err.code === 'CONFLICT' || err.code === 'LOCKED') return { status: 409, body: { error: { code: err.code, message } } };
+    if (err.code === 'CONFLICT') return { status: 409, body: { error: { code: err.code, message } } };
     // A server winnow depends on failed: the API itself is fine, the answer is unavailable for now.
     if (err.code === 'CLICKHOUSE' || err.code === 'KAFKA') return { status: 503, body: { error: { code: err.code, message } } };
     return { status: 500, body: { error: { code: err.code, message } } };

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import type { SliceRecord } from '../slicing/checkpoints.ts';
-import type { PipelineStats, PipelineSummary, Readiness } from './deps.ts';
+import type { PartitionStats, PipelineStats, PipelineSummary, Readiness } from './deps.ts';
 
 export const components = z.registry<{ id: string }>();
 
@@ -142,6 +142,7 @@ export const OpenApiDocument = z
 
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const _summary: Same<z.output<typeof PipelineSummarySchema>, PipelineSummary> = true;
+const _partition: Same<z.output<typeof PartitionStatsSchema>, PartitionStats> = true;
 const _stats: Same<z.output<typeof PipelineStatsSchema>, PipelineStats> = true;
 const _readiness: Same<z.output<typeof ReadinessSchema>, Readiness> = true;
 const _slice: Same<z.output<typeof SliceRecordSchema>, SliceRecord> = true;

@@ -36,8 +36,19 @@ export interface LeaseState {
   holder: string | null;
 }
 
+export interface LeaseOptions {
+  /** default leaseEpochMs() */
+  epochMs?: number;
+  /** the clock, default Date.now */
+  now?: () => number;
+  /** who claims: a daemon (default), or a one-off command (check, replay, ...) that yields to any daemon: see forCommand */
+  role?: 'daemon' | 'command';
+}
+
 export class Lease {
   readonly owner: string;
+  readonly epochMs: number;
+  private readonly now: () => number;
   private readonly table: string;
   private readonly owners = new Map<number, string>();
 
@@ -45,12 +56,11 @@ export class Lease {
     private readonly db: Db,
     database: string,
     private readonly pipeline: string,
-    readonly epochMs = leaseEpochMs(),
-    private readonly now: () => number = Date.now,
-    /** a command (check, replay, ...) rather than a daemon: see acquireForCommand */
-    private readonly command = false,
+    { epochMs = leaseEpochMs(), now = Date.now, role = 'daemon' }: LeaseOptions = {},
   ) {
-    this.owner = `${command ? 'cli:' : ''}${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.epochMs = epochMs;
+    this.now = now;
+    this.owner = `${role === 'command' ? 'cli:' : ''}${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.table = qualified(database, LEASES_TABLE);
   }
 
@@ -80,7 +90,7 @@ export class Lease {
    * commands run one after another by an operator share it.
    */
   static async forCommand(db: Db, database: string, pipeline: string): Promise<LeaseState> {
-    const lease = new Lease(db, database, pipeline, leaseEpochMs(), Date.now, true);
+    const lease = new Lease(db, database, pipeline, { role: 'command' });
     const e = Math.floor(Date.now() / lease.epochMs);
     const holder = await lease.ownerOf(e, true);
     const held = holder === null || holder.startsWith('cli:');

@@ -1,5 +1,5 @@
 /**
- * One tick of a pipeline: resume an unfinished slice or plan the next one,
+ * One slice of a pipeline: resume an unfinished slice or plan the next one,
  * run the windowed anti-join insert, and record the checkpoint.
  * Write order: final rows and seen keys (one insert, two views) before the
  * 'committed' checkpoint; a crash anywhere re-runs the same slice with the
@@ -61,7 +61,7 @@ export class Processor {
   }
 
   /** Process one slice; undefined when there is nothing new in staging. */
-  async tick(): Promise<SliceOutcome | undefined> {
+  async runOneSlice(): Promise<SliceOutcome | undefined> {
     const last = await this.checkpoints.last(this.pipeline.name);
     if (last?.status === 'planned') {
       return this.execute(last, true);

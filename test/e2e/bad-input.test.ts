@@ -65,7 +65,7 @@ describe('bad input', () => {
     const client = connect({ url: p.sink.url });
     const processor = new Processor(client, p);
     const counts = async (): Promise<{ rows: number; dead: number }> => {
-      while (await processor.tick()) {
+      while (await processor.runOneSlice()) {
         /* drain */
       }
       const [r, d] = await Promise.all([

@@ -42,7 +42,7 @@ describe('checker, replay and dead letters', () => {
     const processor = new Processor(client, p);
     await waitFor(
       async () => {
-        while (await processor.tick()) {
+        while (await processor.runOneSlice()) {
           /* drain */
         }
         const r = await client.rows<{ n: string }>(`SELECT count() AS n FROM ${db}.events`);

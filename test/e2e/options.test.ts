@@ -42,7 +42,7 @@ async function drain(yaml: string, db: string, expectRows: number): Promise<numb
   try {
     const processor = new Processor(client, p);
     const count = async (): Promise<number> => {
-      while (await processor.tick()) {
+      while (await processor.runOneSlice()) {
         /* drain */
       }
       const r = await client.rows<{ n: string }>(`SELECT count() AS n FROM ${db}.${p.sink.table}`);

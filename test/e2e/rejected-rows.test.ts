@@ -54,7 +54,7 @@ describe('rows the final table refuses', () => {
     let ticks = 0;
     let splits = 0;
     for (;;) {
-      const out = await proc.tick();
+      const out = await proc.runOneSlice();
       if (!out) break;
       if (out.split) splits++;
       expect(++ticks).toBeLessThan(200);
@@ -128,16 +128,16 @@ describe('rows the final table refuses', () => {
     const proc = new Processor(client, p);
     let failure: unknown;
     for (let i = 0; i < 200 && !failure; i++) {
-      await proc.tick().catch((err: unknown) => (failure = err));
+      await proc.runOneSlice().catch((err: unknown) => (failure = err));
     }
     expect(String((failure as Error | undefined)?.message)).toMatch(new RegExp(`refused the last ${TABLE_WIDE_REFUSALS} messages one by one and accepted none: it refuses every row`));
     const letters = Number((await client.rows<{ n: string }>(`SELECT count() AS n FROM ${db}.${n.errors}`))[0]?.n);
     expect(letters - lettersBefore).toBe(TABLE_WIDE_REFUSALS);
     // Still refused: still no further dead letter.
-    await expect(proc.tick()).rejects.toThrow(/refuses every row/);
+    await expect(proc.runOneSlice()).rejects.toThrow(/refuses every row/);
 
     await client.command(`ALTER TABLE ${db}.events DROP CONSTRAINT refuse_all`);
-    while (await proc.tick()) {
+    while (await proc.runOneSlice()) {
       /* drain */
     }
     await replayDeadLetters(client, p, 'all', new Replayer(client, p, undefined));
@@ -170,12 +170,12 @@ describe('rows the final table refuses', () => {
     let ticks = 0;
     let refused = false;
     while (!refused) {
-      const out = await proc.tick();
+      const out = await proc.runOneSlice();
       refused ||= out?.refused !== undefined;
       for (const part of [10, 11, 12]) await stage(part, 20);
       expect(++ticks, 'ticks to isolate the refused message').toBeLessThanOrEqual(40);
     }
-    while (await proc.tick()) {
+    while (await proc.runOneSlice()) {
       /* drain */
     }
     const [row] = await client.rows<{ n: string }>(`SELECT count() AS n FROM ${db}.${n.errors} WHERE _partition = 13 AND _offset = 5`);

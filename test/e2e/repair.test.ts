@@ -39,7 +39,7 @@ describe('repair of a slice written twice', () => {
   };
   const drain = async (): Promise<void> => {
     const proc = new Processor(client, p);
-    while (await proc.tick()) {
+    while (await proc.runOneSlice()) {
       /* drain */
     }
   };

@@ -109,7 +109,7 @@ describe('slice insert', () => {
     let inSum = 0;
     for (;;) {
       const before = (await finalMsgs()).length;
-      const out = await proc.tick();
+      const out = await proc.runOneSlice();
       if (!out) break;
       slices.push(out.slice.ranges);
       // The kept count of a slice is what it added; re-running it adds nothing and counts the same.
@@ -185,7 +185,7 @@ describe('upgrade of a pipeline created before 0005', () => {
         `INSERT INTO ${db}.${n.staging} (event_id, msg, payload, __t, _topic, _partition, _offset, _timestamp_ms, _ingested_at)
          SELECT toUUID(concat('00000000-0000-4000-8000-', leftPad(toString(number), 12, '0'))), number, 'p', now64(3), 'a', 0, number, NULL, now64(3) FROM numbers(100)`,
       );
-      const out = await new Processor(client, p).tick();
+      const out = await new Processor(client, p).runOneSlice();
       expect(out?.slice.rowsIn).toBe(100);
       expect(out?.slice.inserted).toBe(50);
       const kept = await client.rows<{ m: string }>(`SELECT min(msg) AS m FROM ${db}.events`);

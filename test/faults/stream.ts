@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Admin, Kafka, Producer } from 'kafkajs';
 import { expect } from 'vitest';
+import { byTopicPartition } from '../../src/kafka/partitions.ts';
 import type { GenMessage } from '../support/oracle.ts';
 import { hex } from './common.ts';
 
@@ -124,7 +125,7 @@ export async function readLog(kafka: Kafka, topics: string[], generated: GenMess
     await consumer.disconnect();
   }
   expect(strangers, 'messages in Kafka that the generator never made').toEqual([]);
-  got.sort((a, b) => (a.m.topic === b.m.topic ? a.m.partition - b.m.partition || a.offset - b.offset : a.m.topic < b.m.topic ? -1 : 1));
+  got.sort((a, b) => byTopicPartition(a.m, b.m) || a.offset - b.offset);
   return generated.map((_p, i) => got.filter((g) => g.m.phase === i + 1).map((g) => g.m));
 }
 

@@ -224,6 +224,11 @@ describe('rejected input names the key and the expected form', () => {
       'at pipelines[0].columns[1].name: duplicate column name "event_id"',
     ],
     ['reserved column name', (d) => (p0(d)['columns'] = [{ name: 'event_id', type: 'UUID' }, { name: '_offset', type: 'UInt64' }]), 'at pipelines[0].columns[1].name: "_offset" is reserved'],
+    [
+      "column name in winnow's __v_ namespace",
+      (d) => (p0(d)['columns'] = [{ name: 'event_id', type: 'UUID' }, { name: '__v_x', type: 'String' }]),
+      'at pipelines[0].columns[1].name: "__v_x" is reserved (_topic, _key, _offset, _partition, _timestamp, _timestamp_ms, _headers, _raw, _raw_message, _error, _ingested_at, __t, __slice, __error, __h, __at, __repair, __found, __copies, __saved_at, and names starting with __v_); rename the column',
+    ],
     ['duplicate pipeline names', (d) => d.pipelines.push({ ...p0(d), sink: { table: 'other' } }), 'at pipelines[1].name: duplicate pipeline name "users"'],
     ['two pipelines, one table', (d) => d.pipelines.push({ ...p0(d), name: 'users2' }), 'at pipelines[1].sink.table: table "users_dedup" is already the sink of pipelines[0]'],
     ['bad table identifier', (d) => (p0(d)['sink'] = { table: 'users-dedup' }), 'at pipelines[0].sink.table: expected a table name: letters, digits and _, not starting with a digit, got "users-dedup"'],

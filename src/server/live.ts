@@ -1,0 +1,112 @@
+/**
+ * The API's dependencies in a running daemon (`winnow run`): statistics from
+ * ClickHouse and Kafka, slices and consistency reports from the daemon, replays
+ * behind the bearer token and the lease, and the readiness checks.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { Db } from '../clickhouse/client.ts';
+import { resolveSecret } from '../config/load.ts';
+import type { PipelineConfig } from '../config/schema.ts';
+import type { Daemon } from '../daemon/daemon.ts';
+import { describeError, WinnowError } from '../errors.ts';
+import type { KafkaAdmins } from '../kafka/admins.ts';
+import type { Logger } from '../log.ts';
+import { Checker } from '../operations/checker.ts';
+import { replayBound, Replayer } from '../operations/replay.ts';
+import { pipelineStats } from '../operations/stats.ts';
+import { objectNames } from '../provisioning/objects.ts';
+import type { AppDeps, Readiness } from './deps.ts';
+
+export interface LiveSources {
+  pipelines: { pipeline: PipelineConfig; db: Db }[];
+  daemon: Daemon;
+  admins: KafkaAdmins;
+  logger: Logger;
+}
+
+/** Throws UNAUTHORIZED unless `bearer` is the pipeline's api.replayToken (compared in constant time). */
+function checkBearer(p: PipelineConfig, bearer: string | undefined): void {
+  const configured = p.api.replayToken;
+  if (configured === undefined) {
+    throw new WinnowError('UNAUTHORIZED', 'replay over HTTP is off for this pipeline: set api.replayToken in the configuration');
+  }
+  const token = Buffer.from(resolveSecret(configured, process.env, `pipelines.${p.name}.api.replayToken`));
+  const given = Buffer.from(bearer ?? '');
+  if (given.length !== token.length || !timingSafeEqual(given, token)) {
+    throw new WinnowError('UNAUTHORIZED', 'replay needs `Authorization: Bearer <api.replayToken>`');
+  }
+}
+
+export function liveDeps({ pipelines, daemon, admins, logger }: LiveSources): AppDeps {
+  const runner = (name: string) => {
+    const r = daemon.runner(name);
+    if (!r) throw new WinnowError('NOT_FOUND', `no pipeline named "${name}"`);
+    return r;
+  };
+  return {
+    pipelines: () =>
+      pipelines.map(({ pipeline: p }) => ({
+        name: p.name,
+        topics: p.source.topics,
+        table: p.sink.table,
+        database: p.sink.database,
+        windowMs: p.dedup.windowMs,
+        key: p.dedup.key,
+      })),
+    async stats(name) {
+      const h = pipelines.find((x) => x.pipeline.name === name);
+      if (!h) throw new WinnowError('NOT_FOUND', `no pipeline named "${name}"`);
+      const offsets = await admins.offsets(h.pipeline).catch((err: unknown) => {
+        logger.warn('kafka offsets unavailable', { pipeline: name, error: describeError(err) });
+        return undefined;
+      });
+      return pipelineStats(h.db, h.pipeline, offsets, daemon.runner(name)?.lastError ?? null);
+    },
+    async slices(name, limit) {
+      return runner(name).processor.checkpoints.recent(name, limit);
+    },
+    async consistency(name) {
+      const r = runner(name);
+      return r.lastCheck ?? (await Checker.latest(r.db, r.pipeline));
+    },
+    async replay(name, body, bearer) {
+      const r = runner(name);
+      checkBearer(r.pipeline, bearer);
+      const from = body.fromOffsets !== undefined ? replayBound(body.fromOffsets, 'offsets') : replayBound(body.fromTimestamp ?? '', 'timestamp');
+      const to = body.to === undefined ? undefined : replayBound(body.to, from.kind);
+      if (!(await r.holdsLease())) {
+        throw new WinnowError('CONFLICT', `another daemon (${r.leaseState.holder ?? 'unknown'}) processes pipeline ${name}; send the replay to it`);
+      }
+      const admin = await admins.adminIfReachable(r.pipeline);
+      const progress = (line: string): void => logger.info('replay progress', { pipeline: name, progress: line });
+      return r.exclusive(() => new Replayer(r.db, r.pipeline, admin, progress).run({ from, ...(to ? { to } : {}), reason: 'api' }));
+    },
+    async readiness() {
+      const checks: Readiness['checks'] = {};
+      await Promise.all(
+        daemon.runners.map(async (r) => {
+          const name = r.pipeline.name;
+          const n = objectNames(r.pipeline);
+          try {
+            const rows = await r.db.rows<{ n: string }>(
+              'SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name = {t:String}',
+              { db: n.database, t: n.kept },
+            );
+            if (Number(rows[0]?.n ?? 0) === 0) checks[`${name}.migrated`] = { ok: false, error: 'not migrated: run winnow migrate up' };
+            else checks[`${name}.clickhouse`] = { ok: true };
+          } catch (err) {
+            checks[`${name}.clickhouse`] = { ok: false, error: describeError(err) };
+          }
+          checks[`${name}.slices`] = r.lastError ? { ok: false, error: r.lastError } : { ok: true };
+          try {
+            await admins.offsets(r.pipeline);
+            checks[`${name}.kafka`] = { ok: true };
+          } catch (err) {
+            checks[`${name}.kafka`] = { ok: false, error: `Kafka: ${describeError(err)}` };
+          }
+        }),
+      );
+      return { ready: Object.values(checks).every((c) => c.ok), checks };
+    },
+  };
+}
