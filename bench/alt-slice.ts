@@ -13,7 +13,7 @@
 import type { PipelineConfig } from '../src/config/index.ts';
 import { ident, qualified } from '../src/clickhouse/sql.ts';
 import { objectNames } from '../src/provisioning/objects.ts';
-import { rangesCondition, type SliceRange } from '../src/slicing/slice-sql.ts';
+import { rangesCondition, type SliceRange } from '../src/slicing/slice.ts';
 
 /** The ranges a rendered slice insert was given, read back from its parameters (r{t,p,f,e}{i}). */
 export function rangesFromParams(params: Record<string, unknown>): SliceRange[] {

@@ -7,6 +7,12 @@
 import { readFileSync } from 'node:fs';
 import { WinnowError } from '../errors.ts';
 
+/** A statement (or a condition) and the values of its `{name:Type}` parameters. */
+export interface ParamSql {
+  sql: string;
+  params: Record<string, unknown>;
+}
+
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export function isIdentifier(name: string): boolean {

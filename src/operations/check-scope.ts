@@ -7,10 +7,10 @@
  * found a problem does not move the starting point: the next one looks again.
  */
 import type { Db } from '../clickhouse/client.ts';
-import { ident, qualified } from '../clickhouse/sql.ts';
+import { ident, qualified, type ParamSql } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { CHECKS_TABLE, objectNames, REPLAYS_TABLE, SLICES_TABLE } from '../provisioning/objects.ts';
-import { rangesCondition, type ParamSql, type SliceRange } from '../slicing/slice-sql.ts';
+import { rangesCondition, type SliceRange } from '../slicing/slice.ts';
 
 export interface ScopeSummary {
   mode: 'full' | 'incremental';

@@ -11,11 +11,11 @@
  *    (what a slice reads anyway), no final-table lookup. Anything it finds
  *    sends the check to the exact queries, which classify and repair.
  */
-import { ident, qualified } from '../clickhouse/sql.ts';
+import { ident, qualified, type ParamSql } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { objectNames } from '../provisioning/objects.ts';
 import { REFUSED_BY_FINAL } from '../slicing/rejections.ts';
-import { rangesCondition, type ParamSql, type SliceRange } from '../slicing/slice-sql.ts';
+import { rangesCondition, type SliceRange } from '../slicing/slice.ts';
 
 function parts(p: PipelineConfig) {
   const n = objectNames(p);

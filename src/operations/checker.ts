@@ -23,7 +23,7 @@
  * must not see a slice half-done, go through `lock` (the daemon's exclusive).
  */
 import type { Db } from '../clickhouse/client.ts';
-import { ident, qualified, quoteString } from '../clickhouse/sql.ts';
+import { ident, qualified, quoteString, type ParamSql } from '../clickhouse/sql.ts';
 import { UNTOKENED_INSERT_SELECT } from '../clickhouse/token-dedup.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { checkOffsets, type CheckerKafka, type OffsetsReport } from './check-offsets.ts';
@@ -31,7 +31,7 @@ import { checkScope, scopeSummary, seenScopeSql, type CheckScope, type ScopeSumm
 import { CHECKS_TABLE, objectNames, REPLAYS_TABLE, seenExpirySql, seenTtlSeconds, SLICES_TABLE } from '../provisioning/objects.ts';
 import { completenessSql, fromStagingSql, keptNotInFinalSql, orphanSql, scopeProofSql } from './check-sql.ts';
 import { Repairer, type RepairHooks, type RepairOutcome } from './repair.ts';
-import type { ParamSql, SliceRange } from '../slicing/slice-sql.ts';
+import type { SliceRange } from '../slicing/slice.ts';
 
 export type { CheckerKafka, PartitionCheck } from './check-offsets.ts';
 

@@ -3,10 +3,9 @@
  * as query parameters. A "doubled group" is one seen key (key, __t, __slice)
  * present more than once: one slice kept that row twice.
  */
-import { ident, qualified } from '../clickhouse/sql.ts';
+import { ident, qualified, type ParamSql } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { objectNames, REPAIRS_TABLE } from '../provisioning/objects.ts';
-import type { ParamSql } from '../slicing/slice-sql.ts';
 
 interface Parts {
   key: string;

@@ -23,7 +23,7 @@
 import type { Db } from '../clickhouse/client.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { WinnowError } from '../errors.ts';
-import { ident, qualified } from '../clickhouse/sql.ts';
+import { ident, qualified, type ParamSql } from '../clickhouse/sql.ts';
 import { objectNames } from '../provisioning/objects.ts';
 import {
   deleteExtraSql,
@@ -38,7 +38,6 @@ import {
   saveSeenSql,
   type RepairTarget,
 } from './repair-sql.ts';
-import type { ParamSql } from '../slicing/slice-sql.ts';
 import { UNTOKENED_INSERT_SELECT } from '../clickhouse/token-dedup.ts';
 
 /** Points where the fault tests stop a repair, as a daemon killed there would. */

@@ -12,9 +12,8 @@ import { qualified } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { WinnowError } from '../errors.ts';
 import { Checkpoints } from '../slicing/checkpoints.ts';
-import { countKept, countStaged, dedupInsert } from '../slicing/dedup.ts';
 import { objectNames, REPLAYS_TABLE } from '../provisioning/objects.ts';
-import type { SliceRange } from '../slicing/slice-sql.ts';
+import { countKept, countStaged, dedupInsert, type SliceRange } from '../slicing/slice.ts';
 
 export interface OffsetSpec {
   topic: string | undefined;

@@ -8,7 +8,7 @@ import type { Db } from '../clickhouse/client.ts';
 import { qualified } from '../clickhouse/sql.ts';
 import { tokenInsert } from '../clickhouse/token-dedup.ts';
 import { SLICES_TABLE } from '../provisioning/objects.ts';
-import type { SliceRange } from './slice-sql.ts';
+import type { SliceRange } from './slice.ts';
 
 export interface NextOffset {
   topic: string;

@@ -18,7 +18,7 @@ import { UNTOKENED_INSERT_SELECT } from '../clickhouse/token-dedup.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import type { NextOffset } from './checkpoints.ts';
 import { objectNames } from '../provisioning/objects.ts';
-import { rangesCondition, type SliceRange } from './slice-sql.ts';
+import { rangesCondition, type SliceRange } from './slice.ts';
 
 /** How a dead letter of a refused row begins; the rest is ClickHouse's error. */
 export const REFUSED_BY_FINAL = 'refused by the final table: ';
