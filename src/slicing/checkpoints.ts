@@ -70,6 +70,12 @@ function fromRow(r: Row): SliceRecord {
   };
 }
 
+/** `log_comment` of the checkpoint statements a slice runs (reading the newest, writing one). */
+export const CHECKPOINT_TAGS = {
+  read: 'winnow:checkpoint_read',
+  write: 'winnow:checkpoint_write',
+} as const;
+
 const RANGES_TYPE = 'Array(Tuple(topic String, partition UInt32, from_offset UInt64, to_offset UInt64))';
 
 /** Ranges as the slices and replays tables store them: JSON for JSONExtract(..., RANGES_TYPE). */
@@ -191,7 +197,7 @@ export class Checkpoints {
   /** The newest slice of a pipeline; a committed or split row wins over the planned row of the same seq. */
   async last(pipeline: string): Promise<SliceRecord | undefined> {
     const q = slicesSql.last(this.database, pipeline);
-    const rows = await this.db.rows<Row>(q.sql, q.params);
+    const rows = await this.db.rows<Row>(q.sql, q.params, { log_comment: CHECKPOINT_TAGS.read });
     return rows[0] ? fromRow(rows[0]) : undefined;
   }
 
@@ -208,7 +214,7 @@ export class Checkpoints {
    */
   async record(s: SliceRecord): Promise<void> {
     const q = slicesSql.record(this.database, s);
-    await this.db.command(q.sql, q.params, tokenInsert(`checkpoint:${s.sliceId}:${s.status}`));
+    await this.db.command(q.sql, q.params, { ...tokenInsert(`checkpoint:${s.sliceId}:${s.status}`), log_comment: CHECKPOINT_TAGS.write });
   }
 
   /** ClickHouse's time now (as text) and the newest committed seq (0: none). */

@@ -3,7 +3,9 @@
  * ranges), the windowed anti-join insert that keeps first occurrences
  * (slice_insert.sql, beside this file) with the settings it runs with, and the
  * counts that describe it. Normal slices, replays and the refused-row search
- * all run it through here. Builders are pure (values go as query parameters).
+ * all run it through here. Builders are pure (values go as query parameters);
+ * the runners tag their statements with a `log_comment` (SLICE_TAGS), which
+ * system.query_log records and the benchmark times them by.
  */
 import type { ClickHouseSettings } from '@clickhouse/client';
 import type { Db } from '../clickhouse/client.ts';
@@ -21,6 +23,14 @@ export interface SliceRange {
   fromOffset: number;
   toOffset: number;
 }
+
+/** `log_comment` of each statement a slice runs besides its checkpoints (CHECKPOINT_TAGS). */
+export const SLICE_TAGS = {
+  insert: 'winnow:slice_insert',
+  countStaged: 'winnow:slice_count_staged',
+  countKept: 'winnow:slice_count_kept',
+  heads: 'winnow:slice_heads',
+} as const;
 
 /** `(topic, partition, offset in range) OR ...`, with one parameter set per range so the primary key prunes. */
 export function rangesCondition(ranges: SliceRange[], prefix = 'r'): ParamSql {
@@ -73,6 +83,7 @@ export function sliceInsertSettings(p: PipelineConfig, token: string): ClickHous
     // The seen-keys lookup and the set of keys that need deciding are each computed once,
     // though used twice (bench: 1M rows at 20M seen keys, 1.47 s -> 0.95 s, half the memory).
     enable_materialized_cte: 1,
+    log_comment: SLICE_TAGS.insert,
   };
 }
 
@@ -96,7 +107,7 @@ export function stagedCountSql(p: PipelineConfig, ranges: SliceRange[]): ParamSq
 
 export async function countStaged(db: Db, p: PipelineConfig, ranges: SliceRange[]): Promise<number> {
   const q = stagedCountSql(p, ranges);
-  const rows = await db.rows<{ rows: string }>(q.sql, q.params);
+  const rows = await db.rows<{ rows: string }>(q.sql, q.params, { log_comment: SLICE_TAGS.countStaged });
   return Number(rows[0]?.rows ?? 0);
 }
 
@@ -120,7 +131,7 @@ export function keptCountSql(p: PipelineConfig, sliceId: string, ranges: SliceRa
 
 export async function countKept(db: Db, p: PipelineConfig, sliceId: string, ranges: SliceRange[]): Promise<number> {
   const q = keptCountSql(p, sliceId, ranges);
-  const rows = await db.rows<{ kept: string }>(q.sql, q.params, { use_index_for_in_with_subqueries: 0 });
+  const rows = await db.rows<{ kept: string }>(q.sql, q.params, { use_index_for_in_with_subqueries: 0, log_comment: SLICE_TAGS.countKept });
   return Number(rows[0]?.kept ?? 0);
 }
 
@@ -155,6 +166,6 @@ ORDER BY topic, partition`,
 /** What staging holds above the watermarks, per partition: what the next slice can cover. */
 export async function stagedHeads(db: Db, p: PipelineConfig, next: NextOffset[]): Promise<StagedHead[]> {
   const q = stagedHeadsSql(p, next);
-  const rows = await db.rows<{ topic: string; partition: number; low: string; high: string }>(q.sql, q.params);
+  const rows = await db.rows<{ topic: string; partition: number; low: string; high: string }>(q.sql, q.params, { log_comment: SLICE_TAGS.heads });
   return rows.map((r) => ({ topic: r.topic, partition: r.partition, low: Number(r.low), high: Number(r.high) }));
 }
