@@ -5,10 +5,8 @@
  * reports over the IPC channel; exits when told to stop or when its parent goes.
  */
 import { connect } from '../src/clickhouse/client.ts';
-import { objectNames } from '../src/provisioning/objects.ts';
 import { Processor } from '../src/slicing/processor.ts';
 import { instrument, type QueryStat } from './probe.ts';
-import { coordinatesFirstInsert, rangesFromParams } from './alt-slice.ts';
 import type { ChildMessage, ChildSpec, SliceReport } from './daemon.ts';
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as ChildSpec;
@@ -23,11 +21,8 @@ process.on('disconnect', () => {
   stopping = true;
 });
 
-const n = objectNames(spec.pipeline);
 let queries: QueryStat[] = [];
-const rewrite =
-  spec.sliceSql === 'coordinates' ? (_sql: string, params: Record<string, unknown>) => coordinatesFirstInsert(spec.pipeline, rangesFromParams(params)) : undefined;
-const db = instrument(connect({ url: spec.url, requestTimeoutMs: 600_000 }), `\`${n.kept}\``, spec.insertSettings, (q) => queries.push(q), rewrite);
+const db = instrument(connect({ url: spec.url, requestTimeoutMs: 600_000 }), spec.insertSettings, (q) => queries.push(q));
 const processor = new Processor(db, spec.pipeline);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

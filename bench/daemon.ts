@@ -7,7 +7,6 @@ export interface ChildSpec {
   url: string;
   pipeline: PipelineConfig;
   insertSettings: Record<string, string>;
-  sliceSql: 'winnow' | 'coordinates';
   tickMs: number;
 }
 

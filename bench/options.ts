@@ -74,7 +74,6 @@ Levers (winnow settings under test; default: winnow's own):
   --queue K=V,...         extra SETTINGS of the Kafka queue, e.g. kafka_flush_interval_ms=500
   --seen K=V,...          extra SETTINGS of the seen-keys table, e.g. index_granularity=256
   --insert K=V,...        extra settings of the slice insert, e.g. use_index_for_in_with_subqueries=0
-  --slice-sql SHAPE       winnow (default) or coordinates: the previous slice insert (bench/alt-slice.ts)
 Output:
   --out FILE              JSON result path                             (default bench/results/<time>.json)
   --keep                  keep the servers' data directory
@@ -90,11 +89,6 @@ function num(name: string, v: string | undefined, dflt: number, min = 0): number
 function list(name: string, v: string | undefined, dflt: number[]): number[] {
   if (v === undefined) return dflt;
   return v.split(',').map((x) => num(name, x.trim(), 0, 1));
-}
-
-function sliceSql(v: string | undefined): 'winnow' | 'coordinates' {
-  if (v === undefined || v === 'winnow' || v === 'coordinates') return v ?? 'winnow';
-  throw new Error(`--slice-sql: expected winnow or coordinates, got "${v}"`);
 }
 
 function settings(name: string, v: string | undefined): Record<string, string> {
@@ -142,7 +136,6 @@ export function parseOptions(argv: string[]): Options | 'help' {
       queue: s,
       seen: s,
       insert: s,
-      'slice-sql': s,
       out: s,
     },
   });
@@ -179,7 +172,6 @@ export function parseOptions(argv: string[]): Options | 'help' {
       maxSliceRows: num('max-slice-rows', values['max-slice-rows'], 1_000_000, 1),
       tickMs: num('tick-ms', values['tick-ms'], 1_000, 10),
       consumers: num('consumers', values.consumers, 1, 1),
-      sliceSql: sliceSql(values['slice-sql']),
     },
     only: only as Scenario[],
     keep: values.keep,

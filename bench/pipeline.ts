@@ -21,8 +21,6 @@ export interface Levers {
   /** controller tick, ms: idle wait between polls when staging has nothing new */
   tickMs: number;
   consumers: number;
-  /** 'coordinates': run bench/alt-slice.ts instead of winnow's slice insert */
-  sliceSql: 'winnow' | 'coordinates';
 }
 
 export interface PipelineSpec {

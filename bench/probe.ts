@@ -3,10 +3,16 @@
  * the X-ClickHouse-Summary of the slice insert (rows, memory), and can add
  * settings to the slice insert (a lever under test). Also process CPU and
  * memory readings from /proc.
+ *
+ * Statements are told apart by the tag winnow gives each statement of a slice
+ * (the `log_comment` setting, which system.query_log records: SLICE_TAGS,
+ * CHECKPOINT_TAGS), read as the statement is sent, never by their SQL text.
  */
 import { readFile } from 'node:fs/promises';
 import type { ClickHouseSettings } from '@clickhouse/client';
 import type { Db, QuerySummary } from '../src/clickhouse/client.ts';
+import { CHECKPOINT_TAGS } from '../src/slicing/checkpoints.ts';
+import { SLICE_TAGS } from '../src/slicing/slice.ts';
 
 export type QueryKind = 'insert' | 'checkpoint' | 'plan' | 'count' | 'other';
 
@@ -16,38 +22,36 @@ export interface QueryStat {
   summary?: QuerySummary;
 }
 
-function kindOf(sql: string, keptTable: string): QueryKind {
-  const head = sql.trimStart().slice(0, 200);
-  if (head.startsWith('INSERT INTO') && head.includes(keptTable)) return 'insert';
-  if (head.startsWith('INSERT INTO') && head.includes('winnow_slices')) return 'checkpoint';
-  if (sql.includes('winnow_slices') || sql.includes('max(`_offset`)')) return 'plan';
-  if (/count\(\)/.test(head)) return 'count';
-  return 'other';
+const KIND_BY_TAG = new Map<string, QueryKind>([
+  [SLICE_TAGS.insert, 'insert'],
+  [SLICE_TAGS.countStaged, 'count'],
+  [SLICE_TAGS.countKept, 'count'],
+  [SLICE_TAGS.heads, 'plan'],
+  [CHECKPOINT_TAGS.read, 'plan'],
+  [CHECKPOINT_TAGS.write, 'checkpoint'],
+]);
+
+/** The kind of a statement, by its tag; untagged statements (the refused-row search, say) are 'other'. */
+export function kindOf(settings: ClickHouseSettings | undefined): QueryKind {
+  const tag = settings?.log_comment;
+  return (tag !== undefined && KIND_BY_TAG.get(tag)) || 'other';
 }
 
-/** `rewrite` replaces the slice insert's SQL (a candidate shape under test; same parameters). */
-export function instrument(
-  db: Db,
-  keptTable: string,
-  insertSettings: Record<string, string>,
-  onQuery: (s: QueryStat) => void,
-  rewrite?: (sql: string, params: Record<string, unknown>) => string,
-): Db {
+export function instrument(db: Db, insertSettings: Record<string, string>, onQuery: (s: QueryStat) => void): Db {
   return {
     url: db.url,
     async command(sql, params, settings) {
-      const kind = kindOf(sql, keptTable);
+      const kind = kindOf(settings);
       const merged: ClickHouseSettings = kind === 'insert' ? { ...settings, ...(insertSettings as ClickHouseSettings) } : (settings ?? {});
-      const text = kind === 'insert' && rewrite ? rewrite(sql, params ?? {}) : sql;
       const t0 = performance.now();
-      const summary = await db.command(text, params, merged);
+      const summary = await db.command(sql, params, merged);
       onQuery({ kind, ms: performance.now() - t0, summary });
       return summary;
     },
     async rows<T>(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings) {
       const t0 = performance.now();
       const out = await db.rows<T>(sql, params, settings);
-      onQuery({ kind: kindOf(sql, keptTable), ms: performance.now() - t0 });
+      onQuery({ kind: kindOf(settings), ms: performance.now() - t0 });
       return out;
     },
     ping: () => db.ping(),

@@ -153,7 +153,7 @@ export function render(r: BenchResult): string {
   const p = r.preload;
   if (p) out.push(`load: ${fmtInt(p.events)} events, ${fmtInt(p.duplicates)} duplicates, ${p.avgBytes.toFixed(0)} bytes/event, ${r.options.partitions} partitions, window ${r.options.windowMs / 1000} s; pre-loaded at ${rate(p.produceRate)}`);
   const lv = r.options.levers;
-  out.push(`levers: maxSliceRows ${fmtInt(lv.maxSliceRows)}, tick ${lv.tickMs} ms, consumers ${lv.consumers}, queue ${JSON.stringify(lv.queue)}, seen ${JSON.stringify(lv.seen)}, insert ${JSON.stringify(lv.insert)}, slice SQL ${lv.sliceSql}`);
+  out.push(`levers: maxSliceRows ${fmtInt(lv.maxSliceRows)}, tick ${lv.tickMs} ms, consumers ${lv.consumers}, queue ${JSON.stringify(lv.queue)}, seen ${JSON.stringify(lv.seen)}, insert ${JSON.stringify(lv.insert)}`);
 
   const d = r.drain;
   const a = r.rmt;

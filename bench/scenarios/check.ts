@@ -17,7 +17,7 @@ import type { Ctx } from '../context.ts';
 import { fmtInt } from '../context.ts';
 import { benchPipeline, count, migrate, stopConsumption } from '../pipeline.ts';
 import { createTopic } from '../load.ts';
-import { Checker } from '../../src/operations/checker.ts';
+import { Checker, checksSql } from '../../src/operations/checker.ts';
 import { Checkpoints } from '../../src/slicing/checkpoints.ts';
 import { objectNames } from '../../src/provisioning/objects.ts';
 import { Processor } from '../../src/slicing/processor.ts';
@@ -98,10 +98,9 @@ export async function checkCost(ctx: Ctx): Promise<CheckResult> {
       ctx.log(`check: full check at ${fmtInt(size)} final rows: ${fmtInt(fullMs)} ms (${f.ok ? 'consistent' : 'NOT consistent'})`);
     } else {
       // Too big to wait for a full check here: the incremental one starts from a consistent report, as a daemon's would.
-      await db.command(`INSERT INTO ${database}.winnow_checks (pipeline, checked_at, ok, report) VALUES ({p:String}, now64(3), 1, {r:String})`, {
-        p: p.name,
-        r: JSON.stringify({ scope: { mode: 'full', fromSeq: 0, toSeq: 1, slices: 1, replayChunks: 0, startedAt: now.replace('T', ' ').replace('Z', '') }, offsets: { checked: false, partitions: [] } }),
-      });
+      const report = { scope: { mode: 'full', fromSeq: 0, toSeq: 1, slices: 1, replayChunks: 0, startedAt: now.replace('T', ' ').replace('Z', '') }, offsets: { checked: false, partitions: [] } };
+      const q = checksSql.record(database, p.name, true, JSON.stringify(report));
+      await db.command(q.sql, q.params);
     }
     // A check interval's traffic: new keys, processed by the pipeline's own slices.
     const traffic = Math.ceil(opts.checkTraffic / parts) * parts;

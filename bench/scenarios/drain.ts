@@ -69,7 +69,7 @@ export async function drain(ctx: Ctx, pre: Preloaded): Promise<DrainResult> {
   const started = performance.now();
   try {
     const migrateMs = await migrate(db, p, opts.levers);
-    daemon = startDaemon({ url: servers.clickhouse.url, pipeline: p, insertSettings: opts.levers.insert, sliceSql: opts.levers.sliceSql, tickMs: opts.levers.tickMs }, (e) =>
+    daemon = startDaemon({ url: servers.clickhouse.url, pipeline: p, insertSettings: opts.levers.insert, tickMs: opts.levers.tickMs }, (e) =>
       ctx.log(`drain: controller error: ${e}`),
     );
     let stagedAt = NaN;

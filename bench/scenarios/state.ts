@@ -11,7 +11,6 @@
 import type { Ctx } from '../context.ts';
 import { fmtInt, median, sleep } from '../context.ts';
 import { instrument, type QueryStat } from '../probe.ts';
-import { coordinatesFirstInsert, rangesFromParams } from '../alt-slice.ts';
 import { benchPipeline, count, diskUsage, migrate, stopConsumption } from '../pipeline.ts';
 import { createTopic } from '../load.ts';
 import { Processor } from '../../src/slicing/processor.ts';
@@ -132,9 +131,7 @@ export class StateRig {
 
   processor(p: ReturnType<typeof benchPipeline>, maxSliceRows: number): Processor {
     const cfg = { ...p, schedule: { ...p.schedule, maxSliceRows } };
-    const rewrite =
-      this.ctx.opts.levers.sliceSql === 'coordinates' ? (_sql: string, params: Record<string, unknown>) => coordinatesFirstInsert(cfg, rangesFromParams(params)) : undefined;
-    const db = instrument(this.db, `\`${this.names.kept}\``, this.ctx.opts.levers.insert, (q) => this.queries.push(q), rewrite);
+    const db = instrument(this.db, this.ctx.opts.levers.insert, (q) => this.queries.push(q));
     return new Processor(db, cfg);
   }
 }

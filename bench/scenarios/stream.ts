@@ -41,7 +41,7 @@ export async function startRig(ctx: Ctx, name: string, rate: number): Promise<Ri
   });
   const db = servers.db();
   await migrate(db, pipeline, opts.levers);
-  const daemon = startDaemon({ url: servers.clickhouse.url, pipeline, insertSettings: opts.levers.insert, sliceSql: opts.levers.sliceSql, tickMs: opts.levers.tickMs }, (e) =>
+  const daemon = startDaemon({ url: servers.clickhouse.url, pipeline, insertSettings: opts.levers.insert, tickMs: opts.levers.tickMs }, (e) =>
     ctx.log(`${name}: controller error: ${e}`),
   );
   let producer: PacedProducer | undefined;

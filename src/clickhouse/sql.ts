@@ -8,6 +8,12 @@ import { readFileSync } from 'node:fs';
 import { IDENTIFIER } from '../config/rules.ts';
 import { WinnowError } from '../errors.ts';
 
+/** A statement (or a condition) and the values of its `{name:Type}` parameters. */
+export interface ParamSql {
+  sql: string;
+  params: Record<string, unknown>;
+}
+
 export function ident(name: string): string {
   if (!IDENTIFIER.test(name)) throw new WinnowError('INTERNAL', `not a valid identifier: ${JSON.stringify(name)}`);
   return '`' + name + '`';

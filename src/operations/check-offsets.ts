@@ -14,6 +14,7 @@ import { describeError } from '../errors.ts';
 import { fetchRange } from '../kafka/fetch.ts';
 import type { PartitionOffsets } from '../kafka/offsets.ts';
 import type { CheckScope } from './check-scope.ts';
+import { deadLetterEmpty } from './deadletters.ts';
 import { objectNames } from '../provisioning/objects.ts';
 
 export interface PartitionCheck {
@@ -103,13 +104,4 @@ export async function checkOffsets(db: Db, p: PipelineConfig, kafka: CheckerKafk
     }
   }
   return { ok: partitions.every((x) => x.lost.length === 0), checked: true, error: null, partitions };
-}
-
-async function deadLetterEmpty(db: Db, p: PipelineConfig, topic: string, partition: number, offset: number, timestamp: number): Promise<void> {
-  const n = objectNames(p);
-  await db.command(
-    `INSERT INTO ${qualified(n.database, n.errors)} (_raw, __error, _topic, _partition, _offset, _timestamp_ms, _ingested_at)
-     VALUES ('', 'empty message (the Kafka engine skips it; recorded by the checker)', {t:String}, {p:UInt32}, {o:UInt64}, fromUnixTimestamp64Milli({ts:Int64}), now64(3))`,
-    { t: topic, p: partition, o: offset, ts: timestamp },
-  );
 }

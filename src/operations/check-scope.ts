@@ -7,11 +7,13 @@
  * found a problem does not move the starting point: the next one looks again.
  */
 import type { Db } from '../clickhouse/client.ts';
-import { ident, qualified } from '../clickhouse/sql.ts';
+import { ident, qualified, type ParamSql } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { byTopicPartition } from '../kafka/partitions.ts';
-import { CHECKS_TABLE, objectNames, REPLAYS_TABLE, SLICES_TABLE } from '../provisioning/objects.ts';
-import { rangesCondition, type ParamSql, type SliceRange } from '../slicing/slice-sql.ts';
+import { objectNames } from '../provisioning/objects.ts';
+import { Checkpoints } from '../slicing/checkpoints.ts';
+import { rangesCondition, type SliceRange } from '../slicing/slice.ts';
+import { replayedRangesSince } from './replay.ts';
 
 export interface ScopeSummary {
   mode: 'full' | 'incremental';
@@ -32,7 +34,8 @@ export interface CheckScope extends ScopeSummary {
   offsetsFrom: Map<string, { from: number; firstConsumed: number | null }>;
 }
 
-interface PriorReport {
+/** What a check needs of the newest consistent report before it (checker.ts reads it). */
+export interface PriorReport {
   scope?: ScopeSummary;
   offsets?: { checked: boolean; partitions: { topic: string; partition: number; committed: number | null; checkedTo?: number | null; firstConsumed: number | null }[] };
 }
@@ -50,48 +53,26 @@ export function mergeRanges(ranges: SliceRange[]): SliceRange[] {
   return out;
 }
 
-type RangeRow = { topic: string; partition: number; from_offset: string; to_offset: string };
-const toRange = (x: RangeRow): SliceRange => ({ topic: x.topic, partition: x.partition, fromOffset: Number(x.from_offset), toOffset: Number(x.to_offset) });
-
-export async function checkScope(db: Db, p: PipelineConfig, full: boolean): Promise<CheckScope> {
-  const database = p.sink.database;
-  const [now] = await db.rows<{ now: string; seq: string }>(
-    `SELECT toString(now64(3)) AS now, max(seq) AS seq FROM ${qualified(database, SLICES_TABLE)} WHERE pipeline = {p:String} AND status = 'committed'`,
-    { p: p.name },
-  );
-  const startedAt = now?.now ?? '1970-01-01 00:00:00.000';
-  const toSeq = Number(now?.seq ?? 0);
-  const priorRows = full
-    ? []
-    : await db.rows<{ report: string }>(
-        `SELECT report FROM ${qualified(database, CHECKS_TABLE)} WHERE pipeline = {p:String} AND ok = 1 ORDER BY checked_at DESC LIMIT 1`,
-        { p: p.name },
-      );
-  const prior = priorRows[0] ? (JSON.parse(priorRows[0].report) as PriorReport) : undefined;
+/**
+ * What a check looks at: everything processed when there is no `prior`
+ * consistent report (or a full check was asked for), else what changed since it.
+ */
+export async function checkScope(db: Db, p: PipelineConfig, prior: PriorReport | undefined): Promise<CheckScope> {
+  const checkpoints = new Checkpoints(db, p.sink.database);
+  const head = await checkpoints.committedHead(p.name);
+  const startedAt = head.now ?? '1970-01-01 00:00:00.000';
+  const toSeq = head.seq;
   const base = { toSeq, startedAt, offsetsFrom: new Map<string, { from: number; firstConsumed: number | null }>() };
   if (!prior?.scope) {
     // Everything processed: offsets 0 up to each partition's next offset.
-    const rows = await db.rows<{ next: { topic: string; partition: number; offset: string }[] }>(
-      `SELECT next_offsets AS next FROM ${qualified(database, SLICES_TABLE)} WHERE pipeline = {p:String} AND status = 'committed' ORDER BY seq DESC LIMIT 1`,
-      { p: p.name },
-    );
-    const ranges = (rows[0]?.next ?? [])
-      .filter((o) => Number(o.offset) > 0)
-      .map((o) => ({ topic: o.topic, partition: o.partition, fromOffset: 0, toOffset: Number(o.offset) - 1 }));
+    const ranges = (await checkpoints.committedNextOffsets(p.name))
+      .filter((o) => o.offset > 0)
+      .map((o) => ({ topic: o.topic, partition: o.partition, fromOffset: 0, toOffset: o.offset - 1 }));
     return { ...base, mode: 'full', fromSeq: 0, slices: toSeq, replayChunks: 0, ranges };
   }
   const fromSeq = Math.min(prior.scope.toSeq, toSeq);
-  const [slices, replays] = await Promise.all([
-    db.rows<{ ranges: RangeRow[] }>(
-      `SELECT ranges FROM ${qualified(database, SLICES_TABLE)} WHERE pipeline = {p:String} AND status = 'committed' AND seq > {from:UInt64} AND seq <= {to:UInt64}`,
-      { p: p.name, from: fromSeq, to: toSeq },
-    ),
-    db.rows<{ ranges: RangeRow[] }>(
-      `SELECT ranges FROM ${qualified(database, REPLAYS_TABLE)} WHERE pipeline = {p:String} AND at >= toDateTime64({since:String}, 3, 'UTC')`,
-      { p: p.name, since: prior.scope.startedAt },
-    ),
-  ]);
-  const ranges = mergeRanges([...slices, ...replays].flatMap((s) => s.ranges.map(toRange)));
+  const [slices, replays] = await Promise.all([checkpoints.committedRanges(p.name, fromSeq, toSeq), replayedRangesSince(db, p, prior.scope.startedAt)]);
+  const ranges = mergeRanges([...slices, ...replays].flat());
   if (prior.offsets?.checked) {
     for (const x of prior.offsets.partitions) {
       const from = x.checkedTo ?? null;

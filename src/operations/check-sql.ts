@@ -1,5 +1,7 @@
 /**
- * The checker's lookups, as pure SQL builders (values as query params).
+ * The checker's statements on the pipeline's tables (seen keys, final table,
+ * staging), as pure SQL builders (values as query params); the checks table's
+ * own statements are in checker.ts.
  *
  * Two ways to prove completeness and seen keys vs final rows:
  *  - the lookups (completenessSql, keptNotInFinalSql, orphanSql): every key in
@@ -11,35 +13,63 @@
  *    (what a slice reads anyway), no final-table lookup. Anything it finds
  *    sends the check to the exact queries, which classify and repair.
  */
-import { ident, qualified } from '../clickhouse/sql.ts';
+import { ident, qualified, quoteString, type ParamSql } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
-import { objectNames } from '../provisioning/objects.ts';
-import { REFUSED_BY_FINAL } from '../slicing/rejections.ts';
-import { rangesCondition, type ParamSql, type SliceRange } from '../slicing/slice-sql.ts';
+import { objectNames, seenExpirySql, seenTtlSeconds } from '../provisioning/objects.ts';
+import { refusedCoordinatesSql } from './deadletters.ts';
+import { rangesCondition, type SliceRange } from '../slicing/slice.ts';
 
 function parts(p: PipelineConfig) {
   const n = objectNames(p);
   const t = (x: string): string => qualified(n.database, x);
-  return { key: p.dedup.key.map(ident).join(', '), final: t(n.final), seen: t(n.seen), staging: t(n.staging), errors: t(n.errors) };
+  return {
+    key: p.dedup.key.map(ident).join(', '),
+    cols: p.columns.map((c) => ident(c.name)).join(', '),
+    final: t(n.final),
+    seen: t(n.seen),
+    staging: t(n.staging),
+  };
 }
 
-/** Coordinates of the messages in the ranges the final table refused: dead letters, not missing rows (rejections.ts). */
-function refusedSql(errors: string, cond: string): string {
-  return `SELECT _topic, _partition, _offset FROM ${errors} WHERE (${cond}) AND startsWith(__error, {refused:String})`;
+/** How many rows a query returns. */
+export function countOfSql(q: ParamSql): ParamSql {
+  return { sql: `SELECT count() AS n FROM (${q.sql})`, params: q.params };
+}
+
+/** Rows in the final table (vs what slices and replays inserted). */
+export function finalRowsSql(p: PipelineConfig): ParamSql {
+  return { sql: `SELECT count() AS n FROM ${parts(p).final}`, params: {} };
+}
+
+/** I1 on the kept keys: keys of the seen-keys scope kept twice closer than the window (recent ones). */
+export function uniquenessSql(p: PipelineConfig, seenScope: ParamSql): ParamSql {
+  const x = parts(p);
+  return {
+    sql: `SELECT count() AS violations, groupArray(10)(k) AS examples FROM (
+         SELECT toString(tuple(${x.key})) AS k, arraySort(groupArray(toUnixTimestamp64Milli(\`__t\`))) AS ts
+         FROM ${x.seen}
+         PREWHERE ${seenScope.sql}
+         WHERE \`__t\` > now64(3) - toIntervalMillisecond({w2:Int64})
+         GROUP BY ${x.key}
+         HAVING length(ts) > 1 AND arrayExists((a, b) -> b - a < {w:Int64}, arrayPopBack(ts), arrayPopFront(ts)))`,
+    params: { ...seenScope.params, w: p.dedup.windowMs, w2: 2 * p.dedup.windowMs },
+  };
 }
 
 /** I2 by lookup: processed staged keys (of the ranges) with no row in the final table. */
 export function completenessSql(p: PipelineConfig, ranges: SliceRange[]): ParamSql {
   const x = parts(p);
   const cond = rangesCondition(ranges);
+  // Messages the final table refused are dead letters, not missing rows (rejections.ts).
+  const refused = refusedCoordinatesSql(p, cond.sql);
   const staged = `SELECT ${x.key} FROM ${x.staging} WHERE ${cond.sql}`;
   // The final table is looked up by the staged keys, so its primary key (the dedup key by default) prunes.
   return {
     sql: `SELECT count() AS missing, groupArray(10)(k) AS examples FROM (
          SELECT DISTINCT toString(tuple(${x.key})) AS k FROM ${x.staging}
          WHERE (${cond.sql}) AND (${x.key}) NOT IN (SELECT ${x.key} FROM ${x.final} WHERE (${x.key}) IN (${staged}))
-           AND (_topic, _partition, _offset) NOT IN (${refusedSql(x.errors, cond.sql)}))`,
-    params: { ...cond.params, refused: REFUSED_BY_FINAL },
+           AND (_topic, _partition, _offset) NOT IN (${refused.sql}))`,
+    params: { ...cond.params, ...refused.params },
   };
 }
 
@@ -62,6 +92,12 @@ export function fromStagingSql(p: PipelineConfig, ranges: SliceRange[], missing:
     sql: `SELECT ${cols} FROM ${x.staging} WHERE (${cond.sql}) AND tuple(${x.key}, \`__t\`) IN (${missing.sql}) LIMIT 1 BY ${x.key}, \`__t\``,
     params: { ...cond.params, ...missing.params },
   };
+}
+
+/** Re-inserts kept keys' rows missing from the final table, from staging (fromStagingSql). */
+export function reinsertFinalSql(p: PipelineConfig, fromStaging: ParamSql): ParamSql {
+  const x = parts(p);
+  return { sql: `INSERT INTO ${x.final} (${x.cols}) ${fromStaging.sql}`, params: fromStaging.params };
 }
 
 /**
@@ -91,6 +127,29 @@ export function orphanSql(p: PipelineConfig, ranges: SliceRange[]): ParamSql {
   };
 }
 
+/** Gives final rows their missing seen keys back (orphanSql). */
+export function restoreSeenSql(p: PipelineConfig, orphan: ParamSql): ParamSql {
+  const x = parts(p);
+  return { sql: `INSERT INTO ${x.seen} (${x.key}, \`__t\`, \`__slice\`) ${orphan.sql}`, params: orphan.params };
+}
+
+/** Seen-key partitions whose every key has outlived its TTL (time and write time both). */
+export function expiredSeenPartitionsSql(p: PipelineConfig): ParamSql {
+  const x = parts(p);
+  return {
+    // Only partitions holding a key older than the TTL can qualify: partition pruning by \`__t\` reads just those.
+    sql: `SELECT _partition_id AS id FROM ${x.seen}
+       WHERE _partition_id IN (SELECT DISTINCT _partition_id FROM ${x.seen} WHERE \`__t\` < now64(3) - toIntervalSecond({ttl:UInt32}))
+       GROUP BY id HAVING max(${seenExpirySql(p)}) < now()`,
+    params: { ttl: seenTtlSeconds(p) },
+  };
+}
+
+/** Drops a seen-keys partition (by its id, as system.parts names it). */
+export function dropSeenPartitionSql(p: PipelineConfig, partitionId: string): string {
+  return `ALTER TABLE ${parts(p).seen} DROP PARTITION ID ${quoteString(partitionId)}`;
+}
+
 /**
  * The cheap proof, one pass over the seen keys of the scope (found by key
  * hash, as the slice insert finds them) and grouped by that hash (8 bytes,
@@ -114,11 +173,12 @@ export function scopeProofSql(p: PipelineConfig, ranges: SliceRange[]): ParamSql
   const ms = (t: string): string => `toUnixTimestamp64Milli(${t})`;
   const near = (t: string): string => `arrayExists(x -> abs(x - ${ms(t)}) < {w:Int64}, z.ts)`;
   const recent = (w: string): string => `\`__t\` > now64(3) - toIntervalMillisecond(${w})`;
+  const refused = refusedCoordinatesSql(p, cond.sql);
   return {
     sql: `WITH staged AS MATERIALIZED (
           SELECT sipHash64(${x.key}) AS h, min(\`__t\`) AS t, minIf(\`__t\`, ${recent('{w:Int64}')}) AS tr, countIf(${recent('{w:Int64}')}) > 0 AS recent
           FROM ${x.staging}
-          WHERE (${cond.sql}) AND (_topic, _partition, _offset) NOT IN (${refusedSql(x.errors, cond.sql)})
+          WHERE (${cond.sql}) AND (_topic, _partition, _offset) NOT IN (${refused.sql})
           GROUP BY h),
         kept AS MATERIALIZED (
           SELECT \`__h\` AS h, arraySort(groupArray(${ms('`__t`')})) AS ts
@@ -130,6 +190,6 @@ export function scopeProofSql(p: PipelineConfig, ranges: SliceRange[]): ParamSql
           -- closer than the window among the recent ones (the range the uniqueness check reads).
           (SELECT countIf(arrayExists((a, b) -> b = a OR (b - a < {w:Int64} AND a > ${ms('now64(3)')} - {w2:Int64}), arrayPopBack(ts), arrayPopFront(ts))) FROM kept) AS doubledOrTooClose,
           (SELECT count() FROM staged AS s LEFT JOIN kept AS z USING (h) WHERE NOT ${near('s.t')} OR (s.recent AND NOT ${near('s.tr')})) AS unrepresented`,
-    params: { ...cond.params, w: p.dedup.windowMs, w2: 2 * p.dedup.windowMs, refused: REFUSED_BY_FINAL },
+    params: { ...cond.params, ...refused.params, w: p.dedup.windowMs, w2: 2 * p.dedup.windowMs },
   };
 }

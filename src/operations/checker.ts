@@ -23,15 +23,30 @@
  * must not see a slice half-done, go through `lock` (the daemon's exclusive).
  */
 import type { Db } from '../clickhouse/client.ts';
-import { ident, qualified, quoteString } from '../clickhouse/sql.ts';
+import { qualified, type ParamSql } from '../clickhouse/sql.ts';
 import { UNTOKENED_INSERT_SELECT } from '../clickhouse/token-dedup.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { checkOffsets, type CheckerKafka, type OffsetsReport } from './check-offsets.ts';
-import { checkScope, scopeSummary, seenScopeSql, type CheckScope, type ScopeSummary } from './check-scope.ts';
-import { CHECKS_TABLE, objectNames, REPLAYS_TABLE, seenExpirySql, seenTtlSeconds, SLICES_TABLE } from '../provisioning/objects.ts';
-import { completenessSql, fromStagingSql, keptNotInFinalSql, orphanSql, scopeProofSql } from './check-sql.ts';
+import { checkScope, scopeSummary, seenScopeSql, type CheckScope, type PriorReport, type ScopeSummary } from './check-scope.ts';
+import { CHECKS_TABLE } from '../provisioning/objects.ts';
+import {
+  completenessSql,
+  countOfSql,
+  dropSeenPartitionSql,
+  expiredSeenPartitionsSql,
+  finalRowsSql,
+  fromStagingSql,
+  keptNotInFinalSql,
+  orphanSql,
+  reinsertFinalSql,
+  restoreSeenSql,
+  scopeProofSql,
+  uniquenessSql,
+} from './check-sql.ts';
 import { Repairer, type RepairHooks, type RepairOutcome } from './repair.ts';
-import type { ParamSql, SliceRange } from '../slicing/slice-sql.ts';
+import { insertedByReplays } from './replay.ts';
+import { Checkpoints } from '../slicing/checkpoints.ts';
+import type { SliceRange } from '../slicing/slice.ts';
 
 export type { CheckerKafka, PartitionCheck } from './check-offsets.ts';
 
@@ -67,6 +82,32 @@ export interface CheckOptions {
   lock?: <T>(fn: () => Promise<T>) => Promise<T>;
 }
 
+/** The statements on winnow_checks (of `database`), one builder each; values go as parameters. */
+export const checksSql = {
+  record(database: string, pipeline: string, ok: boolean, report: string): ParamSql {
+    return {
+      sql: `INSERT INTO ${qualified(database, CHECKS_TABLE)} (pipeline, checked_at, ok, report) VALUES ({p:String}, now64(3), {ok:UInt8}, {r:String})`,
+      params: { p: pipeline, ok: ok ? 1 : 0, r: report },
+    };
+  },
+
+  /** The newest report; `consistent` only: the newest that found the pipeline consistent. */
+  latest(database: string, pipeline: string, consistent: boolean): ParamSql {
+    return {
+      sql: `SELECT report FROM ${qualified(database, CHECKS_TABLE)} WHERE pipeline = {p:String}${consistent ? ' AND ok = 1' : ''} ORDER BY checked_at DESC LIMIT 1`,
+      params: { p: pipeline },
+    };
+  },
+
+  lastFull(database: string, pipeline: string): ParamSql {
+    return {
+      sql: `SELECT toUnixTimestamp64Milli(max(checked_at)) AS at FROM ${qualified(database, CHECKS_TABLE)}
+       WHERE pipeline = {p:String} AND JSONExtractString(report, 'scope', 'mode') = 'full'`,
+      params: { p: pipeline },
+    };
+  },
+};
+
 /** The seen-keys scope is a key-hash lookup: an index set over it only costs (as in the slice insert). */
 const HASH_LOOKUP = { use_index_for_in_with_subqueries: 0 } as const;
 /** Candidate sets computed once though read twice (as in the slice insert). */
@@ -77,26 +118,12 @@ const sum = (rs: RepairOutcome[], k: 'finalRemoved' | 'seenRemoved'): number => 
 const NOTHING_MISSING: CheckReport['seenVsFinal'] = { ok: true, keptNotInFinal: 0, reinsertedFromStaging: 0, unrepairable: 0, finalWithoutSeen: 0, seenRestored: 0 };
 
 export class Checker {
-  private readonly n;
-  private readonly key: string;
-  private readonly cols: string;
-  private readonly W: number;
-
   constructor(
     private readonly db: Db,
     private readonly p: PipelineConfig,
     private readonly kafka?: CheckerKafka,
     private readonly hooks: RepairHooks = {},
-  ) {
-    this.n = objectNames(p);
-    this.key = p.dedup.key.map(ident).join(', ');
-    this.cols = p.columns.map((c) => ident(c.name)).join(', ');
-    this.W = p.dedup.windowMs;
-  }
-
-  private t(name: string): string {
-    return qualified(this.n.database, name);
-  }
+  ) {}
 
   /**
    * Checks, repairs and records the report. An incremental check whose counts
@@ -108,10 +135,8 @@ export class Checker {
     let report = await this.evaluate(opts, opts.full ?? false);
     if (report.scope.mode === 'incremental' && !report.counts.ok) report = await this.evaluate(opts, true);
     report.durationMs = Date.now() - started;
-    await this.db.command(
-      `INSERT INTO ${this.t(CHECKS_TABLE)} (pipeline, checked_at, ok, report) VALUES ({p:String}, now64(3), {ok:UInt8}, {r:String})`,
-      { p: this.p.name, ok: report.ok ? 1 : 0, r: JSON.stringify(report) },
-    );
+    const q = checksSql.record(this.p.sink.database, this.p.name, report.ok, JSON.stringify(report));
+    await this.db.command(q.sql, q.params);
     return report;
   }
 
@@ -127,7 +152,7 @@ export class Checker {
       }
     };
     const lock = opts.lock ?? (<T>(fn: () => Promise<T>): Promise<T> => fn());
-    const scope = await step('scope', () => checkScope(this.db, this.p, full));
+    const scope = await step('scope', async () => checkScope(this.db, this.p, full ? undefined : await Checker.lastConsistent(this.db, this.p)));
     const repairer = new Repairer(this.db, this.p, this.hooks);
     const resumed = opts.repair ? await step('resume', () => lock(() => repairer.resumePending())) : [];
     // The cheap proof first (check-sql.ts); the exact queries only when it finds something, or cannot
@@ -215,18 +240,8 @@ export class Checker {
 
   /** I1 on the kept keys: no key kept twice closer than the window (of the keys in scope). */
   private async uniqueness(scope: CheckScope): Promise<CheckReport['uniqueness']> {
-    const seenScope = seenScopeSql(this.p, scope);
-    const rows = await this.db.rows<{ violations: string; examples: string[] }>(
-      `SELECT count() AS violations, groupArray(10)(k) AS examples FROM (
-         SELECT toString(tuple(${this.key})) AS k, arraySort(groupArray(toUnixTimestamp64Milli(\`__t\`))) AS ts
-         FROM ${this.t(this.n.seen)}
-         PREWHERE ${seenScope.sql}
-         WHERE \`__t\` > now64(3) - toIntervalMillisecond({w2:Int64})
-         GROUP BY ${this.key}
-         HAVING length(ts) > 1 AND arrayExists((a, b) -> b - a < {w:Int64}, arrayPopBack(ts), arrayPopFront(ts)))`,
-      { ...seenScope.params, w: this.W, w2: 2 * this.W },
-      HASH_LOOKUP,
-    );
+    const q = uniquenessSql(this.p, seenScopeSql(this.p, scope));
+    const rows = await this.db.rows<{ violations: string; examples: string[] }>(q.sql, q.params, HASH_LOOKUP);
     const violations = Number(rows[0]?.violations ?? 0);
     return { ok: violations === 0, violations, examples: rows[0]?.examples ?? [] };
   }
@@ -247,9 +262,10 @@ export class Checker {
    * other), and the repair's insert computes its rows under it too.
    */
   private async seenVsFinal(scope: CheckScope, repair: boolean, lock: Lock): Promise<CheckReport['seenVsFinal']> {
-    const final = this.t(this.n.final);
-    const seen = this.t(this.n.seen);
-    const count = async (q: ParamSql): Promise<number> => Number((await this.db.rows<{ n: string }>(`SELECT count() AS n FROM (${q.sql})`, q.params, CTE))[0]?.n ?? 0);
+    const count = async (q: ParamSql): Promise<number> => {
+      const c = countOfSql(q);
+      return Number((await this.db.rows<{ n: string }>(c.sql, c.params, CTE))[0]?.n ?? 0);
+    };
     const missingSql = keptNotInFinalSql(this.p, seenScopeSql(this.p, scope));
     let keptNotInFinal = await count(missingSql);
     let reinserted = 0;
@@ -260,7 +276,10 @@ export class Checker {
         const fromStaging = fromStagingSql(this.p, scope.ranges, missingSql);
         reinserted = await count(fromStaging);
         // Counted under the lock, not token-deduplicated: a re-run finds nothing missing any more.
-        if (reinserted > 0) await this.db.command(`INSERT INTO ${final} (${this.cols}) ${fromStaging.sql}`, fromStaging.params, UNTOKENED_INSERT_SELECT);
+        if (reinserted > 0) {
+          const ins = reinsertFinalSql(this.p, fromStaging);
+          await this.db.command(ins.sql, ins.params, UNTOKENED_INSERT_SELECT);
+        }
       });
     }
     // Recently processed occurrences whose key is in the final table but has no kept time within the window.
@@ -273,7 +292,8 @@ export class Checker {
         await lock(async () => {
           finalWithoutSeen = await count(orphan);
           if (finalWithoutSeen === 0 || !repair) return;
-          await this.db.command(`INSERT INTO ${seen} (${this.key}, \`__t\`, \`__slice\`) ${orphan.sql}`, orphan.params, { ...CTE, ...UNTOKENED_INSERT_SELECT });
+          const ins = restoreSeenSql(this.p, orphan);
+          await this.db.command(ins.sql, ins.params, { ...CTE, ...UNTOKENED_INSERT_SELECT });
           restored = finalWithoutSeen;
         });
       }
@@ -290,14 +310,14 @@ export class Checker {
   }
 
   private async counts(): Promise<CheckReport['counts']> {
-    const [f, s, r] = await Promise.all([
-      this.db.rows<{ n: string }>(`SELECT count() AS n FROM ${this.t(this.n.final)}`),
-      this.db.rows<{ n: string }>(`SELECT sum(inserted) AS n FROM ${this.t(SLICES_TABLE)} WHERE pipeline = {p:String} AND status = 'committed'`, { p: this.p.name }),
-      this.db.rows<{ n: string }>(`SELECT sum(inserted) AS n FROM ${this.t(REPLAYS_TABLE)} WHERE pipeline = {p:String}`, { p: this.p.name }),
+    const final = finalRowsSql(this.p);
+    const [f, slices, byReplays] = await Promise.all([
+      this.db.rows<{ n: string }>(final.sql, final.params),
+      new Checkpoints(this.db, this.p.sink.database).committedTotals(this.p.name),
+      insertedByReplays(this.db, this.p),
     ]);
     const finalRows = Number(f[0]?.n ?? 0);
-    const bySlices = Number(s[0]?.n ?? 0);
-    const byReplays = Number(r[0]?.n ?? 0);
+    const bySlices = slices.inserted;
     const adopted = this.p.sink.mode === 'adopt';
     const match = finalRows === bySlices + byReplays;
     return {
@@ -311,32 +331,29 @@ export class Checker {
 
   /** Seen-key partitions whose every key has outlived its TTL (time and write time both): dropped whole (TTL merges are lazy). */
   private async dropExpiredSeen(): Promise<number> {
-    const parts = await this.db.rows<{ id: string }>(
-      // Only partitions holding a key older than the TTL can qualify: partition pruning by \`__t\` reads just those.
-      `SELECT _partition_id AS id FROM ${this.t(this.n.seen)}
-       WHERE _partition_id IN (SELECT DISTINCT _partition_id FROM ${this.t(this.n.seen)} WHERE \`__t\` < now64(3) - toIntervalSecond({ttl:UInt32}))
-       GROUP BY id HAVING max(${seenExpirySql(this.p)}) < now()`,
-      { ttl: seenTtlSeconds(this.p) },
-    );
-    for (const p of parts) await this.db.command(`ALTER TABLE ${this.t(this.n.seen)} DROP PARTITION ID ${quoteString(p.id)}`);
+    const q = expiredSeenPartitionsSql(this.p);
+    const parts = await this.db.rows<{ id: string }>(q.sql, q.params);
+    for (const p of parts) await this.db.command(dropSeenPartitionSql(this.p, p.id));
     return parts.length;
   }
 
   /** When the newest full check ran (0: never), so the daemon can run one a day. */
   static async lastFull(db: Db, p: PipelineConfig): Promise<number> {
-    const rows = await db.rows<{ at: string }>(
-      `SELECT toUnixTimestamp64Milli(max(checked_at)) AS at FROM ${qualified(p.sink.database, CHECKS_TABLE)}
-       WHERE pipeline = {p:String} AND JSONExtractString(report, 'scope', 'mode') = 'full'`,
-      { p: p.name },
-    );
+    const q = checksSql.lastFull(p.sink.database, p.name);
+    const rows = await db.rows<{ at: string }>(q.sql, q.params);
     return Number(rows[0]?.at ?? 0);
   }
 
   static async latest(db: Db, p: PipelineConfig): Promise<CheckReport | null> {
-    const rows = await db.rows<{ report: string }>(
-      `SELECT report FROM ${qualified(p.sink.database, CHECKS_TABLE)} WHERE pipeline = {p:String} ORDER BY checked_at DESC LIMIT 1`,
-      { p: p.name },
-    );
+    const q = checksSql.latest(p.sink.database, p.name, false);
+    const rows = await db.rows<{ report: string }>(q.sql, q.params);
     return rows[0] ? (JSON.parse(rows[0].report) as CheckReport) : null;
+  }
+
+  /** The newest report that found the pipeline consistent: an incremental check starts where it ended. */
+  static async lastConsistent(db: Db, p: PipelineConfig): Promise<PriorReport | undefined> {
+    const q = checksSql.latest(p.sink.database, p.name, true);
+    const rows = await db.rows<{ report: string }>(q.sql, q.params);
+    return rows[0] ? (JSON.parse(rows[0].report) as PriorReport) : undefined;
   }
 }

@@ -6,14 +6,20 @@
  * dead letters; the others stay, with their new reason. Messages the final
  * table refused (rejections.ts) are staged already: once its cause is fixed
  * they are only run through the dedup again, and leave the dead letters.
+ * Every statement on the dead-letter table (winnow_<p>_errors) is built here:
+ * the slice's refused messages and the checker's empty ones are written
+ * through this module too.
  */
 import type { Db } from '../clickhouse/client.ts';
-import { ident, qualified } from '../clickhouse/sql.ts';
+import { ident, qualified, type ParamSql } from '../clickhouse/sql.ts';
 import { UNTOKENED_INSERT_SELECT } from '../clickhouse/token-dedup.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { objectNames, validatedSelect } from '../provisioning/objects.ts';
-import { REFUSED_BY_FINAL } from '../slicing/rejections.ts';
-import { Replayer, type OffsetSpec, type ReplayResult } from './replay.ts';
+import { rangesCondition, type SliceRange } from '../slicing/slice.ts';
+import type { OffsetSpec, Replayer, ReplayResult } from './replay.ts';
+
+/** How a dead letter of a refused row begins; the rest is ClickHouse's error. */
+export const REFUSED_BY_FINAL = 'refused by the final table: ';
 
 export interface DeadLetter {
   topic: string;
@@ -36,7 +42,90 @@ export interface DeadLetterReplay {
   waitingForSlice: number;
 }
 
-function selection(offsets: OffsetSpec[] | 'all', topics: string[]): { sql: string; params: Record<string, unknown> } {
+const errorsOf = (p: PipelineConfig): string => qualified(objectNames(p).database, objectNames(p).errors);
+
+/** Coordinates of the dead letters under `cond` (a condition on the coordinates) that the final table refused. */
+export function refusedCoordinatesSql(p: PipelineConfig, cond: string): ParamSql {
+  return {
+    sql: `SELECT _topic, _partition, _offset FROM ${errorsOf(p)} WHERE (${cond}) AND startsWith(__error, {refused:String})`,
+    params: { refused: REFUSED_BY_FINAL },
+  };
+}
+
+/** Distinct dead letters, and those of them that never reached staging (not refused by the final table). */
+export function deadLetterCountsSql(p: PipelineConfig): ParamSql {
+  return {
+    sql: `SELECT uniqExact(_topic, _partition, _offset) AS rows, uniqExactIf(_topic, _partition, _offset, NOT startsWith(__error, {refused:String})) AS unparsed FROM ${errorsOf(p)}`,
+    params: { refused: REFUSED_BY_FINAL },
+  };
+}
+
+export async function deadLetterCounts(db: Db, p: PipelineConfig): Promise<{ total: number; unparsed: number }> {
+  const q = deadLetterCountsSql(p);
+  const rows = await db.rows<{ rows: string; unparsed: string }>(q.sql, q.params);
+  return { total: Number(rows[0]?.rows ?? 0), unparsed: Number(rows[0]?.unparsed ?? 0) };
+}
+
+/** The newest dead letters, one row per message. */
+export function deadLetterListSql(p: PipelineConfig, limit: number): ParamSql {
+  return {
+    sql: `SELECT _topic AS topic, _partition AS partition, _offset AS offset, _timestamp_ms AS timestamp, _ingested_at AS ingested_at, __error AS error, _raw AS raw
+       FROM ${errorsOf(p)} ORDER BY _ingested_at DESC, topic, partition, offset LIMIT 1 BY topic, partition, offset LIMIT {limit:UInt32}`,
+    params: { limit },
+  };
+}
+
+/**
+ * The staged message of a one-message slice the final table refused, as a
+ * dead letter with the error, unless a refusal of it is there already (a
+ * re-run after a crash); and how many distinct messages the ranges stage.
+ */
+export function refusedDeadLetterSql(p: PipelineConfig, ranges: SliceRange[], error: string): { insert: ParamSql; staged: ParamSql } {
+  const n = objectNames(p);
+  const cond = rangesCondition(ranges);
+  const cols = p.columns.map((c) => ident(c.name)).join(', ');
+  const staged = `SELECT _topic, _partition, _offset, _timestamp_ms, formatRowNoNewline('JSONEachRow', ${cols}) AS row
+    FROM ${qualified(n.database, n.staging)} WHERE ${cond.sql} ORDER BY \`__t\` LIMIT 1 BY _topic, _partition, _offset`;
+  const refused = refusedCoordinatesSql(p, cond.sql);
+  return {
+    insert: {
+      sql: `INSERT INTO ${errorsOf(p)} (_raw, __error, _topic, _partition, _offset, _timestamp_ms, _ingested_at)
+     SELECT row, {error:String}, _topic, _partition, _offset, _timestamp_ms, now64(3) FROM (${staged})
+     WHERE (_topic, _partition, _offset) NOT IN (${refused.sql})`,
+      params: { ...cond.params, ...refused.params, error: REFUSED_BY_FINAL + error },
+    },
+    staged: { sql: `SELECT uniqExact(_topic, _partition, _offset) AS n FROM (${staged})`, params: cond.params },
+  };
+}
+
+/**
+ * Writes the staged message of a one-message slice to the dead letters with
+ * the error, unless a refusal of it is there already (a re-run after a crash).
+ * Returns how many distinct messages it covers (0 or 1).
+ */
+export async function deadLetterRefused(db: Db, p: PipelineConfig, ranges: SliceRange[], error: string): Promise<number> {
+  const q = refusedDeadLetterSql(p, ranges, error);
+  await db.command(q.insert.sql, q.insert.params, UNTOKENED_INSERT_SELECT);
+  const rows = await db.rows<{ n: string }>(q.staged.sql, q.staged.params);
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** An empty message (the Kafka engine skips it) the checker found in a gap of the offsets. */
+export function emptyDeadLetterSql(p: PipelineConfig, topic: string, partition: number, offset: number, timestampMs: number): ParamSql {
+  return {
+    sql: `INSERT INTO ${errorsOf(p)} (_raw, __error, _topic, _partition, _offset, _timestamp_ms, _ingested_at)
+     VALUES ('', 'empty message (the Kafka engine skips it; recorded by the checker)', {t:String}, {p:UInt32}, {o:UInt64}, fromUnixTimestamp64Milli({ts:Int64}), now64(3))`,
+    params: { t: topic, p: partition, o: offset, ts: timestampMs },
+  };
+}
+
+export async function deadLetterEmpty(db: Db, p: PipelineConfig, topic: string, partition: number, offset: number, timestampMs: number): Promise<void> {
+  const q = emptyDeadLetterSql(p, topic, partition, offset, timestampMs);
+  await db.command(q.sql, q.params);
+}
+
+/** `(coordinates = ...) OR ...` for the chosen dead letters, or all of them. */
+function selection(offsets: OffsetSpec[] | 'all', topics: string[]): ParamSql {
   if (offsets === 'all') return { sql: '1', params: {} };
   const params: Record<string, unknown> = {};
   const parts = offsets.map((o, i) => {
@@ -48,19 +137,48 @@ function selection(offsets: OffsetSpec[] | 'all', topics: string[]): { sql: stri
   return { sql: parts.length > 0 ? parts.join(' OR ') : '0', params };
 }
 
-export async function listDeadLetters(db: Db, p: PipelineConfig, limit: number): Promise<{ total: number; letters: DeadLetter[] }> {
+/**
+ * The statements of a dead-letter replay over the chosen dead letters (all
+ * share the parameters of `params`): refused ones (staged already), the
+ * others' count, those that now pass validation, staging them, forgetting
+ * them, and the reasons of those that still fail.
+ */
+export function replaySelectionSql(p: PipelineConfig, which: OffsetSpec[] | 'all') {
   const n = objectNames(p);
-  const errors = qualified(n.database, n.errors);
-  const [total, rows] = await Promise.all([
-    db.rows<{ n: string }>(`SELECT uniqExact(_topic, _partition, _offset) AS n FROM ${errors}`),
-    db.rows<{ topic: string; partition: number; offset: string; timestamp: string | null; ingested_at: string; error: string; raw: string }>(
-      `SELECT _topic AS topic, _partition AS partition, _offset AS offset, _timestamp_ms AS timestamp, _ingested_at AS ingested_at, __error AS error, _raw AS raw
-       FROM ${errors} ORDER BY _ingested_at DESC, topic, partition, offset LIMIT 1 BY topic, partition, offset LIMIT {limit:UInt32}`,
-      { limit },
-    ),
+  const errors = errorsOf(p);
+  const staging = qualified(n.database, n.staging);
+  const picked = selection(which, p.source.topics);
+  const params = { ...picked.params, refused: REFUSED_BY_FINAL };
+  const source = `(SELECT _raw, _topic, _partition, _offset, _timestamp_ms FROM ${errors}
+    WHERE (${picked.sql}) AND NOT startsWith(__error, {refused:String}) LIMIT 1 BY _topic, _partition, _offset)`;
+  const validated = validatedSelect(p, source, "''");
+  const cols = p.columns.map((c) => ident(c.name)).join(', ');
+  return {
+    params,
+    refused: `SELECT DISTINCT _topic AS topic, _partition AS partition, _offset AS offset FROM (${refusedCoordinatesSql(p, picked.sql).sql})`,
+    selected: `SELECT count() AS n FROM ${source}`,
+    passing: `SELECT _topic AS topic, _partition AS partition, _offset AS offset FROM (${validated}) WHERE __error = ''`,
+    stage: `INSERT INTO ${staging} (${cols}, \`__t\`, _topic, _partition, _offset, _timestamp_ms, _ingested_at)
+       SELECT ${cols}, \`__t\`, _topic, _partition, _offset, _timestamp_ms, _ingested_at FROM (${validated}) WHERE __error = ''`,
+    forget: `DELETE FROM ${errors} WHERE (_topic, _partition, _offset) IN (SELECT _topic, _partition, _offset FROM (${validated}) WHERE __error = '')`,
+    reasons: `SELECT __error AS error, count() AS count FROM (${validated}) WHERE __error != '' GROUP BY error ORDER BY count DESC`,
+  };
+}
+
+/** Forgets the refusals of these messages (replayed through the dedup). */
+export function forgetRefusedSql(p: PipelineConfig, offsets: OffsetSpec[]): ParamSql {
+  const done = selection(offsets, p.source.topics);
+  return { sql: `DELETE FROM ${errorsOf(p)} WHERE (${done.sql}) AND startsWith(__error, {refused:String})`, params: { ...done.params, refused: REFUSED_BY_FINAL } };
+}
+
+export async function listDeadLetters(db: Db, p: PipelineConfig, limit: number): Promise<{ total: number; letters: DeadLetter[] }> {
+  const list = deadLetterListSql(p, limit);
+  const [counts, rows] = await Promise.all([
+    deadLetterCounts(db, p),
+    db.rows<{ topic: string; partition: number; offset: string; timestamp: string | null; ingested_at: string; error: string; raw: string }>(list.sql, list.params),
   ]);
   return {
-    total: Number(total[0]?.n ?? 0),
+    total: counts.total,
     letters: rows.map((r) => ({ topic: r.topic, partition: r.partition, offset: Number(r.offset), timestamp: r.timestamp, ingestedAt: r.ingested_at, error: r.error, raw: r.raw })),
   };
 }
@@ -71,43 +189,21 @@ export async function replayDeadLetters(
   which: OffsetSpec[] | 'all',
   replayer: Replayer,
 ): Promise<DeadLetterReplay> {
-  const n = objectNames(p);
-  const errors = qualified(n.database, n.errors);
-  const staging = qualified(n.database, n.staging);
-  const picked = selection(which, p.source.topics);
-  const sel = { sql: picked.sql, params: { ...picked.params, refused: REFUSED_BY_FINAL } };
+  const q = replaySelectionSql(p, which);
   // Refused by the final table: staged already, so they are only run through the dedup again.
-  const refused = await db.rows<{ topic: string; partition: number; offset: string }>(
-    `SELECT DISTINCT _topic AS topic, _partition AS partition, _offset AS offset FROM ${errors} WHERE (${sel.sql}) AND startsWith(__error, {refused:String})`,
-    sel.params,
-  );
-  const source = `(SELECT _raw, _topic, _partition, _offset, _timestamp_ms FROM ${errors}
-    WHERE (${sel.sql}) AND NOT startsWith(__error, {refused:String}) LIMIT 1 BY _topic, _partition, _offset)`;
-  const validated = validatedSelect(p, source, "''");
-  const cols = p.columns.map((c) => ident(c.name)).join(', ');
-  const selected = Number((await db.rows<{ n: string }>(`SELECT count() AS n FROM ${source}`, sel.params))[0]?.n ?? 0) + refused.length;
-  const passing = await db.rows<{ topic: string; partition: number; offset: string }>(
-    `SELECT _topic AS topic, _partition AS partition, _offset AS offset FROM (${validated}) WHERE __error = ''`,
-    sel.params,
-  );
+  const refused = await db.rows<{ topic: string; partition: number; offset: string }>(q.refused, q.params);
+  const selected = Number((await db.rows<{ n: string }>(q.selected, q.params))[0]?.n ?? 0) + refused.length;
+  const passing = await db.rows<{ topic: string; partition: number; offset: string }>(q.passing, q.params);
   if (passing.length > 0) {
     await db.command(
-      `INSERT INTO ${staging} (${cols}, \`__t\`, _topic, _partition, _offset, _timestamp_ms, _ingested_at)
-       SELECT ${cols}, \`__t\`, _topic, _partition, _offset, _timestamp_ms, _ingested_at FROM (${validated}) WHERE __error = ''`,
-      sel.params,
+      q.stage,
+      q.params,
       // Re-ingesting twice stages the same coordinates twice; the slice insert counts them once.
       UNTOKENED_INSERT_SELECT,
     );
-    await db.command(
-      `DELETE FROM ${errors} WHERE (_topic, _partition, _offset) IN (SELECT _topic, _partition, _offset FROM (${validated}) WHERE __error = '')`,
-      sel.params,
-      { mutations_sync: '2' },
-    );
+    await db.command(q.forget, q.params, { mutations_sync: '2' });
   }
-  const reasons = await db.rows<{ error: string; count: string }>(
-    `SELECT __error AS error, count() AS count FROM (${validated}) WHERE __error != '' GROUP BY error ORDER BY count DESC`,
-    sel.params,
-  );
+  const reasons = await db.rows<{ error: string; count: string }>(q.reasons, q.params);
   let replay: ReplayResult | null = null;
   const rerun = [...passing, ...refused];
   if (rerun.length > 0) {
@@ -128,15 +224,11 @@ export async function replayDeadLetters(
   }
   if (refused.length > 0) {
     // The replay went through (a still refused row would have failed it): they are rows now, or duplicates.
-    const done = selection(
+    const forget = forgetRefusedSql(
+      p,
       refused.map((r) => ({ topic: r.topic, partition: r.partition, offset: Number(r.offset) })),
-      p.source.topics,
     );
-    await db.command(
-      `DELETE FROM ${errors} WHERE (${done.sql}) AND startsWith(__error, {refused:String})`,
-      { ...done.params, refused: REFUSED_BY_FINAL },
-      { mutations_sync: '2' },
-    );
+    await db.command(forget.sql, forget.params, { mutations_sync: '2' });
   }
   const replayed = replay?.rowsIn ?? 0;
   return {

@@ -3,10 +3,9 @@
  * as query parameters. A "doubled group" is one seen key (key, __t, __slice)
  * present more than once: one slice kept that row twice.
  */
-import { ident, qualified } from '../clickhouse/sql.ts';
+import { ident, qualified, type ParamSql } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { objectNames, REPAIRS_TABLE } from '../provisioning/objects.ts';
-import type { ParamSql } from '../slicing/slice-sql.ts';
 
 interface Parts {
   key: string;
@@ -86,7 +85,19 @@ export function saveFinalSql(p: PipelineConfig, repairId: string): ParamSql {
   };
 }
 
+/** Distinct keys a repair saved. */
+export function savedKeysSql(p: PipelineConfig, repairId: string): ParamSql {
+  const x = parts(p);
+  return { sql: `SELECT count() AS n FROM (SELECT DISTINCT ${x.key} FROM ${x.saveSeen} WHERE \`__repair\` = {r:String})`, params: { r: repairId } };
+}
+
 export type RepairTarget = 'final' | 'seen';
+
+/** Copies a repair removes from one table, as saved: found minus what must remain. */
+export function savedSurplusSql(p: PipelineConfig, t: RepairTarget, repairId: string): ParamSql {
+  const x = parts(p);
+  return { sql: `SELECT sum(\`__found\` - \`__copies\`) AS n FROM ${t === 'final' ? x.saveFinal : x.saveSeen} WHERE \`__repair\` = {r:String}`, params: { r: repairId } };
+}
 
 interface TargetParts {
   table: string;

@@ -23,8 +23,7 @@
 import type { Db } from '../clickhouse/client.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { WinnowError } from '../errors.ts';
-import { ident, qualified } from '../clickhouse/sql.ts';
-import { objectNames } from '../provisioning/objects.ts';
+import type { ParamSql } from '../clickhouse/sql.ts';
 import {
   deleteExtraSql,
   doubledSummarySql,
@@ -34,11 +33,12 @@ import {
   pendingRepairsSql,
   reconcileStateSql,
   restoreSql,
+  savedKeysSql,
+  savedSurplusSql,
   saveFinalSql,
   saveSeenSql,
   type RepairTarget,
 } from './repair-sql.ts';
-import type { ParamSql } from '../slicing/slice-sql.ts';
 import { UNTOKENED_INSERT_SELECT } from '../clickhouse/token-dedup.ts';
 
 /** Points where the fault tests stop a repair, as a daemon killed there would. */
@@ -153,22 +153,19 @@ export class Repairer {
   }
 
   private async savedKeys(repairId: string): Promise<number> {
-    const n = objectNames(this.p);
-    const rows = await this.db.rows<{ n: string }>(
-      `SELECT count() AS n FROM (SELECT DISTINCT ${this.p.dedup.key.map(ident).join(', ')} FROM ${qualified(n.database, n.repairSeen)} WHERE \`__repair\` = {r:String})`,
-      { r: repairId },
-    );
+    const q = savedKeysSql(this.p, repairId);
+    const rows = await this.db.rows<{ n: string }>(q.sql, q.params);
     return Number(rows[0]?.n ?? 0);
   }
 
   /** The copies a repair removes, as saved: found minus what must remain. */
   private async planned(repairId: string): Promise<{ finalRemoved: number; seenRemoved: number }> {
-    const n = objectNames(this.p);
-    const sum = async (table: string): Promise<number> => {
-      const rows = await this.db.rows<{ n: string }>(`SELECT sum(\`__found\` - \`__copies\`) AS n FROM ${qualified(n.database, table)} WHERE \`__repair\` = {r:String}`, { r: repairId });
+    const sum = async (t: RepairTarget): Promise<number> => {
+      const q = savedSurplusSql(this.p, t, repairId);
+      const rows = await this.db.rows<{ n: string }>(q.sql, q.params);
       return Number(rows[0]?.n ?? 0);
     };
-    return { finalRemoved: await sum(n.repairFinal), seenRemoved: await sum(n.repairSeen) };
+    return { finalRemoved: await sum('final'), seenRemoved: await sum('seen') };
   }
 
   private async log(s: Parameters<typeof logStepSql>[1]): Promise<void> {

@@ -8,14 +8,13 @@
  */
 import type { Admin } from 'kafkajs';
 import type { Db } from '../clickhouse/client.ts';
-import { qualified } from '../clickhouse/sql.ts';
+import { qualified, type ParamSql } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { WinnowError } from '../errors.ts';
 import { formatRange } from '../kafka/partitions.ts';
-import { Checkpoints } from '../slicing/checkpoints.ts';
-import { countKept, countStaged, dedupInsert } from '../slicing/dedup.ts';
+import { Checkpoints, fromRangeRow, rangesJson, type RangeRow } from '../slicing/checkpoints.ts';
 import { objectNames, REPLAYS_TABLE } from '../provisioning/objects.ts';
-import type { SliceRange } from '../slicing/slice-sql.ts';
+import { countKept, countStaged, dedupInsert, type SliceRange } from '../slicing/slice.ts';
 
 export interface OffsetSpec {
   topic: string | undefined;
@@ -61,6 +60,85 @@ export function replayBound(text: string, kind: 'offsets' | 'timestamp'): Replay
   return kind === 'offsets' ? { kind, offsets: parseOffsets(text) } : { kind, ms: parseTimestamp(text) };
 }
 
+/** The statements on winnow_replays (of `database`), one builder each; values go as parameters. */
+export const replaysSql = {
+  record(database: string, r: { pipeline: string; replayId: string; chunk: number; ranges: SliceRange[]; rowsIn: number; inserted: number; reason: string }): ParamSql {
+    return {
+      sql: `INSERT INTO ${qualified(database, REPLAYS_TABLE)} (pipeline, replay_id, chunk, ranges, rows_in, inserted, duplicates, reason)
+       VALUES ({p:String}, {id:String}, {c:UInt32},
+              JSONExtract({r:String}, 'Array(Tuple(topic String, partition UInt32, from_offset UInt64, to_offset UInt64))'),
+              {n:UInt64}, {k:UInt64}, {d:UInt64}, {reason:String})`,
+      params: { p: r.pipeline, id: r.replayId, c: r.chunk, r: rangesJson(r.ranges), n: r.rowsIn, k: r.inserted, d: r.rowsIn - r.inserted, reason: r.reason },
+    };
+  },
+
+  /** The ranges of each replay chunk recorded since `since` (ClickHouse time as text). */
+  rangesSince(database: string, pipeline: string, since: string): ParamSql {
+    return {
+      sql: `SELECT ranges FROM ${qualified(database, REPLAYS_TABLE)} WHERE pipeline = {p:String} AND at >= toDateTime64({since:String}, 3, 'UTC')`,
+      params: { p: pipeline, since },
+    };
+  },
+
+  insertedTotal(database: string, pipeline: string): ParamSql {
+    return { sql: `SELECT sum(inserted) AS n FROM ${qualified(database, REPLAYS_TABLE)} WHERE pipeline = {p:String}`, params: { p: pipeline } };
+  },
+};
+
+/** What a replay reads of staging (and the dead letters) and how it rewinds the Kafka engine; values go as parameters. */
+export const replayStagingSql = {
+  /** Per partition, the first staged offset whose Kafka timestamp is at or after `ms`. */
+  firstAtOrAfter(p: PipelineConfig, ms: number): ParamSql {
+    const n = objectNames(p);
+    return {
+      sql: `SELECT _topic AS topic, _partition AS partition, min(_offset) AS o FROM ${qualified(n.database, n.staging)}
+       WHERE _timestamp_ms >= fromUnixTimestamp64Milli({ms:Int64}) GROUP BY topic, partition`,
+      params: { ms },
+    };
+  },
+
+  /** Lowest offset each partition still has in staging or the dead letters. */
+  retained(p: PipelineConfig): ParamSql {
+    const n = objectNames(p);
+    return {
+      sql: `SELECT topic, partition, min(low) AS low FROM (
+         SELECT _topic AS topic, _partition AS partition, min(_offset) AS low FROM ${qualified(n.database, n.staging)} GROUP BY topic, partition
+         UNION ALL
+         SELECT _topic, _partition, min(_offset) FROM ${qualified(n.database, n.errors)} GROUP BY _topic, _partition
+       ) GROUP BY topic, partition`,
+      params: {},
+    };
+  },
+
+  /** Highest staged offset of a partition within from..to. */
+  highest(p: PipelineConfig, topic: string, partition: number, from: number, to: number): ParamSql {
+    const n = objectNames(p);
+    return {
+      sql: `SELECT max(_offset) AS high FROM ${qualified(n.database, n.staging)} WHERE _topic = {t:String} AND _partition = {p:UInt32} AND _offset BETWEEN {f:UInt64} AND {e:UInt64}`,
+      params: { t: topic, p: partition, f: from, e: to },
+    };
+  },
+
+  /** Stops (DETACH) or restarts (ATTACH) the pipeline's Kafka engine. */
+  queue(p: PipelineConfig, action: 'DETACH' | 'ATTACH'): string {
+    const n = objectNames(p);
+    return `${action} TABLE ${qualified(n.database, n.queue)}`;
+  },
+};
+
+/** The ranges of each replay chunk of the pipeline recorded since `since` (ClickHouse time as text), one list per chunk. */
+export async function replayedRangesSince(db: Db, p: PipelineConfig, since: string): Promise<SliceRange[][]> {
+  const q = replaysSql.rangesSince(p.sink.database, p.name, since);
+  const rows = await db.rows<{ ranges: RangeRow[] }>(q.sql, q.params);
+  return rows.map((r) => r.ranges.map(fromRangeRow));
+}
+
+/** Final rows the pipeline's replays inserted. */
+export async function insertedByReplays(db: Db, p: PipelineConfig): Promise<number> {
+  const q = replaysSql.insertedTotal(p.sink.database, p.name);
+  return Number((await db.rows<{ n: string }>(q.sql, q.params))[0]?.n ?? 0);
+}
+
 type Progress = (line: string) => void;
 
 export class Replayer {
@@ -94,12 +172,8 @@ export class Replayer {
       return out;
     }
     // Without Kafka: the first staged offset at or after the timestamp.
-    const n = objectNames(this.p);
-    const rows = await this.db.rows<{ topic: string; partition: number; o: string }>(
-      `SELECT _topic AS topic, _partition AS partition, min(_offset) AS o FROM ${qualified(n.database, n.staging)}
-       WHERE _timestamp_ms >= fromUnixTimestamp64Milli({ms:Int64}) GROUP BY topic, partition`,
-      { ms: b.ms },
-    );
+    const q = replayStagingSql.firstAtOrAfter(this.p, b.ms);
+    const rows = await this.db.rows<{ topic: string; partition: number; o: string }>(q.sql, q.params);
     for (const r of rows) out.set(`${r.topic}/${r.partition}`, Number(r.o));
     for (const q of partitions) if (!out.has(`${q.topic}/${q.partition}`)) out.set(`${q.topic}/${q.partition}`, Number.MAX_SAFE_INTEGER);
     return out;
@@ -133,41 +207,17 @@ export class Replayer {
       const [n, kept] = await Promise.all([countStaged(this.db, this.p, c), countKept(this.db, this.p, id, c)]);
       rowsIn += n;
       inserted += kept;
-      await this.record(replayId, i + 1, c, n, kept, req.reason ?? 'replay');
+      const rec = replaysSql.record(this.p.sink.database, { pipeline: this.p.name, replayId, chunk: i + 1, ranges: c, rowsIn: n, inserted: kept, reason: req.reason ?? 'replay' });
+      await this.db.command(rec.sql, rec.params);
       this.progress(`chunk ${i + 1}/${chunks.length}: ${c.map(formatRange).join(' ')}: ${n} rows, ${kept} inserted, ${n - kept} already represented`);
     }
     return { replayId, ranges, chunks: chunks.length, rowsIn, inserted, duplicates: rowsIn - inserted, rewound };
   }
 
-  private async record(replayId: string, chunkNo: number, ranges: SliceRange[], rowsIn: number, inserted: number, reason: string): Promise<void> {
-    await this.db.command(
-      `INSERT INTO ${qualified(this.p.sink.database, REPLAYS_TABLE)} (pipeline, replay_id, chunk, ranges, rows_in, inserted, duplicates, reason)
-       VALUES ({p:String}, {id:String}, {c:UInt32},
-              JSONExtract({r:String}, 'Array(Tuple(topic String, partition UInt32, from_offset UInt64, to_offset UInt64))'),
-              {n:UInt64}, {k:UInt64}, {d:UInt64}, {reason:String})`,
-      {
-        p: this.p.name,
-        id: replayId,
-        c: chunkNo,
-        r: JSON.stringify(ranges.map((x) => ({ topic: x.topic, partition: x.partition, from_offset: x.fromOffset, to_offset: x.toOffset }))),
-        n: rowsIn,
-        k: inserted,
-        d: rowsIn - inserted,
-        reason,
-      },
-    );
-  }
-
   /** Lowest offset each partition still has in staging or the dead letters. */
   private async retained(): Promise<Map<string, number>> {
-    const n = objectNames(this.p);
-    const rows = await this.db.rows<{ topic: string; partition: number; low: string }>(
-      `SELECT topic, partition, min(low) AS low FROM (
-         SELECT _topic AS topic, _partition AS partition, min(_offset) AS low FROM ${qualified(n.database, n.staging)} GROUP BY topic, partition
-         UNION ALL
-         SELECT _topic, _partition, min(_offset) FROM ${qualified(n.database, n.errors)} GROUP BY _topic, _partition
-       ) GROUP BY topic, partition`,
-    );
+    const q = replayStagingSql.retained(this.p);
+    const rows = await this.db.rows<{ topic: string; partition: number; low: string }>(q.sql, q.params);
     return new Map(rows.map((r) => [`${r.topic}/${r.partition}`, Number(r.low)]));
   }
 
@@ -176,10 +226,8 @@ export class Replayer {
     const expired = ranges.filter((r) => r.fromOffset < (low.get(`${r.topic}/${r.partition}`) ?? 0));
     if (expired.length === 0) return [];
     if (!this.admin) throw new WinnowError('KAFKA', 'staging no longer holds the start of the range and Kafka is unreachable, so the queue cannot be rewound');
-    const n = objectNames(this.p);
-    const queue = qualified(n.database, n.queue);
     this.progress(`staging no longer holds ${expired.map(formatRange).join(' ')}: rewinding the Kafka engine`);
-    await this.db.command(`DETACH TABLE ${queue}`);
+    await this.db.command(replayStagingSql.queue(this.p, 'DETACH'));
     try {
       await this.waitGroupEmpty();
       for (const topic of new Set(expired.map((r) => r.topic))) {
@@ -187,7 +235,7 @@ export class Replayer {
         await this.admin.setOffsets({ groupId: this.p.source.consumerGroup, topic, partitions: parts });
       }
     } finally {
-      await this.db.command(`ATTACH TABLE ${queue}`);
+      await this.db.command(replayStagingSql.queue(this.p, 'ATTACH'));
     }
     // Wait until the re-consumed messages reached what staging still held.
     const deadline = Date.now() + 10 * 60_000;
@@ -224,13 +272,10 @@ export class Replayer {
 
   /** Every partition re-staged up to the offset where staging used to begin. */
   private async caughtUp(ranges: SliceRange[], lowBefore: Map<string, number>): Promise<boolean> {
-    const n = objectNames(this.p);
     for (const r of ranges) {
       const target = Math.min(r.toOffset, (lowBefore.get(`${r.topic}/${r.partition}`) ?? r.toOffset) - 1);
-      const rows = await this.db.rows<{ high: string }>(
-        `SELECT max(_offset) AS high FROM ${qualified(n.database, n.staging)} WHERE _topic = {t:String} AND _partition = {p:UInt32} AND _offset BETWEEN {f:UInt64} AND {e:UInt64}`,
-        { t: r.topic, p: r.partition, f: r.fromOffset, e: target },
-      );
+      const q = replayStagingSql.highest(this.p, r.topic, r.partition, r.fromOffset, target);
+      const rows = await this.db.rows<{ high: string }>(q.sql, q.params);
       if (Number(rows[0]?.high ?? 0) < target) return false;
     }
     return true;

@@ -1,11 +1,11 @@
 /** The numbers of one pipeline, read from ClickHouse (and Kafka's offsets when reachable). */
 import type { Db } from '../clickhouse/client.ts';
-import { qualified } from '../clickhouse/sql.ts';
+import { qualified, type ParamSql } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import type { PartitionOffsets } from '../kafka/offsets.ts';
-import { objectNames, SLICES_TABLE } from '../provisioning/objects.ts';
-import { REFUSED_BY_FINAL } from '../slicing/rejections.ts';
+import { objectNames } from '../provisioning/objects.ts';
 import { Checkpoints } from '../slicing/checkpoints.ts';
+import { deadLetterCounts } from './deadletters.ts';
 import { byTopicPartition } from '../kafka/partitions.ts';
 
 export interface PartitionStats {
@@ -41,44 +41,37 @@ export interface PipelineStats {
 
 const key = (topic: string, partition: number): string => `${topic}/${partition}`;
 
+/** Distinct staged messages and the highest staged offset, per partition. */
+export function stagedPerPartitionSql(p: PipelineConfig): ParamSql {
+  const n = objectNames(p);
+  return {
+    sql: `SELECT _topic AS topic, _partition AS partition, uniqExact(_offset) AS rows, max(_offset) AS high FROM ${qualified(n.database, n.staging)} GROUP BY topic, partition`,
+    params: {},
+  };
+}
+
 export async function pipelineStats(
   db: Db,
   p: PipelineConfig,
   kafkaOffsets: PartitionOffsets[] | undefined,
   lastError: string | null = null,
 ): Promise<PipelineStats> {
-  const n = objectNames(p);
-  const staging = qualified(n.database, n.staging);
-  const errors = qualified(n.database, n.errors);
-  const slices = qualified(n.database, SLICES_TABLE);
-  const checkpoints = new Checkpoints(db, n.database);
-  const [stagedRows, errorRows, totals, rates, last] = await Promise.all([
-    db.rows<{ topic: string; partition: number; rows: string; high: string }>(
-      `SELECT _topic AS topic, _partition AS partition, uniqExact(_offset) AS rows, max(_offset) AS high FROM ${staging} GROUP BY topic, partition`,
-    ),
-    db.rows<{ rows: string; unparsed: string }>(
-      `SELECT uniqExact(_topic, _partition, _offset) AS rows, uniqExactIf(_topic, _partition, _offset, NOT startsWith(__error, {refused:String})) AS unparsed FROM ${errors}`,
-      { refused: REFUSED_BY_FINAL },
-    ),
-    db.rows<{ inserted: string; duplicates: string; rows_in: string; rejected: string }>(
-      `SELECT sum(inserted) AS inserted, sum(duplicates) AS duplicates, sum(rows_in) AS rows_in, sum(rejected) AS rejected
-       FROM ${slices} WHERE pipeline = {p:String} AND status = 'committed'`,
-      { p: p.name },
-    ),
-    db.rows<{ m1: string; m5: string }>(
-      `SELECT sumIf(rows_in, committed_at > now64(3) - INTERVAL 1 MINUTE) AS m1, sumIf(rows_in, committed_at > now64(3) - INTERVAL 5 MINUTE) AS m5
-       FROM ${slices} WHERE pipeline = {p:String} AND status = 'committed' AND committed_at > now64(3) - INTERVAL 5 MINUTE`,
-      { p: p.name },
-    ),
+  const checkpoints = new Checkpoints(db, p.sink.database);
+  const perPartition = stagedPerPartitionSql(p);
+  const [stagedRows, errors, totals, rates, last] = await Promise.all([
+    db.rows<{ topic: string; partition: number; rows: string; high: string }>(perPartition.sql, perPartition.params),
+    deadLetterCounts(db, p),
+    checkpoints.committedTotals(p.name),
+    checkpoints.committedRates(p.name),
     checkpoints.last(p.name),
   ]);
   const staged = stagedRows.reduce((s, r) => s + Number(r.rows), 0);
-  const deadLetters = Number(errorRows[0]?.rows ?? 0);
+  const deadLetters = errors.total;
   // Refused by the final table: dead letters, but staged first, so consumed once.
-  const unparsed = Number(errorRows[0]?.unparsed ?? 0);
-  const inserted = Number(totals[0]?.inserted ?? 0);
-  const duplicatesDropped = Number(totals[0]?.duplicates ?? 0);
-  const processed = Number(totals[0]?.rows_in ?? 0);
+  const unparsed = errors.unparsed;
+  const inserted = totals.inserted;
+  const duplicatesDropped = totals.duplicates;
+  const processed = totals.rowsIn;
 
   const next = new Map((last?.nextOffsets ?? []).map((o) => [key(o.topic, o.partition), o.offset]));
   const stagedHigh = new Map(stagedRows.map((r) => [key(r.topic, r.partition), Number(r.high)]));
@@ -112,7 +105,7 @@ export async function pipelineStats(
     duplicatesDropped,
     duplicateRatio: inserted + duplicatesDropped === 0 ? 0 : duplicatesDropped / (inserted + duplicatesDropped),
     deadLetters,
-    refusedByFinal: Number(totals[0]?.rejected ?? 0),
+    refusedByFinal: totals.rejected,
     pendingRows: Math.max(0, staged - processed),
     partitions,
     lastSlice: lastCommitted
@@ -126,7 +119,7 @@ export async function pipelineStats(
           duplicates: lastCommitted.duplicates,
         }
       : null,
-    eventsPerSecond: { last1m: Number(rates[0]?.m1 ?? 0) / 60, last5m: Number(rates[0]?.m5 ?? 0) / 300 },
+    eventsPerSecond: { last1m: rates.m1 / 60, last5m: rates.m5 / 300 },
     lastError,
   };
 }

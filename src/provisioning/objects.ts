@@ -1,6 +1,9 @@
 /**
  * Every ClickHouse object of one pipeline, named and rendered from its
- * configuration: pure functions from config to SQL text, in creation order.
+ * configuration: pure functions from config to SQL text, in creation order,
+ * over the templates of sql/. The DDL lives here; migrations run it (the
+ * ALTERs of an upgrade are written out in their migration), and runtime
+ * statements live with the module that owns their table.
  */
 import type { PipelineConfig } from '../config/schema.ts';
 import { ident, qualified, quoteString } from '../clickhouse/sql.ts';
@@ -8,6 +11,7 @@ import { renderDdl } from './ddl.ts';
 import { WinnowError } from '../errors.ts';
 import { isReservedColumnName, RESERVED_COLUMN_NAMES } from '../config/rules.ts';
 import { columnSql, timeSql } from './columns.ts';
+import { LEASES_TABLE } from '../slicing/lease.ts';
 
 export const SLICES_TABLE = 'winnow_slices';
 export const MIGRATIONS_TABLE = 'winnow_migrations';
@@ -294,4 +298,19 @@ export function repairStatements(p: PipelineConfig): Statement[] {
 
 export function slicesTableSql(database: string): string {
   return renderDdl('create_slices', { table: qualified(database, SLICES_TABLE) });
+}
+
+/**
+ * The tables every pipeline of a database shares, as their migrations create
+ * them (0001, 0003, 0004; the repairs log is in repairStatements). The slices
+ * table then gets its deduplication window (0006), `rejected` and 'split' (0007).
+ */
+export function sharedTableStatements(database: string): Statement[] {
+  const out: [string, string][] = [
+    [`slices table ${SLICES_TABLE}`, slicesTableSql(database)],
+    [`leases table ${LEASES_TABLE}`, renderDdl('create_leases', { table: qualified(database, LEASES_TABLE) })],
+    [`replays table ${REPLAYS_TABLE}`, renderDdl('create_replays', { table: qualified(database, REPLAYS_TABLE) })],
+    [`checks table ${CHECKS_TABLE}`, renderDdl('create_checks', { table: qualified(database, CHECKS_TABLE) })],
+  ];
+  return out.map(([title, sql]) => ({ title, sql, display: sql }));
 }

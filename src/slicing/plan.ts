@@ -1,7 +1,7 @@
 /** Planning the next slice from watermarks and staged heads. Pure functions. */
 import { createHash } from 'node:crypto';
 import type { NextOffset } from './checkpoints.ts';
-import type { SliceRange } from './slice-sql.ts';
+import type { SliceRange } from './slice.ts';
 import { byTopicPartition } from '../kafka/partitions.ts';
 
 export interface StagedHead {

@@ -9,10 +9,10 @@ import type { PipelineConfig } from '../config/schema.ts';
 import type { Db } from '../clickhouse/client.ts';
 import { WinnowError } from '../errors.ts';
 import { Checkpoints, type NextOffset, type SliceRecord } from './checkpoints.ts';
-import { countKept, countStaged, dedupInsert } from './dedup.ts';
-import { advance, planSlice, sliceId, type StagedHead } from './plan.ts';
-import { clip, deadLetterRefused, dropRefusedSeenKeys, firstHalf, firstOffsets, isRowRefusal, offsetCount, refusalReason, rewind } from './rejections.ts';
-import { stagedHeadsSql, type SliceRange } from './slice-sql.ts';
+import { advance, planSlice, sliceId } from './plan.ts';
+import { clip, dropRefusedSeenKeys, firstHalf, firstOffsets, isRowRefusal, offsetCount, refusalReason, rewind } from './rejections.ts';
+import { countKept, countStaged, dedupInsert, stagedHeads, type SliceRange } from './slice.ts';
+import { deadLetterRefused } from '../operations/deadletters.ts';
 
 export interface SliceOutcome {
   slice: SliceRecord;
@@ -82,7 +82,7 @@ export class Processor {
       }
     }
     if (!plan && last?.status !== 'split') {
-      plan = planSlice(watermarks, await this.stagedHeads(watermarks), Math.min(this.cap ?? maxRows, maxRows));
+      plan = planSlice(watermarks, await stagedHeads(this.db, this.pipeline, watermarks), Math.min(this.cap ?? maxRows, maxRows));
     }
     if (!plan) return undefined;
     const seq = (last?.seq ?? 0) + 1;
@@ -103,12 +103,6 @@ export class Processor {
     };
     await this.checkpoints.record(planned);
     return this.execute(planned, false);
-  }
-
-  private async stagedHeads(next: SliceRecord['nextOffsets']): Promise<StagedHead[]> {
-    const q = stagedHeadsSql(this.pipeline, next);
-    const rows = await this.db.rows<{ topic: string; partition: number; low: string; high: string }>(q.sql, q.params);
-    return rows.map((r) => ({ topic: r.topic, partition: r.partition, low: Number(r.low), high: Number(r.high) }));
   }
 
   private async execute(planned: SliceRecord, resumed: boolean): Promise<SliceOutcome> {

@@ -3,6 +3,7 @@
  * cannot hold) must not stall the pipeline, and must not be lost. A refused
  * slice is split in halves, slice after slice, until each refused message
  * stands alone; that message goes to the dead letters with ClickHouse's error
+ * (deadLetterRefused, in operations/deadletters.ts, which owns that table)
  * and its slice commits with it counted as rejected. Everything else commits
  * exactly once, as smaller slices.
  *
@@ -13,15 +14,11 @@
  */
 import type { Db } from '../clickhouse/client.ts';
 import { ClickHouseFailure } from '../clickhouse/client.ts';
-import { ident, qualified } from '../clickhouse/sql.ts';
-import { UNTOKENED_INSERT_SELECT } from '../clickhouse/token-dedup.ts';
+import { ident, qualified, type ParamSql } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import type { NextOffset } from './checkpoints.ts';
 import { objectNames } from '../provisioning/objects.ts';
-import { rangesCondition, type SliceRange } from './slice-sql.ts';
-
-/** How a dead letter of a refused row begins; the rest is ClickHouse's error. */
-export const REFUSED_BY_FINAL = 'refused by the final table: ';
+import { rangesCondition, type SliceRange } from './slice.ts';
 
 /**
  * ClickHouse errors caused by the values of some rows, which splitting the
@@ -93,41 +90,29 @@ export function rewind(next: NextOffset[], ranges: SliceRange[]): NextOffset[] {
   return next.map((o) => ({ ...o, offset: from.get(`${o.topic}\u0000${o.partition}`) ?? o.offset }));
 }
 
-/** Deletes the seen keys a refused attempt of this slice wrote (none when the seen view did not run). */
-export async function dropRefusedSeenKeys(db: Db, p: PipelineConfig, sliceId: string, ranges: SliceRange[]): Promise<void> {
+/** Seen keys any attempt of this slice wrote. */
+export function sliceSeenCountSql(p: PipelineConfig, sliceId: string): ParamSql {
+  const n = objectNames(p);
+  return { sql: `SELECT count() AS n FROM ${qualified(n.database, n.seen)} WHERE \`__slice\` = {slice:String}`, params: { slice: sliceId } };
+}
+
+/** Deletes the seen keys this slice wrote for keys of its ranges (found by key hash). */
+export function dropSliceSeenSql(p: PipelineConfig, sliceId: string, ranges: SliceRange[]): ParamSql {
   const n = objectNames(p);
   const key = p.dedup.key.map(ident).join(', ');
   const cond = rangesCondition(ranges);
-  const seen = qualified(n.database, n.seen);
-  const found = await db.rows<{ n: string }>(`SELECT count() AS n FROM ${seen} WHERE \`__slice\` = {slice:String}`, { slice: sliceId });
-  if (Number(found[0]?.n ?? 0) === 0) return;
-  await db.command(
-    `DELETE FROM ${seen} WHERE \`__slice\` = {slice:String}
+  return {
+    sql: `DELETE FROM ${qualified(n.database, n.seen)} WHERE \`__slice\` = {slice:String}
        AND \`__h\` IN (SELECT sipHash64(${key}) FROM ${qualified(n.database, n.staging)} WHERE ${cond.sql})`,
-    { ...cond.params, slice: sliceId },
-    { mutations_sync: '2' },
-  );
+    params: { ...cond.params, slice: sliceId },
+  };
 }
 
-/**
- * Writes the staged message of a one-message slice to the dead letters with
- * the error, unless a refusal of it is there already (a re-run after a crash).
- * Returns how many distinct messages it covers (0 or 1).
- */
-export async function deadLetterRefused(db: Db, p: PipelineConfig, ranges: SliceRange[], error: string): Promise<number> {
-  const n = objectNames(p);
-  const cond = rangesCondition(ranges);
-  const errors = qualified(n.database, n.errors);
-  const cols = p.columns.map((c) => ident(c.name)).join(', ');
-  const staged = `SELECT _topic, _partition, _offset, _timestamp_ms, formatRowNoNewline('JSONEachRow', ${cols}) AS row
-    FROM ${qualified(n.database, n.staging)} WHERE ${cond.sql} ORDER BY \`__t\` LIMIT 1 BY _topic, _partition, _offset`;
-  await db.command(
-    `INSERT INTO ${errors} (_raw, __error, _topic, _partition, _offset, _timestamp_ms, _ingested_at)
-     SELECT row, {error:String}, _topic, _partition, _offset, _timestamp_ms, now64(3) FROM (${staged})
-     WHERE (_topic, _partition, _offset) NOT IN (SELECT _topic, _partition, _offset FROM ${errors} WHERE ${cond.sql} AND startsWith(__error, {prefix:String}))`,
-    { ...cond.params, error: REFUSED_BY_FINAL + error, prefix: REFUSED_BY_FINAL },
-    UNTOKENED_INSERT_SELECT,
-  );
-  const rows = await db.rows<{ n: string }>(`SELECT uniqExact(_topic, _partition, _offset) AS n FROM (${staged})`, cond.params);
-  return Number(rows[0]?.n ?? 0);
+/** Deletes the seen keys a refused attempt of this slice wrote (none when the seen view did not run). */
+export async function dropRefusedSeenKeys(db: Db, p: PipelineConfig, sliceId: string, ranges: SliceRange[]): Promise<void> {
+  const count = sliceSeenCountSql(p, sliceId);
+  const found = await db.rows<{ n: string }>(count.sql, count.params);
+  if (Number(found[0]?.n ?? 0) === 0) return;
+  const drop = dropSliceSeenSql(p, sliceId, ranges);
+  await db.command(drop.sql, drop.params, { mutations_sync: '2' });
 }

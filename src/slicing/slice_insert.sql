@@ -6,9 +6,9 @@ WITH
     -- read and probe), grouped by the key itself. A re-run slice must not count the keys its
     -- own first attempt wrote: that attempt's final rows may not have landed (the
     -- deduplication token skips whatever did). Computed once (enable_materialized_cte).
-    prior AS MATERIALIZED
+    kept_near AS MATERIALIZED
     (
-        SELECT {{key}}, groupArray(toUnixTimestamp64Milli(`__t`)) AS prior
+        SELECT {{key}}, groupArray(toUnixTimestamp64Milli(`__t`)) AS kept_times
         FROM {{seen}}
         PREWHERE `__h` IN (SELECT sipHash64({{key}}) FROM {{staging}} WHERE {{ranges}})
         WHERE `__t` > tupleElement(bounds, 1) - toIntervalMillisecond({windowMs:Int64})
@@ -18,11 +18,11 @@ WITH
     ),
     -- Keys that need deciding: staged more than once (occurrences or re-delivered copies), or
     -- with a kept time near the slice. Every other staged row is its key's only occurrence.
-    busy AS MATERIALIZED
+    contested AS MATERIALIZED
     (
         SELECT {{key}} FROM {{staging}} WHERE {{ranges}} GROUP BY {{key}} HAVING count() > 1
         UNION ALL
-        SELECT {{key}} FROM prior
+        SELECT {{key}} FROM kept_near
     )
 -- Sorted by every column, so the rows reach the insert in chunks that depend on the rows alone:
 -- the token's block ids (token + source chunk numbers) are the same on every run of the slice.
@@ -31,28 +31,30 @@ FROM
 (
     SELECT {{columns}}, `__t`, {slice:String}
     FROM {{staging}}
-    WHERE ({{ranges}}) AND ({{key}}) NOT IN busy
+    WHERE ({{ranges}}) AND ({{key}}) NOT IN contested
     UNION ALL
-    SELECT {{rowColumns}}, {slice:String}
+    SELECT {{keptRowColumns}}, {slice:String}
     FROM
     (
-        -- Per busy key, its staged occurrences in processing order: (t, topic, partition, offset) and the row.
-        SELECT {{key}}, arraySort(x -> x.1, groupArray((tuple(toUnixTimestamp64Milli(`__t`), `_topic`, `_partition`, `_offset`), tuple({{columns}}, `__t`)))) AS occ
+        -- Per contested key, its staged occurrences in processing order, each as
+        -- ((t, topic, partition, offset), (columns..., __t)).
+        SELECT {{key}}, arraySort(x -> x.1, groupArray((tuple(toUnixTimestamp64Milli(`__t`), `_topic`, `_partition`, `_offset`), tuple({{columns}}, `__t`)))) AS occurrences
         FROM {{staging}}
-        WHERE ({{ranges}}) AND ({{key}}) IN busy
+        WHERE ({{ranges}}) AND ({{key}}) IN contested
         GROUP BY {{key}}
-    ) AS g
-    LEFT JOIN prior AS s USING ({{key}})
+    ) AS contested_occurrences
+    LEFT JOIN kept_near USING ({{key}})
     -- Greedy first wins: an occurrence is kept unless a kept one of its key is closer than the
-    -- window, or it is a re-delivered copy of an earlier occurrence (same coordinates).
+    -- window, or it is a re-delivered copy of an earlier occurrence (same coordinates). The fold
+    -- carries (kept times, indexes of the occurrences kept), starting from the times kept before.
     ARRAY JOIN
         arrayMap(x -> x.2,
-            arrayMap(i -> occ[i],
+            arrayMap(i -> occurrences[i],
                 arrayFold((acc, o, i) -> if(
-                        arrayFirstIndex(y -> y.1.2 = o.1.2 AND y.1.3 = o.1.3 AND y.1.4 = o.1.4, occ) < i
+                        arrayFirstIndex(y -> y.1.2 = o.1.2 AND y.1.3 = o.1.3 AND y.1.4 = o.1.4, occurrences) < i
                             OR arrayExists(k -> abs(o.1.1 - k) < {windowMs:Int64}, acc.1),
                         acc,
                         (arrayPushBack(acc.1, o.1.1), arrayPushBack(acc.2, i))),
-                    occ, arrayEnumerate(occ), (prior, CAST([], 'Array(UInt32)'))).2)) AS r
+                    occurrences, arrayEnumerate(occurrences), (kept_times, CAST([], 'Array(UInt32)'))).2)) AS kept_row
 )
 ORDER BY ALL

@@ -12,10 +12,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/clickhouse/client.ts';
 import type { PipelineConfig } from '../../src/config/index.ts';
-import { countKept, countStaged, dedupInsert } from '../../src/slicing/dedup.ts';
 import { objectNames } from '../../src/provisioning/objects.ts';
 import { Processor } from '../../src/slicing/processor.ts';
-import type { SliceRange } from '../../src/slicing/slice-sql.ts';
+import { countKept, countStaged, dedupInsert, type SliceRange } from '../../src/slicing/slice.ts';
 import { handFedPipeline } from '../support/hand-fed.ts';
 import { rng } from '../support/oracle.ts';
 

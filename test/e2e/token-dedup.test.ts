@@ -14,9 +14,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type Db } from '../../src/clickhouse/client.ts';
 import type { PipelineConfig } from '../../src/config/index.ts';
-import { countKept, dedupInsert } from '../../src/slicing/dedup.ts';
 import type { ObjectNames } from '../../src/provisioning/objects.ts';
-import { sliceInsertSql, type SliceRange } from '../../src/slicing/slice-sql.ts';
+import { countKept, dedupInsert, sliceInsertSql, type SliceRange } from '../../src/slicing/slice.ts';
 import { tokenInsertSelect } from '../../src/clickhouse/token-dedup.ts';
 import { servers } from '../support/helpers.ts';
 import { handFedPipeline } from '../support/hand-fed.ts';

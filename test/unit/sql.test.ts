@@ -3,7 +3,7 @@ import { ident, quoteString, renderTemplate } from '../../src/clickhouse/sql.ts'
 import { typeInfo } from '../../src/provisioning/columns.ts';
 import { STABLE_MAX_BLOCK_SIZE, tokenInsert, tokenInsertSelect } from '../../src/clickhouse/token-dedup.ts';
 import { validateConfig } from '../../src/config/index.ts';
-import { rangesCondition, sliceInsertSql } from '../../src/slicing/slice-sql.ts';
+import { rangesCondition, sliceInsertSql } from '../../src/slicing/slice.ts';
 
 describe('SQL text helpers', () => {
   it('quotes strings so they cannot break out of the literal', () => {
