@@ -10,4 +10,4 @@ import type { WinnowMigration } from './types.ts';
 
 /** Every migration, in order. A database that has run one not listed here is ahead of this code. */
 export const migrations: WinnowMigration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008];
-export type { MigrationContext, WinnowMigration } from './types.ts';
+export type { MigrationContext, MigrationStatement, WinnowMigration } from './types.ts';
