@@ -1,0 +1,144 @@
+/**
+ * Frozen migrations against the live builders (CONTRIBUTING.md). For a
+ * composite-key pipeline and for the example configuration, `migrate up`
+ * through every migration in order builds exactly what the live builders
+ * build in a second fresh database: the same objects, and the same SHOW CREATE
+ * of each, the database name aside.
+ */
+import { readFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { connect, type Db } from '../../src/clickhouse/client.ts';
+import { qualified } from '../../src/clickhouse/sql.ts';
+import { validateConfig, type PipelineConfig } from '../../src/config/index.ts';
+import { renderDdl } from '../../src/provisioning/ddl.ts';
+import { Migrator } from '../../src/provisioning/migrator.ts';
+import { CHECKS_TABLE, objectNames, repairStatements, REPLAYS_TABLE, slicesTableSql, upStatements } from '../../src/provisioning/objects.ts';
+import { LEASES_TABLE } from '../../src/slicing/lease.ts';
+import { freshDatabase, servers, uniqueName } from '../helpers.ts';
+
+const quiet = { dryRun: false, print: () => undefined } as const;
+
+async function newDatabase(prefix: string): Promise<string> {
+  const { name, client } = await freshDatabase(prefix);
+  await client.close();
+  return name;
+}
+
+/** Every object at its latest version, as the live builders render it (what a change to the schema edits). */
+function liveStatements(p: PipelineConfig, kafkaPassword: string | undefined): string[] {
+  const db = p.sink.database;
+  return [
+    slicesTableSql(db),
+    ...upStatements(p, { createFinal: p.sink.mode === 'create', ...(kafkaPassword === undefined ? {} : { kafkaPassword }) }).map((s) => s.sql),
+    renderDdl('create_leases', { table: qualified(db, LEASES_TABLE) }),
+    renderDdl('create_replays', { table: qualified(db, REPLAYS_TABLE) }),
+    renderDdl('create_checks', { table: qualified(db, CHECKS_TABLE) }),
+    ...repairStatements(p).map((s) => s.sql),
+  ];
+}
+
+/** SHOW CREATE of every table and view of the database but the migration history, the database named `<db>`. */
+async function schema(client: Db, db: string): Promise<Record<string, string>> {
+  const tables = await client.rows<{ name: string }>(
+    `SELECT name FROM system.tables WHERE database = {db:String} AND NOT startsWith(name, 'winnow_migrations_') ORDER BY name`,
+    { db },
+  );
+  const out: Record<string, string> = {};
+  for (const { name } of tables) {
+    const rows = await client.rows<{ statement: string }>(`SHOW CREATE TABLE ${qualified(db, name)}`);
+    out[name] = (rows[0]?.statement ?? '').replaceAll(db, '<db>');
+  }
+  return out;
+}
+
+/** The live builders' statements run in a fresh database; its schema. */
+async function liveSchema(client: Db, config: (db: string) => PipelineConfig, kafkaPassword: string | undefined): Promise<Record<string, string>> {
+  const db = await newDatabase('winnow_live');
+  for (const sql of liveStatements(config(db), kafkaPassword)) await client.command(sql);
+  const out = await schema(client, db);
+  await stopConsuming(client, config(db));
+  return out;
+}
+
+/** Tests leave their databases for inspection; their Kafka queues need not keep polling. */
+async function stopConsuming(client: Db, p: PipelineConfig): Promise<void> {
+  const n = objectNames(p);
+  await client.command(`DROP VIEW IF EXISTS ${qualified(n.database, n.parsedMv)} SYNC`);
+  await client.command(`DROP TABLE IF EXISTS ${qualified(n.database, n.queue)} SYNC`);
+}
+
+function compositeKeyPipeline(name: string, topic: string, group: string): (db: string) => PipelineConfig {
+  const s = servers();
+  return (db) =>
+    validateConfig(
+      {
+        pipelines: [
+          {
+            name,
+            source: { brokers: s.kafkaBrokersForClickHouse, topics: [topic], consumerGroup: group, consumers: 2 },
+            columns: [
+              { name: 'tenant', type: 'LowCardinality(String)' },
+              { name: 'order_id', type: 'UInt64', path: 'order.id' },
+              { name: 'amount', type: 'Nullable(Decimal(18, 2))' },
+              { name: 'tags', type: 'Array(String)', optional: true },
+              { name: 'at', type: "DateTime64(3, 'UTC')" },
+              { name: 'src', type: 'String', expr: "concat(_topic, ':', toString(_partition))" },
+            ],
+            dedup: { key: ['tenant', 'order_id'], window: '2h30m', time: { column: 'at' } },
+            sink: { url: s.clickhouseUrl, database: db, table: 'orders', partitionBy: 'toYYYYMM(at)', orderBy: ['tenant', 'order_id', 'at'] },
+          },
+        ],
+      },
+      'test',
+      {},
+    ).pipelines[0]!;
+}
+
+/** examples/users.yaml as it stands, with the test's servers, database, topic and consumer group. */
+async function examplePipeline(topic: string, group: string): Promise<(db: string) => PipelineConfig> {
+  const s = servers();
+  const raw = parseYaml(await readFile(new URL('../../examples/users.yaml', import.meta.url), 'utf8')) as {
+    pipelines: { source: Record<string, unknown>; sink: Record<string, unknown> }[];
+  };
+  return (db) => {
+    const doc = structuredClone(raw);
+    const pipeline = doc.pipelines[0]!;
+    Object.assign(pipeline.source, { topics: [topic], consumerGroup: group });
+    // The SASL listener when the servers have one, as in the reference scenario.
+    if (s.kafkaSaslBrokers.length > 0) pipeline.source['brokers'] = s.kafkaSaslBrokers;
+    Object.assign(pipeline.sink, { url: s.clickhouseUrl, database: db });
+    return validateConfig(doc, 'examples/users.yaml', {}).pipelines[0]!;
+  };
+}
+
+function kafkaPassword(p: PipelineConfig): string | undefined {
+  const pw = p.source.auth.password;
+  return typeof pw === 'string' ? pw : undefined;
+}
+
+describe('every migration in order builds what the live builders build', () => {
+  const cases: [string, () => Promise<(db: string) => PipelineConfig>][] = [
+    ['a composite key, event time, partitioned final table', () => Promise.resolve(compositeKeyPipeline(uniqueName('orders'), uniqueName('orders'), uniqueName('g')))],
+    ['the example configuration (SASL source)', () => examplePipeline(uniqueName('users'), uniqueName('g'))],
+  ];
+  it.each(cases)('%s', async (_what, make) => {
+    const config = await make();
+    const client = connect({ url: servers().clickhouseUrl });
+    try {
+      const db = await newDatabase('winnow_chain');
+      const p = config(db);
+      const done = await new Migrator(client, p).up({ ...quiet, kafkaPassword: kafkaPassword(p) });
+      expect(done.at(-1)).toBe('0009_parse_once_and_queue_flush');
+      const chain = await schema(client, db);
+      await stopConsuming(client, p);
+      const live = await liveSchema(client, config, kafkaPassword(p));
+      // The final table, 11 more objects of the pipeline, 5 tables its database's pipelines share, 2 repair copies.
+      expect(Object.keys(live)).toHaveLength(19);
+      expect(Object.keys(chain)).toEqual(Object.keys(live));
+      for (const name of Object.keys(live)) expect(chain[name], name).toBe(live[name]);
+    } finally {
+      await client.close();
+    }
+  });
+});
