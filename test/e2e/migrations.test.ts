@@ -3,7 +3,11 @@
  * composite-key pipeline and for the example configuration, `migrate up`
  * through every migration in order builds exactly what the live builders
  * build in a second fresh database: the same objects, and the same SHOW CREATE
- * of each, the database name aside.
+ * of each, the database name aside. Databases built by older winnows end the
+ * same: one whose 0002 ran as last shipped (parse-once objects, seen keys with
+ * hash and write time), and one whose history holds 0005 under its first name
+ * 0005_seen_hash_and_kept_counts, which counts as 0005 (not as a migration of
+ * a newer winnow) and whose kept counts 0009 drops; down forgets that name too.
  */
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
@@ -137,6 +141,84 @@ describe('every migration in order builds what the live builders build', () => {
       expect(Object.keys(live)).toHaveLength(19);
       expect(Object.keys(chain)).toEqual(Object.keys(live));
       for (const name of Object.keys(live)) expect(chain[name], name).toBe(live[name]);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('databases built by older winnows', () => {
+  it('one whose 0002 ran as last shipped goes through 0009 to the same schema', async () => {
+    const config = compositeKeyPipeline(uniqueName('old2'), uniqueName('old2'), uniqueName('g'));
+    const client = connect({ url: servers().clickhouseUrl });
+    try {
+      const db = await newDatabase('winnow_old2');
+      const p = config(db);
+      const migrator = new Migrator(client, p);
+      await migrator.up({ ...quiet, kafkaPassword: undefined, to: '0001_slices' });
+      // 0002 as it last shipped (13f841f) built what the live builders build today.
+      for (const s of upStatements(p, { createFinal: true })) await client.command(s.sql);
+      await client.command(`INSERT INTO ${qualified(db, `winnow_migrations_${p.name}`)} (name) VALUES ('0002_pipeline_objects')`);
+      expect(await migrator.up({ ...quiet, kafkaPassword: undefined })).toEqual([
+        '0003_leases',
+        '0004_replays_and_checks',
+        '0005_seen_hash_and_write_time',
+        '0006_slices_deduplication',
+        '0007_slice_refusals',
+        '0008_repairs',
+        '0009_parse_once_and_queue_flush',
+      ]);
+      const upgraded = await schema(client, db);
+      await stopConsuming(client, p);
+      expect(upgraded).toEqual(await liveSchema(client, config, undefined));
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('one whose history holds 0005_seen_hash_and_kept_counts counts it as 0005, loses its kept counts, and forgets the name on down', async () => {
+    const config = compositeKeyPipeline(uniqueName('old5'), uniqueName('old5'), uniqueName('g'));
+    const client = connect({ url: servers().clickhouseUrl });
+    try {
+      const db = await newDatabase('winnow_old5');
+      const p = config(db);
+      const n = objectNames(p);
+      const history = qualified(db, `winnow_migrations_${p.name}`);
+      const migrator = new Migrator(client, p);
+      await migrator.up({ ...quiet, kafkaPassword: undefined, to: '0004_replays_and_checks' });
+      // What 0005 did under its first name (3234234): the seen-keys upgrade, and kept counts
+      // written by a third view of the dedup entry point.
+      const seen = qualified(db, n.seen);
+      const counts = qualified(db, `winnow_${p.name}_kept_counts`);
+      for (const sql of [
+        `ALTER TABLE ${seen} ADD COLUMN IF NOT EXISTS \`__h\` UInt64 MATERIALIZED sipHash64(\`tenant\`, \`order_id\`)`,
+        `ALTER TABLE ${seen} ADD COLUMN IF NOT EXISTS \`__at\` DateTime DEFAULT now()`,
+        `ALTER TABLE ${seen} MODIFY TTL greatest(toDateTime(\`__t\`), \`__at\`) + INTERVAL 18000 SECOND SETTINGS materialize_ttl_after_modify = 0`,
+        `CREATE TABLE IF NOT EXISTS ${counts}\n(\n    \`__slice\` String,\n    \`kept\` UInt64,\n    \`at\` DateTime DEFAULT now()\n)
+ENGINE = MergeTree\nORDER BY (\`__slice\`)\nTTL \`at\` + INTERVAL 172800 SECOND\nSETTINGS non_replicated_deduplication_window = 10000`,
+        `CREATE MATERIALIZED VIEW IF NOT EXISTS ${qualified(db, `winnow_${p.name}_kept_to_counts_mv`)} TO ${counts}
+AS SELECT \`__slice\`, count() AS \`kept\` FROM ${qualified(db, n.kept)} GROUP BY \`__slice\``,
+      ]) {
+        await client.command(sql);
+      }
+      await client.command(`INSERT INTO ${history} (name) VALUES ('0005_seen_hash_and_kept_counts')`);
+
+      const status = await migrator.status();
+      expect(status.filter((m) => m.executed).map((m) => m.name)).toContain('0005_seen_hash_and_write_time');
+      expect(await migrator.up({ ...quiet, kafkaPassword: undefined })).toEqual([
+        '0006_slices_deduplication',
+        '0007_slice_refusals',
+        '0008_repairs',
+        '0009_parse_once_and_queue_flush',
+      ]);
+      const upgraded = await schema(client, db);
+      await stopConsuming(client, p);
+      expect(upgraded).toEqual(await liveSchema(client, config, undefined));
+
+      const reverted = await migrator.down({ ...quiet, kafkaPassword: undefined });
+      expect(reverted).toContain('0005_seen_hash_and_write_time');
+      const left = await client.rows<{ name: string }>(`SELECT name FROM ${history} FINAL`);
+      expect(left).toEqual([]);
     } finally {
       await client.close();
     }

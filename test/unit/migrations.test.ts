@@ -1,0 +1,45 @@
+/**
+ * The rules of CONTRIBUTING.md that need no server: migrations are numbered
+ * in order, import nothing from the live builders (only their own frozen
+ * copies, pure SQL helpers, the ClickHouse handle's type, the config and errors), and every old name in the
+ * migrator's alias table stands for a migration that exists under its new name.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { migrations } from '../../src/provisioning/migrations/index.ts';
+import { currentMigrationName, MIGRATION_ALIASES } from '../../src/provisioning/migrator.ts';
+
+const dir = new URL('../../src/provisioning/migrations/', import.meta.url);
+
+describe('migrations', () => {
+  it('are numbered 0001, 0002, ... in order, each name once', () => {
+    const names = migrations.map((m) => m.name);
+    names.forEach((name, i) => expect(name).toMatch(new RegExp(`^${String(i + 1).padStart(4, '0')}_[a-z0-9_]+$`)));
+    expect(new Set(names).size).toBe(names.length);
+  });
+
+  it('import nothing from the live builders', async () => {
+    const allowed = [/^\.\/(types|\d{4}_[a-z0-9_]+(\.render)?)\.ts$/, /^\.\.\/\.\.\/clickhouse\/(sql|client)\.ts$/, /^\.\.\/\.\.\/config\//, /^\.\.\/\.\.\/errors\.ts$/];
+    const files = (await readdir(dir)).filter((f) => f.endsWith('.ts') && f !== 'index.ts');
+    expect(files.length).toBeGreaterThanOrEqual(migrations.length);
+    for (const file of files) {
+      const text = await readFile(new URL(file, dir), 'utf8');
+      const from = [...text.matchAll(/^import\b[^;]*?from\s+'([^']+)'/gms)].map((m) => m[1] ?? '');
+      for (const path of from) expect(allowed.some((a) => a.test(path)), `${file} imports ${path}`).toBe(true);
+    }
+  });
+
+  it('old names stand for migrations that exist under their new names', () => {
+    const names = new Set(migrations.map((m) => m.name));
+    for (const [name, old] of Object.entries(MIGRATION_ALIASES)) {
+      expect(names.has(name), name).toBe(true);
+      for (const o of old) {
+        expect(names.has(o), `${o} is an old name, not a current one`).toBe(false);
+        expect(o.slice(0, 4), `${o} keeps the number of ${name}`).toBe(name.slice(0, 4));
+        expect(currentMigrationName(o)).toBe(name);
+      }
+    }
+    expect(currentMigrationName('0005_seen_hash_and_kept_counts')).toBe('0005_seen_hash_and_write_time');
+    expect(currentMigrationName('0003_leases')).toBe('0003_leases');
+  });
+});
