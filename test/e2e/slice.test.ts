@@ -7,7 +7,8 @@
  * exactly the first attempt's rows, and the kept count of each slice equals
  * the rows it put in the final table. Event times are an hour old: seen keys
  * must outlive them while the backlog is processed. Last, a pipeline built by
- * migrations 0001-0004 upgrades through 0005 and its old seen keys still count.
+ * the real migrations 0001-0004 upgrades through 0005-0009 and its old seen
+ * keys still count.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/clickhouse/client.ts';
@@ -16,7 +17,7 @@ import { countKept, countStaged, dedupInsert } from '../../src/slicing/dedup.ts'
 import { objectNames } from '../../src/provisioning/objects.ts';
 import { Processor } from '../../src/slicing/processor.ts';
 import type { SliceRange } from '../../src/slicing/slice-sql.ts';
-import { handFedPipeline } from './hand-fed.ts';
+import { dropQueue, handFedPipeline } from './hand-fed.ts';
 import { rng } from './oracle.ts';
 
 const WINDOW_MS = 60_000;
@@ -162,19 +163,26 @@ describe('slice insert', () => {
 
 describe('upgrade of a pipeline created before 0005', () => {
   it('adds the key hash and the write time, and old seen keys still block their duplicates', async () => {
-    const { db, p, n, client, migrator } = await handFedPipeline('up5', ['a'], '1h');
+    const h = await handFedPipeline('up5', ['a'], '1h', {}, '0004_replays_and_checks');
+    const { db, p, n, client, migrator } = h;
     try {
-      // Back to what 0001-0004 built: seen keys without __h and __at, TTL from __t.
-      await client.command(`ALTER TABLE ${db}.${n.seen} MODIFY TTL toDateTime(__t) + INTERVAL 7200 SECOND`);
-      await client.command(`ALTER TABLE ${db}.${n.seen} DROP COLUMN __h, DROP COLUMN __at`);
-      await client.command(`DELETE FROM ${db}.winnow_migrations_${p.name} WHERE name = '0005_seen_hash_and_write_time'`, {}, { mutations_sync: '2' });
+      // What 0001-0004 built: seen keys without __h and __at, TTL from __t.
+      const before = await client.rows<{ name: string }>(`SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}`, { d: db, t: n.seen });
+      expect(before.map((c) => c.name)).not.toContain('__h');
       // Keys an old slice kept 10 minutes ago.
       await client.command(
         `INSERT INTO ${db}.${n.seen} (event_id, __t, __slice) SELECT toUUID(concat('00000000-0000-4000-8000-', leftPad(toString(number), 12, '0'))), now64(3) - INTERVAL 10 MINUTE, 'old-1' FROM numbers(50)`,
       );
-      expect((await migrator.status()).filter((m) => !m.executed).map((m) => m.name)).toEqual(['0005_seen_hash_and_write_time']);
+      expect((await migrator.status()).filter((m) => !m.executed).map((m) => m.name)).toEqual([
+        '0005_seen_hash_and_write_time',
+        '0006_slices_deduplication',
+        '0007_slice_refusals',
+        '0008_repairs',
+        '0009_parse_once_and_queue_flush',
+      ]);
 
       await migrator.up({ dryRun: false, kafkaPassword: undefined, print: () => undefined });
+      await dropQueue(h);
 
       const cols = await client.rows<{ name: string }>(`SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}`, { d: db, t: n.seen });
       expect(cols.map((c) => c.name)).toEqual(expect.arrayContaining(['__h', '__at']));
