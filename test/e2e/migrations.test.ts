@@ -219,6 +219,17 @@ AS SELECT \`__slice\`, count() AS \`kept\` FROM ${qualified(db, n.kept)} GROUP B
       expect(reverted).toContain('0005_seen_hash_and_write_time');
       const left = await client.rows<{ name: string }>(`SELECT name FROM ${history} FINAL`);
       expect(left).toEqual([]);
+      // Down leaves the final table and the tables the database's pipelines share, nothing of the pipeline.
+      const tables = await client.rows<{ name: string }>(`SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name`, { db });
+      expect(tables.map((t) => t.name)).toEqual([
+        'orders',
+        'winnow_checks',
+        'winnow_leases',
+        `winnow_migrations_${p.name}`,
+        'winnow_repairs',
+        'winnow_replays',
+        'winnow_slices',
+      ]);
     } finally {
       await client.close();
     }
