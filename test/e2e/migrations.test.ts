@@ -3,9 +3,12 @@
  * composite-key pipeline and for the example configuration, `migrate up`
  * through every migration in order builds exactly what the live builders
  * build in a second fresh database: the same objects, and the same SHOW CREATE
- * of each, the database name aside. Databases built by older winnows end the
- * same: one whose 0002 ran as last shipped (parse-once objects, seen keys with
- * hash and write time), and one whose history holds 0005 under its first name
+ * of each, the database name aside. (0002 is frozen as it last shipped, so a
+ * database whose 0002 ran in that version is what a new install builds.)
+ * Databases built by older winnows end the same: one whose 0002 ran as first
+ * shipped (two views parsing the queue, no flush interval, seen keys without
+ * hash and write time; built here from literal SQL, since 0002 no longer
+ * renders it), and one whose history holds 0005 under its first name
  * 0005_seen_hash_and_kept_counts, which counts as 0005 (not as a migration of
  * a newer winnow) and whose kept counts 0009 drops; down forgets that name too.
  */
@@ -13,7 +16,7 @@ import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { connect, type Db } from '../../src/clickhouse/client.ts';
-import { qualified } from '../../src/clickhouse/sql.ts';
+import { qualified, quoteString } from '../../src/clickhouse/sql.ts';
 import { validateConfig, type PipelineConfig } from '../../src/config/index.ts';
 import { renderDdl } from '../../src/provisioning/ddl.ts';
 import { Migrator } from '../../src/provisioning/migrator.ts';
@@ -148,7 +151,7 @@ describe('every migration in order builds what the live builders build', () => {
 });
 
 describe('databases built by older winnows', () => {
-  it('one whose 0002 ran as last shipped goes through 0009 to the same schema', async () => {
+  it('one whose 0002 ran as first shipped goes through 0009 to the same schema', async () => {
     const config = compositeKeyPipeline(uniqueName('old2'), uniqueName('old2'), uniqueName('g'));
     const client = connect({ url: servers().clickhouseUrl });
     try {
@@ -156,8 +159,7 @@ describe('databases built by older winnows', () => {
       const p = config(db);
       const migrator = new Migrator(client, p);
       await migrator.up({ ...quiet, kafkaPassword: undefined, to: '0001_slices' });
-      // 0002 as it last shipped (13f841f) built what the live builders build today.
-      for (const s of upStatements(p, { createFinal: true })) await client.command(s.sql);
+      for (const sql of firstShipped0002(p)) await client.command(sql);
       await client.command(`INSERT INTO ${qualified(db, `winnow_migrations_${p.name}`)} (name) VALUES ('0002_pipeline_objects')`);
       expect(await migrator.up({ ...quiet, kafkaPassword: undefined })).toEqual([
         '0003_leases',
@@ -235,3 +237,150 @@ AS SELECT \`__slice\`, count() AS \`kept\` FROM ${qualified(db, n.kept)} GROUP B
     }
   });
 });
+
+/**
+ * What 0002 built as it first shipped (ad4a3ad) for `compositeKeyPipeline`, as
+ * literal SQL: only the database, pipeline name, brokers, topic and consumer
+ * group come from `p`. The Kafka queue (no flush interval) is created before
+ * the two views that each parse it again; seen keys have neither key hash nor
+ * write time and expire from `__t`.
+ */
+function firstShipped0002(p: PipelineConfig): string[] {
+  const o = (suffix: string): string => qualified(p.sink.database, `winnow_${p.name}_${suffix}`);
+  const final = qualified(p.sink.database, 'orders');
+  const validated = `SELECT
+    CAST(ifNull(\`__v_tenant\`, defaultValueOfTypeName('String')), 'LowCardinality(String)') AS \`tenant\`,
+    CAST(ifNull(\`__v_order_id\`, defaultValueOfTypeName('UInt64')), 'UInt64') AS \`order_id\`,
+    CAST(\`__v_amount\`, 'Nullable(Decimal(18, 2))') AS \`amount\`,
+    \`__v_tags\` AS \`tags\`,
+    CAST(ifNull(\`__v_at\`, defaultValueOfTypeName('DateTime64(3, \\'UTC\\')')), 'DateTime64(3, \\'UTC\\')') AS \`at\`,
+    CAST(ifNull(\`__v_src\`, defaultValueOfTypeName('String')), 'String') AS \`src\`,
+    toDateTime64(ifNull(\`__v_at\`, toDateTime64(0, 3)), 3, 'UTC') AS \`__t\`,
+    \`_raw\`, \`_topic\`, \`_partition\`, \`_offset\`, \`_timestamp_ms\`, \`_ingested_at\`,
+    \`__error\`
+FROM
+(
+    SELECT
+        \`_raw\`,
+        _topic AS \`_topic\`,
+        toUInt32(_partition) AS \`_partition\`,
+        _offset AS \`_offset\`,
+        _timestamp_ms AS \`_timestamp_ms\`,
+        now64(3) AS \`_ingested_at\`,
+        multiIf(JSONType(_raw, 'tenant') = 'String', accurateCastOrNull(JSONExtractString(_raw, 'tenant'), 'String'), NULL) AS \`__v_tenant\`,
+        multiIf(JSONType(_raw, 'order', 'id') IN ('Int64', 'UInt64', 'Double'), accurateCastOrNull(JSONExtractRaw(_raw, 'order', 'id'), 'UInt64'), NULL) AS \`__v_order_id\`,
+        multiIf(JSONType(_raw, 'amount') IN ('Int64', 'UInt64', 'Double'), accurateCastOrNull(JSONExtractRaw(_raw, 'amount'), 'Decimal(18, 2)'), NULL) AS \`__v_amount\`,
+        JSONExtract(_raw, 'tags', 'Array(String)') AS \`__v_tags\`,
+        multiIf(JSONType(_raw, 'at') = 'String', accurateCastOrNull(parseDateTime64BestEffortOrNull(JSONExtractString(_raw, 'at'), 6, 'UTC'), 'DateTime64(3, \\'UTC\\')'), JSONType(_raw, 'at') IN ('Int64', 'UInt64', 'Double'), accurateCastOrNull(JSONExtractRaw(_raw, 'at'), 'DateTime64(3, \\'UTC\\')'), NULL) AS \`__v_at\`,
+        accurateCastOrNull((concat(_topic, ':', toString(_partition))), 'String') AS \`__v_src\`,
+        multiIf(
+            length(_error) > 0, concat('unreadable message: ', _error),
+            length(\`_raw\`) = 0, 'empty message',
+            NOT isValidUTF8(\`_raw\`), 'invalid UTF-8',
+            NOT isValidJSON(\`_raw\`), 'malformed JSON',
+            JSONType(\`_raw\`) != 'Object', 'not a JSON object',
+            isNull(\`__v_tenant\`), 'tenant: missing, null or not a LowCardinality(String) at $.tenant',
+            isNull(\`__v_order_id\`), 'order_id: missing, null or not a UInt64 at $.order.id',
+            (JSONType(_raw, 'amount') != 'Null') AND isNull(\`__v_amount\`), 'amount: not a Nullable(Decimal(18, 2)) at $.amount',
+            false, 'tags: missing at $.tags',
+            isNull(\`__v_at\`), 'at: missing, null or not a DateTime64(3, \\'UTC\\') at $.at',
+            isNull(\`__v_src\`), 'src: missing, null or not a String at expression concat(_topic, \\':\\', toString(_partition))',
+            ''
+        ) AS \`__error\`
+    FROM ${o('queue')}
+)`;
+  return [
+    `CREATE TABLE IF NOT EXISTS ${final}
+(
+    \`tenant\` LowCardinality(String),
+    \`order_id\` UInt64,
+    \`amount\` Nullable(Decimal(18, 2)),
+    \`tags\` Array(String),
+    \`at\` DateTime64(3, 'UTC'),
+    \`src\` String
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(at)
+ORDER BY (\`tenant\`, \`order_id\`, \`at\`)
+SETTINGS non_replicated_deduplication_window = 10000`,
+    `CREATE TABLE IF NOT EXISTS ${o('staging')}
+(
+    \`tenant\` LowCardinality(String),
+    \`order_id\` UInt64,
+    \`amount\` Nullable(Decimal(18, 2)),
+    \`tags\` Array(String),
+    \`at\` DateTime64(3, 'UTC'),
+    \`src\` String,
+    \`__t\` DateTime64(3, 'UTC'),
+    \`_topic\` LowCardinality(String),
+    \`_partition\` UInt32,
+    \`_offset\` UInt64,
+    \`_timestamp_ms\` Nullable(DateTime64(3, 'UTC')),
+    \`_ingested_at\` DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+ORDER BY (\`_topic\`, \`_partition\`, \`_offset\`)
+TTL toDateTime(\`_ingested_at\`) + INTERVAL 172800 SECOND`,
+    `CREATE TABLE IF NOT EXISTS ${o('errors')}
+(
+    \`_raw\` String,
+    \`__error\` String,
+    \`_topic\` LowCardinality(String),
+    \`_partition\` UInt32,
+    \`_offset\` UInt64,
+    \`_timestamp_ms\` Nullable(DateTime64(3, 'UTC')),
+    \`_ingested_at\` DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+ORDER BY (\`_topic\`, \`_partition\`, \`_offset\`)
+TTL toDateTime(\`_ingested_at\`) + INTERVAL 172800 SECOND`,
+    `CREATE TABLE IF NOT EXISTS ${o('seen')}
+(
+    \`tenant\` LowCardinality(String),
+    \`order_id\` UInt64,
+    \`__t\` DateTime64(3, 'UTC'),
+    \`__slice\` String
+)
+ENGINE = MergeTree
+PARTITION BY toStartOfInterval(\`__t\`, INTERVAL 9000 SECOND)
+ORDER BY (\`tenant\`, \`order_id\`)
+TTL toDateTime(\`__t\`) + INTERVAL 18000 SECOND
+SETTINGS non_replicated_deduplication_window = 10000`,
+    `CREATE TABLE IF NOT EXISTS ${o('kept')}
+(
+    \`tenant\` LowCardinality(String),
+    \`order_id\` UInt64,
+    \`amount\` Nullable(Decimal(18, 2)),
+    \`tags\` Array(String),
+    \`at\` DateTime64(3, 'UTC'),
+    \`src\` String,
+    \`__t\` DateTime64(3, 'UTC'),
+    \`__slice\` String
+)
+ENGINE = Null`,
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${o('kept_to_final_mv')} TO ${final}
+AS SELECT \`tenant\`, \`order_id\`, \`amount\`, \`tags\`, \`at\`, \`src\` FROM ${o('kept')}`,
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${o('kept_to_seen_mv')} TO ${o('seen')}
+AS SELECT \`tenant\`, \`order_id\`, \`__t\`, \`__slice\` FROM ${o('kept')}`,
+    `CREATE TABLE IF NOT EXISTS ${o('queue')}
+(
+    \`_raw\` String
+)
+ENGINE = Kafka
+SETTINGS
+    kafka_broker_list = ${quoteString(p.source.brokers.join(','))},
+    kafka_topic_list = ${quoteString(p.source.topics.join(','))},
+    kafka_group_name = ${quoteString(p.source.consumerGroup)},
+    kafka_format = 'RawBLOB',
+    kafka_handle_error_mode = 'stream',
+    kafka_num_consumers = 2`,
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${o('errors_mv')} TO ${o('errors')}
+AS SELECT \`_raw\`, \`__error\`, \`_topic\`, \`_partition\`, \`_offset\`, \`_timestamp_ms\`, \`_ingested_at\`
+FROM (${validated})
+WHERE \`__error\` != ''`,
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${o('staging_mv')} TO ${o('staging')}
+AS SELECT \`tenant\`, \`order_id\`, \`amount\`, \`tags\`, \`at\`, \`src\`, \`__t\`, \`_topic\`, \`_partition\`, \`_offset\`, \`_timestamp_ms\`, \`_ingested_at\`
+FROM (${validated})
+WHERE \`__error\` = ''`,
+  ];
+}

@@ -7,8 +7,9 @@
  * exactly the first attempt's rows, and the kept count of each slice equals
  * the rows it put in the final table. Event times are an hour old: seen keys
  * must outlive them while the backlog is processed. Last, a pipeline built by
- * the real migrations 0001-0004 upgrades through 0005-0009 and its old seen
- * keys still count.
+ * the real migrations 0001-0004, its seen keys as 0002 first built them (literal
+ * SQL: 0002 is frozen as last shipped, with the key hash and write time),
+ * upgrades through 0005-0009 and its old seen keys still count.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/clickhouse/client.ts';
@@ -166,7 +167,25 @@ describe('upgrade of a pipeline created before 0005', () => {
     const h = await handFedPipeline('up5', ['a'], '1h', {}, '0004_replays_and_checks');
     const { db, p, n, client, migrator } = h;
     try {
-      // What 0001-0004 built: seen keys without __h and __at, TTL from __t.
+      // Seen keys as 0002 built them before 0005 existed (first shipped, ad4a3ad): without __h
+      // and __at, TTL from __t. Today's 0002 (frozen as last shipped) builds them with both.
+      const seenTable = `${db}.${n.seen}`;
+      await client.command(`DROP VIEW IF EXISTS ${db}.${n.keptToSeenMv} SYNC`);
+      await client.command(`DROP TABLE IF EXISTS ${seenTable} SYNC`);
+      await client.command(`CREATE TABLE IF NOT EXISTS ${seenTable}
+(
+    \`event_id\` UUID,
+    \`__t\` DateTime64(3, 'UTC'),
+    \`__slice\` String
+)
+ENGINE = MergeTree
+PARTITION BY toStartOfInterval(\`__t\`, INTERVAL 3600 SECOND)
+ORDER BY (\`event_id\`)
+TTL toDateTime(\`__t\`) + INTERVAL 7200 SECOND
+SETTINGS non_replicated_deduplication_window = 10000`);
+      await client.command(
+        `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${n.keptToSeenMv} TO ${seenTable}\nAS SELECT \`event_id\`, \`__t\`, \`__slice\` FROM ${db}.${n.kept}`,
+      );
       const before = await client.rows<{ name: string }>(`SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}`, { d: db, t: n.seen });
       expect(before.map((c) => c.name)).not.toContain('__h');
       // Keys an old slice kept 10 minutes ago.

@@ -1,10 +1,20 @@
 /**
- * FROZEN: how 0002 rendered a pipeline's objects from its configuration when
- * it first shipped (ad4a3ad: src/pipeline/objects.ts, src/pipeline/columns.ts
- * and the sql/*.sql templates of that commit), copied so that changing the live
- * builders never changes what 0002 does. Never edit this file; a schema change
- * is a new migration. Later migrations may import from it because it never
- * changes (0009 renders the same validating SELECT).
+ * FROZEN: how 0002 rendered a pipeline's objects from its configuration as it
+ * last shipped (13f841f: src/pipeline/objects.ts, src/pipeline/columns.ts and
+ * the sql/*.sql templates of that commit, unchanged in what they render for
+ * 0002 up to b0fbd9c), copied so that changing the live builders never changes
+ * what 0002 does. Never edit this file; a schema change is a new migration.
+ *
+ * Not frozen as first shipped (ad4a3ad): that version created the Kafka queue,
+ * then the dead-letter view, then the staging view, each reading the queue.
+ * Once the first view is attached the engine consumes and commits offsets, so
+ * valid messages consumed before the staging view existed never reached
+ * staging: every new install would lose them. The last version creates the
+ * sinks and the parsed Null table with its two views first, then the queue,
+ * and the parsing view (which starts consumption) last.
+ *
+ * Later migrations may import from this file because it never changes (0009
+ * renders the same column list, validating SELECT and queue settings).
  */
 import type { ColumnConfig, PipelineConfig } from '../../config/schema.ts';
 import { RESERVED_COLUMN_NAMES } from '../../config/rules.ts';
@@ -16,6 +26,8 @@ export interface Names0002 {
   database: string;
   final: string;
   queue: string;
+  parsed: string;
+  parsedMv: string;
   staging: string;
   stagingMv: string;
   errors: string;
@@ -32,6 +44,8 @@ export function names0002(p: PipelineConfig): Names0002 {
     database: p.sink.database,
     final: p.sink.table,
     queue: `${base}_queue`,
+    parsed: `${base}_parsed`,
+    parsedMv: `${base}_parsed_mv`,
     staging: `${base}_staging`,
     stagingMv: `${base}_staging_mv`,
     errors: `${base}_errors`,
@@ -55,12 +69,14 @@ export function names(list: string[]): string {
   return list.map(ident).join(', ');
 }
 
-export function retentionSeconds(p: PipelineConfig): number {
+/** Retention of staging and dead letters: the window plus a day, at least 2 days. */
+function retentionSeconds(p: PipelineConfig): number {
   return Math.max(2 * DAY_S, Math.ceil(p.dedup.windowMs / 1000) + DAY_S);
 }
 
-export function seenTtlSeconds(p: PipelineConfig): number {
-  return 2 * Math.ceil(p.dedup.windowMs / 1000);
+/** Seen keys go twice the window after the later of their time and their write time. */
+function seenExpirySql(p: PipelineConfig): string {
+  return `greatest(toDateTime(\`__t\`), \`__at\`) + INTERVAL ${2 * Math.ceil(p.dedup.windowMs / 1000)} SECOND`;
 }
 
 function seenPartitionBy(p: PipelineConfig): string {
@@ -79,7 +95,7 @@ function checkReserved(p: PipelineConfig): void {
   }
 }
 
-// ---- columns.ts of ad4a3ad: how each column gets its value from the message ----
+// ---- columns.ts of 13f841f: how each column gets its value from the message ----
 
 type Category = 'text' | 'time' | 'number' | 'bool' | 'complex';
 
@@ -153,6 +169,7 @@ function columnSql(col: ColumnConfig): ColumnSql {
         value = `multiIf(${jt} = 'Bool', accurateCastOrNull(JSONExtractBool(_raw, ${p}), ${base}), NULL)`;
         break;
       case 'complex':
+        // Nullable() cannot wrap arrays and maps: the value is the extraction itself.
         value = `JSONExtract(_raw, ${p}, ${quoteString(col.type)})`;
         present = `JSONHas(_raw, ${p})`;
         break;
@@ -165,6 +182,7 @@ function columnSql(col: ColumnConfig): ColumnSql {
     fault = col.optional ? 'false' : `NOT (${present})`;
     reason = `${col.name}: missing at ${where}`;
   } else if (info.nullable || col.optional) {
+    // absent is fine; present but unusable is the message's fault
     fault = `(${present}) AND isNull(${ident(v)})`;
     reason = `${col.name}: not a ${col.type} at ${where}`;
   } else {
@@ -189,9 +207,9 @@ function timeSql(p: PipelineConfig): string {
   }
 }
 
-// ---- objects.ts of ad4a3ad ----
+// ---- objects.ts and sql/*.sql of 13f841f ----
 
-/** The SELECT over the Kafka queue that parses and checks each message. */
+/** The SELECT over the Kafka queue that parses and checks each message (the parsing view's). */
 export function validatedSelect(p: PipelineConfig, queue: string): string {
   const cols = p.columns.map(columnSql);
   const values = cols.map((c) => `        ${c.value} AS ${ident('__v_' + c.name)}`).join(',\n');
@@ -236,13 +254,18 @@ export function kafkaAuthSettings(p: PipelineConfig, password: string | undefine
   return parts.map((s) => `,\n    ${s}`).join('');
 }
 
-/** The statements of 0002's up, in creation order: sinks first, the Kafka queue and its views last. */
+/**
+ * The statements of 0002's up, in creation order: sinks first; then the parsed
+ * Null table and the two views that split it into staging and dead letters;
+ * the Kafka queue and the view that reads it (consumption starts) last.
+ */
 export function upStatements0002(p: PipelineConfig, opts: { kafkaPassword?: string; createFinal: boolean }): MigrationStatement[] {
   checkReserved(p);
   const n = names0002(p);
   const q = (t: string): string => qualified(n.database, t);
   const keyCols = p.dedup.key;
   const allColumns = columnList(p);
+  const columnNames = names(p.columns.map((c) => c.name));
   const out: MigrationStatement[] = [];
   const add = (title: string, sql: string, display = sql): void => {
     out.push({ title, sql, display });
@@ -298,12 +321,14 @@ TTL toDateTime(\`_ingested_at\`) + INTERVAL ${retentionSeconds(p)} SECOND`,
 (
 ${columnList(p, keyCols)},
     \`__t\` DateTime64(3, 'UTC'),
-    \`__slice\` String
+    \`__slice\` String,
+    \`__h\` UInt64 MATERIALIZED sipHash64(${names(keyCols)}),
+    \`__at\` DateTime DEFAULT now()
 )
 ENGINE = MergeTree
 PARTITION BY ${seenPartitionBy(p)}
 ORDER BY (${names(keyCols)})
-TTL toDateTime(\`__t\`) + INTERVAL ${seenTtlSeconds(p)} SECOND
+TTL ${seenExpirySql(p)}
 SETTINGS non_replicated_deduplication_window = 10000`,
   );
   add(
@@ -316,12 +341,44 @@ ${allColumns},
 )
 ENGINE = Null`,
   );
-  const columnNames = names(p.columns.map((c) => c.name));
   add(`view ${n.keptToFinalMv}`, `CREATE MATERIALIZED VIEW IF NOT EXISTS ${q(n.keptToFinalMv)} TO ${q(n.final)}\nAS SELECT ${columnNames} FROM ${q(n.kept)}`);
   add(
     `view ${n.keptToSeenMv}`,
     `CREATE MATERIALIZED VIEW IF NOT EXISTS ${q(n.keptToSeenMv)} TO ${q(n.seen)}\nAS SELECT ${names(keyCols)}, \`__t\`, \`__slice\` FROM ${q(n.kept)}`,
   );
+  // Messages are parsed and checked once, into a Null table; its two views split them into
+  // staging and dead letters. The queue and the view that reads it come last: they start consumption.
+  add(
+    `parsed messages ${n.parsed}`,
+    `CREATE TABLE IF NOT EXISTS ${q(n.parsed)}
+(
+${allColumns},
+    \`__t\` DateTime64(3, 'UTC'),
+    \`_raw\` String,
+    \`_topic\` LowCardinality(String),
+    \`_partition\` UInt32,
+    \`_offset\` UInt64,
+    \`_timestamp_ms\` Nullable(DateTime64(3, 'UTC')),
+    \`_ingested_at\` DateTime64(3, 'UTC'),
+    \`__error\` String
+)
+ENGINE = Null`,
+  );
+  add(
+    `dead-letter view ${n.errorsMv}`,
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${q(n.errorsMv)} TO ${q(n.errors)}
+AS SELECT \`_raw\`, \`__error\`, \`_topic\`, \`_partition\`, \`_offset\`, \`_timestamp_ms\`, \`_ingested_at\`
+FROM ${q(n.parsed)}
+WHERE \`__error\` != ''`,
+  );
+  add(
+    `staging view ${n.stagingMv}`,
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${q(n.stagingMv)} TO ${q(n.staging)}
+AS SELECT ${columnNames}, \`__t\`, \`_topic\`, \`_partition\`, \`_offset\`, \`_timestamp_ms\`, \`_ingested_at\`
+FROM ${q(n.parsed)}
+WHERE \`__error\` = ''`,
+  );
+  // The engine writes a block at least every 500 ms: bounds produce-to-staging latency (its default is 7.5 s).
   const queue = (redact: boolean): string => `CREATE TABLE IF NOT EXISTS ${q(n.queue)}
 (
     \`_raw\` String
@@ -333,23 +390,10 @@ SETTINGS
     kafka_group_name = ${quoteString(p.source.consumerGroup)},
     kafka_format = 'RawBLOB',
     kafka_handle_error_mode = 'stream',
-    kafka_num_consumers = ${p.source.consumers}${kafkaAuthSettings(p, opts.kafkaPassword, redact)}`;
+    kafka_num_consumers = ${p.source.consumers},
+    kafka_flush_interval_ms = 500${kafkaAuthSettings(p, opts.kafkaPassword, redact)}`;
   add(`Kafka queue ${n.queue}`, queue(false), queue(true));
-  const validated = validatedSelect(p, q(n.queue));
-  add(
-    `dead-letter view ${n.errorsMv}`,
-    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${q(n.errorsMv)} TO ${q(n.errors)}
-AS SELECT \`_raw\`, \`__error\`, \`_topic\`, \`_partition\`, \`_offset\`, \`_timestamp_ms\`, \`_ingested_at\`
-FROM (${validated})
-WHERE \`__error\` != ''`,
-  );
-  add(
-    `staging view ${n.stagingMv}`,
-    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${q(n.stagingMv)} TO ${q(n.staging)}
-AS SELECT ${columnNames}, \`__t\`, \`_topic\`, \`_partition\`, \`_offset\`, \`_timestamp_ms\`, \`_ingested_at\`
-FROM (${validated})
-WHERE \`__error\` = ''`,
-  );
+  add(`parsing view ${n.parsedMv}`, `CREATE MATERIALIZED VIEW IF NOT EXISTS ${q(n.parsedMv)} TO ${q(n.parsed)}\nAS ${validatedSelect(p, q(n.queue))}`);
   return out;
 }
 
@@ -366,9 +410,11 @@ export function downStatements0002(p: PipelineConfig, opts: { dropFinal: boolean
     const sql = `DROP TABLE IF EXISTS ${q(t)} SYNC`;
     out.push({ title: `drop table ${t}`, sql, display: sql });
   };
+  view(n.parsedMv);
+  table(n.queue);
   view(n.stagingMv);
   view(n.errorsMv);
-  table(n.queue);
+  table(n.parsed);
   view(n.keptToSeenMv);
   view(n.keptToFinalMv);
   table(n.kept);

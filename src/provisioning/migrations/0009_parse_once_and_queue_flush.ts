@@ -19,7 +19,10 @@ import { statement, type MigrationStatement, type WinnowMigration } from './type
  * before the views they feed); the Kafka engine commits offsets only after its
  * views wrote a block, so the recreated queue resumes where the old one
  * stopped. A Kafka table takes no MODIFY SETTING, hence the queue is recreated
- * for its flush interval. Frozen: never edit, a later change is a new migration.
+ * for its flush interval. On a new install 0002 (frozen as last shipped) built
+ * these objects already; 0009 takes the consumption path apart and rebuilds it
+ * in the same safe order: the parsed table and its two views, then the queue,
+ * the parsing view last. Frozen: never edit, a later change is a new migration.
  */
 
 function names0009(p: { name: string }) {
@@ -109,9 +112,9 @@ SETTINGS
     await ctx.run(out);
   },
   async down(ctx) {
-    // Takes the consumption path apart, consumption first, and does not rebuild 0002's first
-    // shape: that would start consuming again. Down always continues to 0002's down, which
-    // drops the rest (its drops of the queue and the two views find nothing left).
+    // Takes the consumption path apart, consumption first, and does not rebuild what an older
+    // 0002 built: that would start consuming again. Down always continues to 0002's down, which
+    // drops the rest (its drops of the parsing view, queue, parsed table and its views find nothing left).
     const n = names0009(ctx.pipeline);
     const q = (t: string): string => qualified(ctx.pipeline.sink.database, t);
     await ctx.run([
