@@ -16,7 +16,7 @@
 import { ident, qualified, quoteString, type ParamSql } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { objectNames, seenExpirySql, seenTtlSeconds } from '../provisioning/objects.ts';
-import { refusedCoordinatesSql } from './deadletters.ts';
+import { refusedCoordinatesSql } from '../slicing/rejections.ts';
 import { rangesCondition, type SliceRange } from '../slicing/slice.ts';
 
 function parts(p: PipelineConfig) {

@@ -6,20 +6,16 @@
  * dead letters; the others stay, with their new reason. Messages the final
  * table refused (rejections.ts) are staged already: once its cause is fixed
  * they are only run through the dedup again, and leave the dead letters.
- * Every statement on the dead-letter table (winnow_<p>_errors) is built here:
- * the slice's refused messages and the checker's empty ones are written
- * through this module too.
+ * The statements on the dead-letter table (winnow_<p>_errors) are built here,
+ * but for the refused rows the slice loop writes (slicing/rejections.ts).
  */
 import type { Db } from '../clickhouse/client.ts';
 import { ident, qualified, type ParamSql } from '../clickhouse/sql.ts';
 import { UNTOKENED_INSERT_SELECT } from '../clickhouse/token-dedup.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { objectNames, validatedSelect } from '../provisioning/objects.ts';
-import { rangesCondition, type SliceRange } from '../slicing/slice.ts';
+import { REFUSED_BY_FINAL, refusedCoordinatesSql } from '../slicing/rejections.ts';
 import type { OffsetSpec, Replayer, ReplayResult } from './replay.ts';
-
-/** How a dead letter of a refused row begins; the rest is ClickHouse's error. */
-export const REFUSED_BY_FINAL = 'refused by the final table: ';
 
 export interface DeadLetter {
   topic: string;
@@ -44,14 +40,6 @@ export interface DeadLetterReplay {
 
 const errorsOf = (p: PipelineConfig): string => qualified(objectNames(p).database, objectNames(p).errors);
 
-/** Coordinates of the dead letters under `cond` (a condition on the coordinates) that the final table refused. */
-export function refusedCoordinatesSql(p: PipelineConfig, cond: string): ParamSql {
-  return {
-    sql: `SELECT _topic, _partition, _offset FROM ${errorsOf(p)} WHERE (${cond}) AND startsWith(__error, {refused:String})`,
-    params: { refused: REFUSED_BY_FINAL },
-  };
-}
-
 /** Distinct dead letters, and those of them that never reached staging (not refused by the final table). */
 export function deadLetterCountsSql(p: PipelineConfig): ParamSql {
   return {
@@ -73,41 +61,6 @@ export function deadLetterListSql(p: PipelineConfig, limit: number): ParamSql {
        FROM ${errorsOf(p)} ORDER BY _ingested_at DESC, topic, partition, offset LIMIT 1 BY topic, partition, offset LIMIT {limit:UInt32}`,
     params: { limit },
   };
-}
-
-/**
- * The staged message of a one-message slice the final table refused, as a
- * dead letter with the error, unless a refusal of it is there already (a
- * re-run after a crash); and how many distinct messages the ranges stage.
- */
-export function refusedDeadLetterSql(p: PipelineConfig, ranges: SliceRange[], error: string): { insert: ParamSql; staged: ParamSql } {
-  const n = objectNames(p);
-  const cond = rangesCondition(ranges);
-  const cols = p.columns.map((c) => ident(c.name)).join(', ');
-  const staged = `SELECT _topic, _partition, _offset, _timestamp_ms, formatRowNoNewline('JSONEachRow', ${cols}) AS row
-    FROM ${qualified(n.database, n.staging)} WHERE ${cond.sql} ORDER BY \`__t\` LIMIT 1 BY _topic, _partition, _offset`;
-  const refused = refusedCoordinatesSql(p, cond.sql);
-  return {
-    insert: {
-      sql: `INSERT INTO ${errorsOf(p)} (_raw, __error, _topic, _partition, _offset, _timestamp_ms, _ingested_at)
-     SELECT row, {error:String}, _topic, _partition, _offset, _timestamp_ms, now64(3) FROM (${staged})
-     WHERE (_topic, _partition, _offset) NOT IN (${refused.sql})`,
-      params: { ...cond.params, ...refused.params, error: REFUSED_BY_FINAL + error },
-    },
-    staged: { sql: `SELECT uniqExact(_topic, _partition, _offset) AS n FROM (${staged})`, params: cond.params },
-  };
-}
-
-/**
- * Writes the staged message of a one-message slice to the dead letters with
- * the error, unless a refusal of it is there already (a re-run after a crash).
- * Returns how many distinct messages it covers (0 or 1).
- */
-export async function deadLetterRefused(db: Db, p: PipelineConfig, ranges: SliceRange[], error: string): Promise<number> {
-  const q = refusedDeadLetterSql(p, ranges, error);
-  await db.command(q.insert.sql, q.insert.params, UNTOKENED_INSERT_SELECT);
-  const rows = await db.rows<{ n: string }>(q.staged.sql, q.staged.params);
-  return Number(rows[0]?.n ?? 0);
 }
 
 /** An empty message (the Kafka engine skips it) the checker found in a gap of the offsets. */

@@ -21,6 +21,25 @@ export interface MigrateOptions {
   print: (line: string) => void;
   /** for initialOffset latest: commit the log end for a new consumer group before the queue exists */
   seedConsumerGroup?: () => Promise<number>;
+  /** up: stop after this migration (tests build what an older winnow built) */
+  to?: string;
+}
+
+/**
+ * Names a shipped migration once had, by the name it has now. A history row
+ * under an old name counts as the migration having run; rows are written
+ * under the current name. A shipped migration is never renamed again.
+ */
+export const MIGRATION_ALIASES: Readonly<Record<string, readonly string[]>> = {
+  // Renamed in 13f841f when its kept counts were removed (0009 drops them where they exist).
+  '0005_seen_hash_and_write_time': ['0005_seen_hash_and_kept_counts'],
+};
+
+const CURRENT_NAME = new Map(Object.entries(MIGRATION_ALIASES).flatMap(([name, old]) => old.map((o) => [o, name] as const)));
+
+/** The name a history row stands for today. */
+export function currentMigrationName(name: string): string {
+  return CURRENT_NAME.get(name) ?? name;
 }
 
 export interface MigrationStatus {
@@ -53,12 +72,13 @@ class ClickHouseStorage implements UmzugStorage {
   }
   async unlogMigration({ name }: { name: string }): Promise<void> {
     if (this.dryRun) return;
-    await this.db.command(`DELETE FROM ${this.table} WHERE name = {name:String}`, { name }, { mutations_sync: '2' });
+    const names = [name, ...(MIGRATION_ALIASES[name] ?? [])];
+    await this.db.command(`DELETE FROM ${this.table} WHERE name IN {names:Array(String)}`, { names }, { mutations_sync: '2' });
   }
   async executed(): Promise<string[]> {
     if (!(await this.exists())) return [];
     const rows = await this.db.rows<{ name: string }>(`SELECT DISTINCT name FROM ${this.table} FINAL ORDER BY name`);
-    return rows.map((r) => r.name);
+    return [...new Set(rows.map((r) => currentMigrationName(r.name)))].sort();
   }
 }
 
@@ -186,7 +206,7 @@ export class Migrator {
         opts.print(`  consumer group ${p.source.consumerGroup}: ${n > 0 ? `starts at the log end of ${n} partitions` : 'has offsets already; left as it is'}`);
       }
     }
-    const done = await this.umzug(this.context(opts, existing !== undefined), storage).up();
+    const done = await this.umzug(this.context(opts, existing !== undefined), storage).up(opts.to === undefined ? {} : { to: opts.to });
     if (existing && !opts.dryRun) await this.ensureInsertDeduplication(opts);
     return done.map((m) => m.name);
   }

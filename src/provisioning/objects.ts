@@ -11,13 +11,13 @@ import { renderDdl } from './ddl.ts';
 import { WinnowError } from '../errors.ts';
 import { isReservedColumnName, RESERVED_COLUMN_NAMES } from '../config/rules.ts';
 import { columnSql, timeSql } from './columns.ts';
-import { LEASES_TABLE } from '../slicing/lease.ts';
 
 export const SLICES_TABLE = 'winnow_slices';
 export const MIGRATIONS_TABLE = 'winnow_migrations';
 export const REPLAYS_TABLE = 'winnow_replays';
 export const CHECKS_TABLE = 'winnow_checks';
 export const REPAIRS_TABLE = 'winnow_repairs';
+export const LEASES_TABLE = 'winnow_leases';
 
 export interface ObjectNames {
   database: string;
@@ -313,4 +313,14 @@ export function sharedTableStatements(database: string): Statement[] {
     [`checks table ${CHECKS_TABLE}`, renderDdl('create_checks', { table: qualified(database, CHECKS_TABLE) })],
   ];
   return out.map(([title, sql]) => ({ title, sql, display: sql }));
+}
+
+/**
+ * Every object of a pipeline at the latest version, in creation order: the
+ * shared tables, the pipeline's objects, the repair tables. Migrations build
+ * the same through their own frozen DDL; test/e2e/migrations.test.ts proves
+ * the two agree object by object.
+ */
+export function latestStatements(p: PipelineConfig, opts: RenderOptions): Statement[] {
+  return [...sharedTableStatements(p.sink.database), ...upStatements(p, opts), ...repairStatements(p)];
 }

@@ -12,8 +12,7 @@ import { qualified } from '../clickhouse/sql.ts';
 import { TOKEN_INSERT_SELECT_SETTINGS } from '../clickhouse/token-dedup.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { WinnowError } from '../errors.ts';
-import { LEASES_TABLE } from './lease.ts';
-import { objectNames, SLICES_TABLE } from '../provisioning/objects.ts';
+import { LEASES_TABLE, objectNames, SLICES_TABLE } from '../provisioning/objects.ts';
 
 const REQUIRED_SETTINGS = ['insert_deduplicate', 'deduplicate_insert', 'deduplicate_insert_select', 'deduplicate_blocks_in_dependent_materialized_views'];
 

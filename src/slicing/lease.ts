@@ -13,8 +13,7 @@ import type { Db } from '../clickhouse/client.ts';
 import { qualified } from '../clickhouse/sql.ts';
 import { tokenInsert } from '../clickhouse/token-dedup.ts';
 import { WinnowError } from '../errors.ts';
-
-export const LEASES_TABLE = 'winnow_leases';
+import { LEASES_TABLE } from '../provisioning/objects.ts';
 
 /**
  * Epoch length: a daemon that dies is replaced within two epochs; a slice must

@@ -10,9 +10,8 @@ import type { Db } from '../clickhouse/client.ts';
 import { WinnowError } from '../errors.ts';
 import { Checkpoints, type NextOffset, type SliceRecord } from './checkpoints.ts';
 import { advance, planSlice, sliceId } from './plan.ts';
-import { clip, dropRefusedSeenKeys, firstHalf, firstOffsets, isRowRefusal, offsetCount, refusalReason, rewind } from './rejections.ts';
+import { clip, deadLetterRefused, dropRefusedSeenKeys, firstHalf, firstOffsets, isRowRefusal, offsetCount, refusalReason, rewind } from './rejections.ts';
 import { countKept, countStaged, dedupInsert, stagedHeads, type SliceRange } from './slice.ts';
-import { deadLetterRefused } from '../operations/deadletters.ts';
 
 export interface SliceOutcome {
   slice: SliceRecord;

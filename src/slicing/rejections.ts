@@ -3,7 +3,7 @@
  * cannot hold) must not stall the pipeline, and must not be lost. A refused
  * slice is split in halves, slice after slice, until each refused message
  * stands alone; that message goes to the dead letters with ClickHouse's error
- * (deadLetterRefused, in operations/deadletters.ts, which owns that table)
+ * (deadLetterRefused, below)
  * and its slice commits with it counted as rejected. Everything else commits
  * exactly once, as smaller slices.
  *
@@ -14,6 +14,7 @@
  */
 import type { Db } from '../clickhouse/client.ts';
 import { ClickHouseFailure } from '../clickhouse/client.ts';
+import { UNTOKENED_INSERT_SELECT } from '../clickhouse/token-dedup.ts';
 import { ident, qualified, type ParamSql } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import type { NextOffset } from './checkpoints.ts';
@@ -115,4 +116,52 @@ export async function dropRefusedSeenKeys(db: Db, p: PipelineConfig, sliceId: st
   if (Number(found[0]?.n ?? 0) === 0) return;
   const drop = dropSliceSeenSql(p, sliceId, ranges);
   await db.command(drop.sql, drop.params, { mutations_sync: '2' });
+}
+
+const errorsOf = (p: PipelineConfig): string => qualified(objectNames(p).database, objectNames(p).errors);
+
+/** How a dead letter of a refused row begins; the rest is ClickHouse's error. */
+export const REFUSED_BY_FINAL = 'refused by the final table: ';
+
+/** Coordinates of the dead letters under `cond` (a condition on the coordinates) that the final table refused. */
+export function refusedCoordinatesSql(p: PipelineConfig, cond: string): ParamSql {
+  return {
+    sql: `SELECT _topic, _partition, _offset FROM ${errorsOf(p)} WHERE (${cond}) AND startsWith(__error, {refused:String})`,
+    params: { refused: REFUSED_BY_FINAL },
+  };
+}
+
+/**
+ * The staged message of a one-message slice the final table refused, as a
+ * dead letter with the error, unless a refusal of it is there already (a
+ * re-run after a crash); and how many distinct messages the ranges stage.
+ */
+export function refusedDeadLetterSql(p: PipelineConfig, ranges: SliceRange[], error: string): { insert: ParamSql; staged: ParamSql } {
+  const n = objectNames(p);
+  const cond = rangesCondition(ranges);
+  const cols = p.columns.map((c) => ident(c.name)).join(', ');
+  const staged = `SELECT _topic, _partition, _offset, _timestamp_ms, formatRowNoNewline('JSONEachRow', ${cols}) AS row
+    FROM ${qualified(n.database, n.staging)} WHERE ${cond.sql} ORDER BY \`__t\` LIMIT 1 BY _topic, _partition, _offset`;
+  const refused = refusedCoordinatesSql(p, cond.sql);
+  return {
+    insert: {
+      sql: `INSERT INTO ${errorsOf(p)} (_raw, __error, _topic, _partition, _offset, _timestamp_ms, _ingested_at)
+     SELECT row, {error:String}, _topic, _partition, _offset, _timestamp_ms, now64(3) FROM (${staged})
+     WHERE (_topic, _partition, _offset) NOT IN (${refused.sql})`,
+      params: { ...cond.params, ...refused.params, error: REFUSED_BY_FINAL + error },
+    },
+    staged: { sql: `SELECT uniqExact(_topic, _partition, _offset) AS n FROM (${staged})`, params: cond.params },
+  };
+}
+
+/**
+ * Writes the staged message of a one-message slice to the dead letters with
+ * the error, unless a refusal of it is there already (a re-run after a crash).
+ * Returns how many distinct messages it covers (0 or 1).
+ */
+export async function deadLetterRefused(db: Db, p: PipelineConfig, ranges: SliceRange[], error: string): Promise<number> {
+  const q = refusedDeadLetterSql(p, ranges, error);
+  await db.command(q.insert.sql, q.insert.params, UNTOKENED_INSERT_SELECT);
+  const rows = await db.rows<{ n: string }>(q.staged.sql, q.staged.params);
+  return Number(rows[0]?.n ?? 0);
 }

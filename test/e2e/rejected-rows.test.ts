@@ -15,7 +15,7 @@ import { Checker } from '../../src/operations/checker.ts';
 import { replayDeadLetters } from '../../src/operations/deadletters.ts';
 import { Processor, TABLE_WIDE_REFUSALS } from '../../src/slicing/processor.ts';
 import { Replayer } from '../../src/operations/replay.ts';
-import { REFUSED_BY_FINAL } from '../../src/operations/deadletters.ts';
+import { REFUSED_BY_FINAL } from '../../src/slicing/rejections.ts';
 import { handFedPipeline } from '../support/hand-fed.ts';
 
 const uuid = (i: number): string => `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`;

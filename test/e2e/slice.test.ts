@@ -7,7 +7,9 @@
  * exactly the first attempt's rows, and the kept count of each slice equals
  * the rows it put in the final table. Event times are an hour old: seen keys
  * must outlive them while the backlog is processed. Last, a pipeline built by
- * migrations 0001-0004 upgrades through 0005 and its old seen keys still count.
+ * the real migrations 0001-0004, its seen keys as 0002 first built them (literal
+ * SQL: 0002 is frozen as last shipped, with the key hash and write time),
+ * upgrades through 0005-0009 and its old seen keys still count.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/clickhouse/client.ts';
@@ -15,7 +17,7 @@ import type { PipelineConfig } from '../../src/config/index.ts';
 import { objectNames } from '../../src/provisioning/objects.ts';
 import { Processor } from '../../src/slicing/processor.ts';
 import { countKept, countStaged, dedupInsert, type SliceRange } from '../../src/slicing/slice.ts';
-import { handFedPipeline } from '../support/hand-fed.ts';
+import { dropQueue, handFedPipeline } from '../support/hand-fed.ts';
 import { rng } from '../support/oracle.ts';
 
 const WINDOW_MS = 60_000;
@@ -161,19 +163,44 @@ describe('slice insert', () => {
 
 describe('upgrade of a pipeline created before 0005', () => {
   it('adds the key hash and the write time, and old seen keys still block their duplicates', async () => {
-    const { db, p, n, client, migrator } = await handFedPipeline('up5', ['a'], '1h');
+    const h = await handFedPipeline('up5', ['a'], '1h', {}, '0004_replays_and_checks');
+    const { db, p, n, client, migrator } = h;
     try {
-      // Back to what 0001-0004 built: seen keys without __h and __at, TTL from __t.
-      await client.command(`ALTER TABLE ${db}.${n.seen} MODIFY TTL toDateTime(__t) + INTERVAL 7200 SECOND`);
-      await client.command(`ALTER TABLE ${db}.${n.seen} DROP COLUMN __h, DROP COLUMN __at`);
-      await client.command(`DELETE FROM ${db}.winnow_migrations_${p.name} WHERE name = '0005_seen_hash_and_write_time'`, {}, { mutations_sync: '2' });
+      // Seen keys as 0002 built them before 0005 existed (first shipped, ad4a3ad): without __h
+      // and __at, TTL from __t. Today's 0002 (frozen as last shipped) builds them with both.
+      const seenTable = `${db}.${n.seen}`;
+      await client.command(`DROP VIEW IF EXISTS ${db}.${n.keptToSeenMv} SYNC`);
+      await client.command(`DROP TABLE IF EXISTS ${seenTable} SYNC`);
+      await client.command(`CREATE TABLE IF NOT EXISTS ${seenTable}
+(
+    \`event_id\` UUID,
+    \`__t\` DateTime64(3, 'UTC'),
+    \`__slice\` String
+)
+ENGINE = MergeTree
+PARTITION BY toStartOfInterval(\`__t\`, INTERVAL 3600 SECOND)
+ORDER BY (\`event_id\`)
+TTL toDateTime(\`__t\`) + INTERVAL 7200 SECOND
+SETTINGS non_replicated_deduplication_window = 10000`);
+      await client.command(
+        `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${n.keptToSeenMv} TO ${seenTable}\nAS SELECT \`event_id\`, \`__t\`, \`__slice\` FROM ${db}.${n.kept}`,
+      );
+      const before = await client.rows<{ name: string }>(`SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}`, { d: db, t: n.seen });
+      expect(before.map((c) => c.name)).not.toContain('__h');
       // Keys an old slice kept 10 minutes ago.
       await client.command(
         `INSERT INTO ${db}.${n.seen} (event_id, __t, __slice) SELECT toUUID(concat('00000000-0000-4000-8000-', leftPad(toString(number), 12, '0'))), now64(3) - INTERVAL 10 MINUTE, 'old-1' FROM numbers(50)`,
       );
-      expect((await migrator.status()).filter((m) => !m.executed).map((m) => m.name)).toEqual(['0005_seen_hash_and_write_time']);
+      expect((await migrator.status()).filter((m) => !m.executed).map((m) => m.name)).toEqual([
+        '0005_seen_hash_and_write_time',
+        '0006_slices_deduplication',
+        '0007_slice_refusals',
+        '0008_repairs',
+        '0009_parse_once_and_queue_flush',
+      ]);
 
       await migrator.up({ dryRun: false, kafkaPassword: undefined, print: () => undefined });
+      await dropQueue(h);
 
       const cols = await client.rows<{ name: string }>(`SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}`, { d: db, t: n.seen });
       expect(cols.map((c) => c.name)).toEqual(expect.arrayContaining(['__h', '__at']));

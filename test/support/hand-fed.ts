@@ -20,7 +20,14 @@ export interface HandFed {
   migrator: Migrator;
 }
 
-export async function handFedPipeline(prefix: string, topics: string[], dedupWindow: string, schedule: { maxSliceRows?: number } = {}): Promise<HandFed> {
+/** `migrateTo` stops after that migration: the pipeline as an older winnow built it. */
+export async function handFedPipeline(
+  prefix: string,
+  topics: string[],
+  dedupWindow: string,
+  schedule: { maxSliceRows?: number } = {},
+  migrateTo?: string,
+): Promise<HandFed> {
   const s = servers();
   const db = (await freshDatabase(`winnow_${prefix}`)).name;
   const p = validateConfig(
@@ -46,10 +53,16 @@ export async function handFedPipeline(prefix: string, topics: string[], dedupWin
   const n = objectNames(p);
   const client = connect({ url: s.clickhouseUrl });
   const migrator = new Migrator(client, p);
-  await migrator.up({ dryRun: false, kafkaPassword: undefined, print: () => undefined });
-  await client.command(`DROP VIEW IF EXISTS ${db}.${n.parsedMv} SYNC`);
-  await client.command(`DROP TABLE IF EXISTS ${db}.${n.queue} SYNC`);
-  return { db, p, n, client, migrator };
+  const h = { db, p, n, client, migrator };
+  await migrator.up({ dryRun: false, kafkaPassword: undefined, print: () => undefined, ...(migrateTo === undefined ? {} : { to: migrateTo }) });
+  await dropQueue(h);
+  return h;
+}
+
+/** Drops the Kafka queue and its parsing view (if any): nothing but the test writes to staging. */
+export async function dropQueue(h: HandFed): Promise<void> {
+  await h.client.command(`DROP VIEW IF EXISTS ${h.db}.${h.n.parsedMv} SYNC`);
+  await h.client.command(`DROP TABLE IF EXISTS ${h.db}.${h.n.queue} SYNC`);
 }
 
 export interface StagedRow {

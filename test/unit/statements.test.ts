@@ -33,8 +33,6 @@ import {
   deadLetterListSql,
   emptyDeadLetterSql,
   forgetRefusedSql,
-  refusedCoordinatesSql,
-  refusedDeadLetterSql,
   replaySelectionSql,
 } from '../../src/operations/deadletters.ts';
 import * as repairSql from '../../src/operations/repair-sql.ts';
@@ -42,7 +40,7 @@ import { replayStagingSql, replaysSql } from '../../src/operations/replay.ts';
 import { stagedPerPartitionSql } from '../../src/operations/stats.ts';
 import { downStatements, repairStatements, seenUpgradeStatements, sharedTableStatements, upStatements, type Statement } from '../../src/provisioning/objects.ts';
 import { slicesSql, type SliceRecord } from '../../src/slicing/checkpoints.ts';
-import { dropSliceSeenSql, sliceSeenCountSql } from '../../src/slicing/rejections.ts';
+import { dropSliceSeenSql, refusedCoordinatesSql, refusedDeadLetterSql, sliceSeenCountSql } from '../../src/slicing/rejections.ts';
 import { keptCountSql, rangesCondition, sliceInsertSettings, sliceInsertSql, stagedCountSql, stagedHeadsSql, type SliceRange } from '../../src/slicing/slice.ts';
 
 function pipeline(doc: Record<string, unknown>): PipelineConfig {
