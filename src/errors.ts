@@ -51,3 +51,19 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/** The messages of an error's causes, outermost first, one line each (for --verbose). */
+export function causeChain(err: unknown): string[] {
+  const out: string[] = [];
+  const seen = new Set<unknown>();
+  let cur = err instanceof Error ? err.cause : undefined;
+  while (cur !== undefined && cur !== null && !seen.has(cur) && out.length < 10) {
+    seen.add(cur);
+    const e = cur as { name?: unknown; code?: unknown; message?: unknown };
+    const msg = typeof e.message === 'string' ? e.message : JSON.stringify(cur);
+    const code = typeof e.code === 'string' || typeof e.code === 'number' ? ` ${String(e.code)}` : '';
+    out.push(`${typeof e.name === 'string' ? e.name : 'Error'}${code}: ${msg.split('\n')[0] ?? msg}`);
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  return out;
+}
