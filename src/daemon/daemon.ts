@@ -32,7 +32,7 @@ export class PipelineRunner {
   readonly processor: Processor;
   lastError: string | null = null;
   /** The lease as last claimed: whether this daemon holds the pipeline, until when, or who does. */
-  leaseState: LeaseState = { held: false, heldUntil: 0, holder: null };
+  leaseState: LeaseState = { held: false, heldUntil: 0, holder: null, holderUntil: 0 };
   private readonly lease: Lease;
   lastCheck: CheckReport | null = null;
   private inFlight: Promise<void> | undefined;
