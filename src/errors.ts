@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'UNAUTHORIZED'
   | 'CONFLICT'
   | 'REPAIR_INCOMPLETE'
+  | 'INJECTED_FAULT'
   | 'INTERNAL';
 
 export class WinnowError extends Error {
