@@ -68,3 +68,34 @@ export function causeChain(err: unknown): string[] {
   }
   return out;
 }
+
+/**
+ * A stable name for the kind of an error, for /readyz: the WinnowError code,
+ * with ClickHouse's error type or the network error code when the cause is
+ * ClickHouse (`CLICKHOUSE/ACCESS_DENIED`, `CLICKHOUSE/ECONNREFUSED`), else
+ * the error's name.
+ */
+export function errorClass(err: unknown): string {
+  let detail: string | undefined;
+  const seen = new Set<unknown>();
+  for (let cur: unknown = err; cur instanceof Error && !seen.has(cur) && detail === undefined; cur = cur.cause) {
+    seen.add(cur);
+    const c = cur as { chType?: unknown; netCode?: unknown };
+    if (typeof c.chType === 'string') detail = c.chType;
+    else if (typeof c.netCode === 'string') detail = c.netCode;
+  }
+  if (err instanceof WinnowError) return err.code === 'CLICKHOUSE' && detail ? `CLICKHOUSE/${detail}` : err.code;
+  if (err instanceof Error) return err.name;
+  return typeof err;
+}
+
+/**
+ * Without the row values ClickHouse quotes in some errors (`Column values:
+ * event_id = '...'` of a violated constraint): what /readyz and the stats show
+ * must not carry data.
+ */
+export function withoutRowValues(message: string): string {
+  // From `Column values: ` to what ends the message: a period, a parenthesis, ClickHouse's ` (CODE) (version ...)`.
+  const values = /Column values: [^\n]*?(?=\.?\)?(?: \([A-Z_]+\))?(?: \(version [^)]*\))?$)/gm;
+  return message.replace(values, 'Column values: (omitted)');
+}

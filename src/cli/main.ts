@@ -1,4 +1,5 @@
 import { causeChain, describeError, WinnowError } from '../errors.ts';
+import { createLogger } from '../log.ts';
 import type { Command } from './command.ts';
 import { checkCommand } from './check.ts';
 import { deadlettersCommand } from './deadletters.ts';
@@ -50,8 +51,17 @@ export async function main(argv: string[]): Promise<number> {
     return await command.run(args);
   } catch (err) {
     const causes = verbose ? causeChain(err) : [];
-    process.stderr.write(`winnow ${name}: error: ${describeError(err)}\n`);
-    for (const c of causes) process.stderr.write(`  caused by: ${c}\n`);
+    if (command.jsonLog) {
+      // Everything `winnow run` prints is a JSON line, its last words included.
+      createLogger().error(describeError(err), {
+        command: name,
+        ...(err instanceof WinnowError ? { code: err.code } : {}),
+        ...(verbose ? { causes } : {}),
+      });
+    } else {
+      process.stderr.write(`winnow ${name}: error: ${describeError(err)}\n`);
+      for (const c of causes) process.stderr.write(`  caused by: ${c}\n`);
+    }
     if (process.env['WINNOW_DEBUG'] && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
     return err instanceof WinnowError && err.code === 'USAGE' ? 2 : 1;
   }

@@ -3,14 +3,22 @@
  *
  * - `winnow stats` with a wrong sink.url or password prints one line that
  *   names the key and the URL, no SQL; --verbose adds the cause chain.
+ * - `winnow run` with ClickHouse unreachable for 20 s prints a bounded number
+ *   of lines, every one JSON; a failed lease claim is not a failed slice;
+ *   /readyz says failing, with the error's class.
+ * - A final table that refuses every row: /readyz shows ClickHouse's error
+ *   without the row values it quotes.
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { createTopic, freshDatabase, servers, uniqueName } from '../support/helpers.ts';
-import { runCli } from '../support/cli.ts';
+import { createTopic, freshDatabase, kafka, servers, uniqueName, waitFor } from '../support/helpers.ts';
+import { logLines, runCli, startDaemon } from '../support/cli.ts';
+
+const uuid = (i: number): string => `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`;
 
 /** A local port nothing listens on. */
 async function closedPort(): Promise<number> {
@@ -85,5 +93,77 @@ describe('failures read as one line', () => {
     expect(pwLines[0]).toContain('sink.password');
     expect(pwLines[0]).not.toContain('not-the-password');
     expect(pwLines[0]).not.toMatch(/SELECT|INSERT|FROM /);
+  });
+
+  it('the daemon, ClickHouse unreachable: a few JSON lines in 20 s, no "slice failed"; /readyz failing', async () => {
+    const topic = uniqueName('down');
+    await createTopic(topic, 1);
+    const url = `http://127.0.0.1:${await closedPort()}`;
+    const { file, name } = await configFile(topic, 'nowhere', { url });
+    const daemon = await startDaemon(file, { WINNOW_LEASE_EPOCH_MS: '2000' });
+    try {
+      await sleep(20_000);
+      const r = await fetch(`${daemon.api}/readyz`);
+      const body = (await r.json()) as {
+        pipelines: Record<string, { state: string; error: { class: string; message: string } | null }>;
+      };
+      expect(r.status).toBe(503);
+      expect(body.pipelines[name]).toMatchObject({ state: 'failing', error: { class: 'CLICKHOUSE/ECONNREFUSED' } });
+      expect(body.pipelines[name]?.error?.message).toContain(`sink.url ${url}`);
+    } finally {
+      expect(await daemon.stop()).toBe(0);
+    }
+    const { lines, other } = logLines(daemon.logs());
+    const msgs = lines.map((l) => l.msg).join(' | ');
+    const printed = lines.length + other.length;
+    process.stderr.write(
+      `failure output: the daemon printed ${printed} lines in 20 s, ClickHouse unreachable: ${msgs}\n`,
+    );
+    expect(other, 'every line is JSON').toEqual([]);
+    expect(lines.length).toBeLessThanOrEqual(10);
+    expect(lines.filter((l) => l.msg.startsWith('lease claim failed'))).toHaveLength(1);
+    expect(lines.filter((l) => l.msg.startsWith('slice failed'))).toHaveLength(0);
+    expect(lines.filter((l) => l.level === 'error' || l.level === 'warn').length).toBeLessThanOrEqual(3);
+  });
+
+  it('/readyz shows the final table refusing every row without the row values ClickHouse quotes', async () => {
+    const { name: db, client } = await freshDatabase('winnow_out');
+    const topic = uniqueName('refuse');
+    await createTopic(topic, 1);
+    const { file, name } = await configFile(topic, db);
+    const up = await runCli(['migrate', 'up', '--config', file]);
+    expect(up.code, up.stderr).toBe(0);
+    await client.command({ query: 'ALTER TABLE events ADD CONSTRAINT refuse_all CHECK length(name) < 0' });
+    const producer = kafka().producer();
+    await producer.connect();
+    await producer.send({
+      topic,
+      messages: Array.from({ length: 16 }, (_, i) => ({
+        value: JSON.stringify({ event_id: uuid(i), user_name: `secret-${i}` }),
+      })),
+    });
+    await producer.disconnect();
+    const daemon = await startDaemon(file, { WINNOW_LEASE_EPOCH_MS: '2000' });
+    try {
+      const ready = await waitFor(
+        async () => {
+          const r = await fetch(`${daemon.api}/readyz`);
+          return { status: r.status, text: await r.text() };
+        },
+        (r) => r.status === 503 && r.text.includes('VIOLATED_CONSTRAINT'),
+        90_000,
+        'readyz to report the refusing table',
+      );
+      const body = JSON.parse(ready.text) as {
+        pipelines: Record<string, { state: string; error: { class: string; message: string } }>;
+      };
+      expect(body.pipelines[name]?.state).toBe('failing');
+      expect(body.pipelines[name]?.error.class).toBe('CLICKHOUSE/VIOLATED_CONSTRAINT');
+      expect(ready.text).not.toContain('secret-');
+      expect(ready.text).toContain('Column values: (omitted)');
+    } finally {
+      expect(await daemon.stop()).toBe(0);
+      await client.close();
+    }
   });
 });
