@@ -524,8 +524,7 @@ export class PipelineRunner {
   /** Starts the slice loop and the consistency checks. */
   start(owner?: string): void {
     if (owner) this.identify(owner);
-    const { expression: _e, effectiveMs } = cronFor(this.pipeline.schedule.intervalMs);
-    void _e;
+    const { effectiveMs } = cronFor(this.pipeline.schedule.intervalMs);
     if (effectiveMs !== this.pipeline.schedule.intervalMs) {
       this.logger.info('tick interval rounded', {
         pipeline: this.pipeline.name,
