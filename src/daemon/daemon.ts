@@ -250,8 +250,8 @@ export class PipelineRunner {
   private async mayProcess(): Promise<boolean> {
     const s = await this.claim();
     if (!s.held) return false;
-    // Start a slice only if it can finish while the lease is held (a slice rarely takes a fifth of an epoch).
-    return s.heldUntil - Date.now() > Math.min(this.lease.termMs, Math.max(1_000, 2 * this.lastSliceMs));
+    // Start a slice only if it can finish while the lease is held (a slice rarely takes a tenth of an epoch).
+    return s.heldUntil - Date.now() > Math.min(this.lease.maxSliceMs, Math.max(1_000, 2 * this.lastSliceMs));
   }
 
   /** Whether this daemon currently holds the pipeline (so may repair or replay). */
@@ -494,9 +494,9 @@ export class PipelineRunner {
   private delay(t0: number, intervalMs: number): number {
     const now = Date.now();
     let at = t0 + intervalMs;
-    const term = this.lease.termMs;
     if (this.leaseState.held) {
-      at = Math.min(at, (Math.floor(now / term) + 1) * term + 20); // renew as a term begins
+      const due = this.lease.renewalDueAt(now); // the next term's claim
+      at = Math.min(at, due > now ? due + 20 : now + 250);
     } else {
       at = Math.min(at, now + STANDBY_POLL_MS);
       // A dead holder's lease runs out at holderUntil: claim right then.

@@ -6,8 +6,9 @@
  * insert_deduplication_token, so however many daemons race, exactly one row
  * is written, and reading it back tells each who won (a compare-and-set made
  * of insert deduplication, with no coordinator). The holder claims the next
- * term as soon as it holds the current one, so it never holds more than one
- * epoch ahead: a holder that dies is replaced within one epoch.
+ * term a fifth of an epoch into the current one, so it never holds more than
+ * four fifths of an epoch ahead: a holder that dies is replaced within one
+ * epoch, the standby's claim included.
  *
  * A claim cannot be undone (its token would deduplicate a second owner away),
  * so claims are per (term, generation): a term's generation is the number of
@@ -124,6 +125,12 @@ export class Lease {
   readonly epochMs: number;
   /** a claim's length: half an epoch */
   readonly termMs: number;
+  /**
+   * How far into a term the holder claims the next one (a fifth of an epoch):
+   * after a crash, the lease lasts at most an epoch less this margin, which
+   * leaves the standby's claim its round trips within one epoch.
+   */
+  readonly aheadMs: number;
   private readonly now: () => number;
   private readonly table: string;
   /** the claims this process holds and has not released, by term */
@@ -138,6 +145,7 @@ export class Lease {
   ) {
     this.epochMs = epochMs;
     this.termMs = Math.floor(epochMs / 2);
+    this.aheadMs = Math.floor(epochMs / 5);
     this.now = now;
     this.owner = owner ?? holderIdentity({ role });
     this.table = qualified(database, LEASES_TABLE);
@@ -241,7 +249,8 @@ export class Lease {
       const now = this.now();
       const h = Math.floor(now / this.termMs);
       this.held = this.held.filter((c) => (c.term + 1) * this.termMs > now);
-      if (this.holds(h) && (!ahead || this.holds(h + 1))) return this.mine(h);
+      const aheadDue = now >= h * this.termMs + this.aheadMs;
+      if (this.holds(h) && (!ahead || !aheadDue || this.holds(h + 1))) return this.mine(h);
       let v = await this.view(h, now);
       if (v.legacy) {
         return {
@@ -262,12 +271,23 @@ export class Lease {
         }
         this.held.push({ term: h, gen: r.entry.gen });
       }
-      if (ahead && !this.holds(h + 1)) {
+      if (ahead && aheadDue && !this.holds(h + 1)) {
         const r = await this.claimed(h + 1, v, h, now);
         if (r.entry?.owner === this.owner) this.held.push({ term: h + 1, gen: r.entry.gen });
       }
       return this.mine(h);
     });
+  }
+
+  /** When this process should next claim, as the holder: the next term, a fifth of an epoch into the current one. */
+  renewalDueAt(now: number): number {
+    const h = Math.floor(now / this.termMs);
+    return (this.holds(h + 1) ? h + 1 : h) * this.termMs + this.aheadMs;
+  }
+
+  /** The longest slice a holder may start: what it holds just before it claims the next term. */
+  get maxSliceMs(): number {
+    return this.termMs - this.aheadMs;
   }
 
   private mine(h: number): LeaseState {

@@ -62,7 +62,9 @@ describe('lease protocol 2', () => {
   it('one owner per term; a release passes it to the next generation; a stale claim changes nothing', async () => {
     // Far in the future of every other test's terms, at the start of a term.
     const h = Math.floor(Date.now() / TERM) + 1_000_000;
-    const clock = { now: h * TERM + 10 };
+    // A fifth of an epoch into a term, the holder claims the next one.
+    const into = EPOCH / 5 + 10;
+    const clock = { now: h * TERM + into };
     const a = lease('A', clock);
     const b = lease('B', clock);
 
@@ -101,10 +103,12 @@ describe('lease protocol 2', () => {
 
     // B renews into the next term; A still stands by.
     clock.now = (h + 1) * TERM + 10;
+    expect(await b.acquire()).toMatchObject({ held: true, heldUntil: (h + 2) * TERM }); // not yet
+    clock.now = (h + 1) * TERM + into;
     expect(await b.acquire()).toMatchObject({ held: true, heldUntil: (h + 3) * TERM });
     expect(await a.acquire()).toMatchObject({ held: false, holder: 'B' });
-    // B dies (no release): its terms run out within one epoch, then A takes over.
-    clock.now = (h + 3) * TERM + 10;
+    // B dies (no release): its terms run out within one epoch, less a fifth, then A takes over.
+    clock.now = (h + 3) * TERM + into;
     expect(await a.acquire()).toMatchObject({ held: true, holder: 'A', heldUntil: (h + 5) * TERM });
   });
 
