@@ -173,11 +173,13 @@ export class PipelineRunner {
   private failed(kind: 'lease' | 'slice', err: unknown): void {
     const error = { class: errorClass(err), message: withoutRowValues(describeError(err)) };
     this.lastError = error.message;
+    // Lease claims failing, then slices too: a new state (only a slice ends it), said once.
+    const escalates = kind === 'slice' && this.failure?.kind === 'lease';
     this.failure = { kind: kind === 'slice' || this.failure?.kind === 'slice' ? 'slice' : 'lease', error };
     if (kind === 'slice') this.failedWhileHeld++;
     const report = this.backoff.failed(error.message, Date.now());
     const fields = { pipeline: this.pipeline.name, error: error.message, errorClass: error.class };
-    if (report.kind === 'new') {
+    if (report.kind === 'new' || escalates) {
       // Retried either way; `retryable` is the error's own verdict on whether trying again can succeed.
       const retryable = err instanceof WinnowError && err.retryable;
       this.logger.error(`${kind === 'lease' ? 'lease claim failed' : 'slice failed'}; retrying with back-off`, {
