@@ -9,8 +9,6 @@ export const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const PIPELINE_NAME = /^[a-z][a-z0-9_]{0,39}$/;
 /** Kafka's own rule for topic names; used for consumer group names too. */
 export const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
-/** Only the shape of a ClickHouse type or engine: a name, then optional arguments. */
-export const CLICKHOUSE_TYPE = /^[A-Za-z][A-Za-z0-9_]*(\(.*\))?$/;
 /** Types a dedup time column may have (not Nullable: a message without a time cannot be windowed). */
 export const TIME_COLUMN_TYPE = /^(Date|Date32|DateTime|DateTime64)(\(.*\))?$/;
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;

@@ -8,7 +8,16 @@ import { z } from 'zod';
 import { checkConfig, checkPipeline, checkSource } from './checks.ts';
 import { DEFAULTS, LIMITS } from './defaults.ts';
 import { DURATION_FORM, formatDuration, tryParseDuration } from './duration.ts';
-import { BROKER, CLICKHOUSE_TYPE, ENV_NAME, IDENTIFIER, PIPELINE_NAME, PROTOCOLS, SASL_MECHANISMS, TOPIC_NAME } from './rules.ts';
+import { BROKER, ENV_NAME, IDENTIFIER, PIPELINE_NAME, PROTOCOLS, SASL_MECHANISMS, TOPIC_NAME } from './rules.ts';
+import {
+  checkEngineText,
+  checkExpressionText,
+  checkTypeText,
+  describeSqlTextProblem,
+  EXPR_FIX,
+  PARTITION_FIX,
+  type SqlTextProblem,
+} from './sql-text.ts';
 import type { ColumnConfig, DedupTime, Env, PipelineConfig, WinnowConfig } from './types.ts';
 
 export type * from './types.ts';
@@ -65,6 +74,18 @@ function editDistance(a: string, b: string): number {
 function text(form: string, pattern?: RegExp) {
   const e = expected(form);
   return pattern ? z.string(e).regex(pattern, e) : z.string(e).min(1, e);
+}
+
+/**
+ * Text winnow puts into SQL as it is (trusted SQL): `check` keeps it to one
+ * type, expression or engine (sql-text.ts); the message names the value, the
+ * problem and the fix.
+ */
+function sqlText(form: string, check: (s: string) => SqlTextProblem | undefined) {
+  return z.string(expected(form)).superRefine((s, ctx) => {
+    const problem = check(s);
+    if (problem) ctx.addIssue({ code: 'custom', message: describeSqlTextProblem(s, problem) });
+  });
 }
 
 const identifier = (what: string) => text(`${what}: letters, digits and _, not starting with a digit`, IDENTIFIER);
@@ -125,14 +146,16 @@ const timeSchema = z
 
 const columnSchema = strictObject({
   name: identifier('a column name'),
-  type: text('a ClickHouse type like String, DateTime64(3) or Nullable(Int64)', CLICKHOUSE_TYPE),
+  type: sqlText('a ClickHouse type like String, DateTime64(3) or Nullable(Int64)', checkTypeText),
   path: z
     .union(
       [text('a field path like user.name', /^[^.]+(\.[^.]+)*$/), z.array(z.string().min(1)).min(1)],
       expected('a field path like user.name, or a list of field names'),
     )
     .optional(),
-  expr: text('a ClickHouse expression over _raw and the Kafka virtual columns').optional(),
+  expr: sqlText('a ClickHouse expression over _raw and the Kafka virtual columns', (e) =>
+    checkExpressionText(e, EXPR_FIX),
+  ).optional(),
   optional: z.boolean(expected('true or false')).default(DEFAULTS.column.optional),
 })
   .superRefine(
@@ -203,11 +226,13 @@ export function createConfigSchema(env?: Env) {
     database: identifier('a database name').default(DEFAULTS.sink.database),
     table: identifier('a table name'),
     mode: oneOf(['create', 'adopt']).default(DEFAULTS.sink.mode),
-    engine: text('a table engine like MergeTree or ReplicatedMergeTree(...)', CLICKHOUSE_TYPE).default(
+    engine: sqlText('a table engine like MergeTree or ReplicatedMergeTree(...)', checkEngineText).default(
       DEFAULTS.sink.engine,
     ),
     orderBy: list(identifier('a column name'), 'a list of column names').optional(),
-    partitionBy: text('a ClickHouse expression like toYYYYMM(created_at)').optional(),
+    partitionBy: sqlText('a ClickHouse expression like toYYYYMM(created_at)', (e) =>
+      checkExpressionText(e, PARTITION_FIX),
+    ).optional(),
   });
 
   const schedule = strictObject({

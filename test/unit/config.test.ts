@@ -236,7 +236,12 @@ describe('rejected input names the key and the expected form', () => {
     ['bad pipeline name', (d) => (p0(d)['name'] = 'Users'), 'at pipelines[0].name: expected a pipeline name'],
     ['bad topic name', (d) => (p0(d)['source'] = { brokers: ['k:1'], topics: ['a b'] }), 'at pipelines[0].source.topics[0]: expected a Kafka topic name'],
     ['broker without port', (d) => (p0(d)['source'] = { brokers: ['kafka'], topics: ['t'] }), 'at pipelines[0].source.brokers[0]: expected a broker address host:port'],
-    ['bad ClickHouse type', (d) => (p0(d)['columns'] = [{ name: 'event_id', type: 'UUID NOT NULL' }]), 'at pipelines[0].columns[0].type: expected a ClickHouse type'],
+    [
+      'bad ClickHouse type',
+      (d) => (p0(d)['columns'] = [{ name: 'event_id', type: 'UUID NOT NULL' }]),
+      'at pipelines[0].columns[0].type: "UUID NOT NULL": ' +
+        '"NOT NULL" after UUID is not part of a type (give one ClickHouse type',
+    ],
     ['missing required key', (d) => delete p0(d)['sink'], 'at pipelines[0].sink: required; expected a mapping'],
     ['no pipelines', (d) => (d.pipelines = []), 'at pipelines: expected a non-empty list of pipelines, got an empty list'],
     ['bad enum', (d) => (p0(d)['sink'] = { table: 't', mode: 'replace' }), 'at pipelines[0].sink.mode: expected one of create, adopt, got "replace"'],
@@ -324,6 +329,160 @@ describe('rejected input names the key and the expected form', () => {
       code: 'CONFIG_INVALID',
       message: expect.stringContaining('/nonexistent/winnow.yaml') as unknown,
     });
+  });
+});
+
+describe('trusted SQL: static checks of type, expr, sink.engine and sink.partitionBy', () => {
+  const column = (c: Record<string, unknown>) => (d: Doc) =>
+    (p0(d)['columns'] = [
+      { name: 'event_id', type: 'UUID' },
+      { name: 'x', ...c },
+    ]);
+  const sink = (s: Record<string, unknown>) => (d: Doc) => (p0(d)['sink'] = { table: 't', ...s });
+
+  it.each([
+    ['types', column({ type: "DateTime64(3, 'UTC')" })],
+    ['types', column({ type: "Enum8('a;b' = 1, 'it''s' = -2)" })],
+    ['types', column({ type: 'Map(String, Array(Nullable(UInt64)))' })],
+    ['types', column({ type: 'Tuple(a String, b LowCardinality(Nullable(String)))' })],
+    ['types', column({ type: 'Decimal(10, 2)' })],
+    ['expressions', column({ type: 'String', expr: "JSONExtractString(_raw, 'a;b -- not a comment')" })],
+    [
+      'expressions',
+      column({ type: 'Array(UInt64)', expr: "arrayMap(x -> x * 2, [1, 2, JSONExtractUInt(_raw, 'n')])" }),
+    ],
+    ['expressions', column({ type: 'String', expr: "concat('it\\'s', `_topic`, \"_key\")" })],
+    ['expressions', column({ type: 'UInt64', expr: 'toYear(now()) - 2000' })],
+    ['engines', sink({ engine: 'MergeTree()' })],
+    ['engines', sink({ engine: "ReplicatedMergeTree('/clickhouse/tables/{shard}/events', '{replica}')" })],
+    ['engines', sink({ engine: 'SharedMergeTree' })],
+    ['partition keys', sink({ partitionBy: 'toYYYYMM(event_time)' })],
+    ['partition keys', sink({ partitionBy: '(toYYYYMM(event_time), cityHash64(event_id) % 4)' })],
+  ])('accepts well-formed %s', (_what, change) => {
+    expect(() => parse(withChange(change))).not.toThrow();
+  });
+
+  const TYPE = '(give one ClickHouse type like String, DateTime64(3) or Nullable(Int64))';
+  const ENGINE = "(use MergeTree, or ReplicatedMergeTree('/path/{shard}', '{replica}') on a cluster)";
+  const cases: [string, (d: Doc) => void, string][] = [
+    [
+      'a column list injected through a type',
+      column({ type: 'Nullable(String), evil String DEFAULT currentUser(), x Nullable(String)' }),
+      `at pipelines[0].columns[1].type: "Nullable(String), evil String DEFAULT currentUser(), x Nu...": ` +
+        `the "," after Nullable(String) starts another column definition ${TYPE}`,
+    ],
+    [
+      'a comment after a type',
+      column({ type: 'String -- x' }),
+      'at pipelines[0].columns[1].type: "String -- x": -- starts an SQL comment (remove the comment)',
+    ],
+    [
+      'an unclosed type',
+      column({ type: 'Nullable(String' }),
+      'at pipelines[0].columns[1].type: "Nullable(String": an open "(" is never closed (balance the brackets)',
+    ],
+    [
+      'a statement after a type',
+      column({ type: 'String; DROP TABLE t' }),
+      `at pipelines[0].columns[1].type: "String; DROP TABLE t": ";" would end the statement (remove the ";"`,
+    ],
+    [
+      'a type without a name',
+      column({ type: '(String)' }),
+      `at pipelines[0].columns[1].type: "(String)": a type starts with a name ${TYPE}`,
+    ],
+    [
+      'an expression that closes its parentheses',
+      column({ type: 'String', expr: "JSONExtractString(_raw, 'id')) AS x, (currentUser()" }),
+      `at pipelines[0].columns[1].expr: "JSONExtractString(_raw, 'id')) AS x, (currentUser()": ` +
+        `")" at character 30 closes a bracket that was never opened (balance the brackets)`,
+    ],
+    [
+      'an unclosed string',
+      column({ type: 'String', expr: "concat('a, _raw)" }),
+      'at pipelines[0].columns[1].expr: "concat(\'a, _raw)": the quote \' at character 8 is never closed',
+    ],
+    [
+      'a block comment',
+      column({ type: 'String', expr: '_raw /* x */' }),
+      'at pipelines[0].columns[1].expr: "_raw /* x */": /* starts an SQL comment (remove the comment)',
+    ],
+    [
+      'a hash comment',
+      column({ type: 'String', expr: '_raw # x' }),
+      'at pipelines[0].columns[1].expr: "_raw # x": # starts an SQL comment',
+    ],
+    [
+      'a subquery',
+      column({ type: 'String', expr: '(SELECT name FROM system.users LIMIT 1)' }),
+      'at pipelines[0].columns[1].expr: "(SELECT name FROM system.users LIMIT 1)": ' +
+        'SELECT starts a subquery, which is not allowed here',
+    ],
+    [
+      'a heredoc string',
+      column({ type: 'String', expr: '$$x$$' }),
+      'at pipelines[0].columns[1].expr: "$$x$$": "$" (a heredoc string $$...$$) is not allowed here',
+    ],
+    [
+      'a query parameter',
+      column({ type: 'String', expr: '{p:String}' }),
+      'at pipelines[0].columns[1].expr: "{p:String}": "{" (a query parameter or map literal) is not allowed here',
+    ],
+    [
+      'an empty expression',
+      column({ type: 'String', expr: '  ' }),
+      'at pipelines[0].columns[1].expr: "  ": it is empty',
+    ],
+    [
+      'a URL engine',
+      sink({ engine: "URL('http://127.0.0.1:1/x', JSONEachRow)" }),
+      `at pipelines[0].sink.engine: "URL('http://127.0.0.1:1/x', JSONEachRow)": ` +
+        'engine URL is not a MergeTree engine, which insert deduplication needs' +
+        ` (a table engine reading from elsewhere is never allowed) ${ENGINE}`,
+    ],
+    [
+      'a Kafka engine',
+      sink({ engine: 'Kafka' }),
+      'at pipelines[0].sink.engine: "Kafka": engine Kafka is not a MergeTree engine',
+    ],
+    [
+      'a merging engine',
+      sink({ engine: 'ReplacingMergeTree' }),
+      'at pipelines[0].sink.engine: "ReplacingMergeTree": engine ReplacingMergeTree changes rows when parts merge',
+    ],
+    [
+      'clauses after the engine',
+      sink({ engine: 'MergeTree TTL now()' }),
+      'at pipelines[0].sink.engine: "MergeTree TTL now()": "TTL now()" after MergeTree is not part of an engine',
+    ],
+    [
+      'a function in engine arguments',
+      sink({ engine: "ReplicatedMergeTree(concat('/x/', currentUser()), 'r')" }),
+      `at pipelines[0].sink.engine: "ReplicatedMergeTree(concat('/x/', currentUser()), 'r')": ` +
+        `the engine arguments call concat(); only literals and names are allowed ${ENGINE}`,
+    ],
+    [
+      'a statement after the partition key',
+      sink({ partitionBy: 'toYYYYMM(event_time); DROP TABLE users' }),
+      'at pipelines[0].sink.partitionBy: "toYYYYMM(event_time); DROP TABLE users": ' +
+        '";" would end the statement (remove the ";" and what follows it)',
+    ],
+    [
+      'a comment in the partition key',
+      sink({ partitionBy: 'toYYYYMM(t) -- x' }),
+      'at pipelines[0].sink.partitionBy: "toYYYYMM(t) -- x": -- starts an SQL comment',
+    ],
+    [
+      'a subquery in the partition key',
+      sink({ partitionBy: 'tuple((WITH 1 AS x SELECT x))' }),
+      'at pipelines[0].sink.partitionBy: "tuple((WITH 1 AS x SELECT x))": WITH starts a subquery',
+    ],
+  ];
+
+  it.each(cases)('refuses %s, naming the key, the value, the problem and the fix', (_name, change, expected) => {
+    const err = configError(() => parse(withChange(change)));
+    expect(err.message).toContain(`config error in winnow.yaml ${expected}`);
+    expect(err.message.split('\n')).toHaveLength(1);
   });
 });
 
