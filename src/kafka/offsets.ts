@@ -41,6 +41,25 @@ export async function topicOffsets(admin: Admin, topics: string[], groupId: stri
  * offsets yet makes it start there. Returns the partitions it set.
  */
 export async function seedGroupAtLatest(admin: Admin, groupId: string, topics: string[]): Promise<number> {
+  // On a new broker the first group request creates __consumer_offsets: for a moment the
+  // coordinator kafkajs found is not (yet) the coordinator. Each step is idempotent: try again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await seedOnce(admin, groupId, topics);
+    } catch (err) {
+      // kafkajs may hand the protocol error over as the cause of a retries-exceeded error.
+      const e = err as { code?: number; cause?: { code?: number } };
+      const code = e.code ?? e.cause?.code ?? 0;
+      if (attempt >= 10 || !COORDINATOR_NOT_READY.has(code)) throw err;
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+    }
+  }
+}
+
+/** Kafka's COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE and NOT_COORDINATOR. */
+const COORDINATOR_NOT_READY = new Set([14, 15, 16]);
+
+async function seedOnce(admin: Admin, groupId: string, topics: string[]): Promise<number> {
   const existing = await admin.fetchOffsets({ groupId, topics });
   if (existing.some((t) => t.partitions.some((p) => Number(p.offset) >= 0))) return 0;
   const known = new Set(await admin.listTopics());
