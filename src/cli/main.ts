@@ -2,6 +2,7 @@ import { causeChain, describeError, WinnowError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import type { Command } from './command.ts';
 import { checkCommand } from './check.ts';
+import { configCommand } from './config.ts';
 import { deadlettersCommand } from './deadletters.ts';
 import { devCommand } from './dev.ts';
 import { migrateCommand } from './migrate.ts';
@@ -9,7 +10,16 @@ import { replayCommand } from './replay.ts';
 import { runCommand } from './run.ts';
 import { statsCommand } from './stats.ts';
 
-const commands: Command[] = [devCommand, migrateCommand, runCommand, statsCommand, checkCommand, replayCommand, deadlettersCommand];
+const commands: Command[] = [
+  devCommand,
+  configCommand,
+  migrateCommand,
+  runCommand,
+  statsCommand,
+  checkCommand,
+  replayCommand,
+  deadlettersCommand,
+];
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

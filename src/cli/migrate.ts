@@ -4,6 +4,7 @@ import { kafkaFor } from '../kafka/client.ts';
 import { seedGroupAtLatest } from '../kafka/offsets.ts';
 import { CONFIG_FLAG_HELP, configPath, kafkaPasswordFor, load } from './context.ts';
 import { parseFlags, type Command } from './command.ts';
+import { passesPreflight } from './preflight.ts';
 
 const help = `Usage: winnow migrate <up|down|status> [--config FILE] [--pipeline NAME] [--dry-run] [--drop-final]
 
@@ -13,7 +14,9 @@ table (TTL), the final table (or checks an adopted one), and the slices table.
 History is kept in winnow_migrations_<pipeline> of the sink database. Safe to
 run twice, and from two hosts at once.
 
-  up           create what is missing
+  up           create what is missing, after a pre-flight (the checks of winnow
+               config check, with the grants migrate up needs): when a check
+               fails, each failure is one line and nothing is created
   down         drop the pipeline's objects (the final table is kept unless --drop-final)
   status       list migrations and whether they ran
 
@@ -51,6 +54,11 @@ export const migrateCommand: Command = {
     };
     let failed = 0;
     try {
+      if (action === 'up') {
+        const ok = (line: string): void => out(values['dry-run'] ? `-- ${line}` : line);
+        const preflight = { grants: ['migrate' as const], outcome: 'nothing was created', ok };
+        if (!(await passesPreflight('migrate up', loaded.config, loaded.pipelines, preflight))) return 1;
+      }
       for (const { pipeline, db } of loaded.pipelines) {
         const m = new Migrator(db, pipeline);
         try {

@@ -7,6 +7,7 @@ import { buildApp } from '../server/app.ts';
 import { liveDeps } from '../server/live.ts';
 import { parseFlags, parsePort, type Command } from './command.ts';
 import { CONFIG_FLAG_HELP, configPath, load } from './context.ts';
+import { passesPreflight } from './preflight.ts';
 
 const help = `Usage: winnow run [--config FILE] [--port N] [--host ADDR]
 
@@ -16,6 +17,10 @@ inserts its first occurrences whose key was not seen within the window into the
 final table, and records the slice. Serves the HTTP API meanwhile. SIGTERM or
 Ctrl-C finishes the slice in flight, releases the lease (a standby takes over
 at once), then exits 0. Every line it prints is JSON.
+
+Before it starts, the pre-flight of winnow config check runs (with the grants
+run needs): a failed check is one line and exit code 1. A server that does not
+answer yet is logged, and the daemon starts and retries.
 
 Options:
   ${CONFIG_FLAG_HELP}
@@ -57,6 +62,22 @@ export const runCommand: Command = {
     const file = configPath(values.config);
     const loaded = await load(file, undefined, logger);
     const port = parsePort('run', 'port', values.port, loaded.config.server.port);
+    const preflight = {
+      grants: ['run' as const],
+      outcome: 'not started',
+      ok: (line: string) => logger.info(line),
+      warn: (line: string) => logger.warn(`pre-flight: ${line}; starting anyway, retrying until it answers`),
+    };
+    const passed = await passesPreflight('run', loaded.config, loaded.pipelines, preflight).catch(
+      async (err: unknown) => {
+        await loaded.close();
+        throw err;
+      },
+    );
+    if (!passed) {
+      await loaded.close();
+      return 1;
+    }
     const admins = new KafkaAdmins();
     const handles = loaded.pipelines.map((h) => ({ ...h, kafka: admins.access(h.pipeline) }));
     const daemon = new Daemon(handles, logger, faultHooks(process.env['WINNOW_FAULT']));

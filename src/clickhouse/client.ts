@@ -28,6 +28,8 @@ export interface Db {
   readonly url: string;
   command(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings): Promise<QuerySummary>;
   rows<T>(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings): Promise<T[]>;
+  /** The text a statement prints in its own format (CHECK GRANT, SHOW GRANTS take no FORMAT clause). */
+  text(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings): Promise<string>;
   ping(): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -183,6 +185,16 @@ export function connect(opts: DbOptions): Db {
         return await rs.json<T>();
       } catch (err) {
         throw classify(err, where);
+      }
+    },
+    async text(sql, params, settings) {
+      try {
+        const r = await client.exec({ query: sql, query_params: params ?? {}, clickhouse_settings: settings ?? {} });
+        const chunks: Buffer[] = [];
+        for await (const chunk of r.stream) chunks.push(Buffer.from(chunk as Uint8Array));
+        return Buffer.concat(chunks).toString('utf8');
+      } catch (err) {
+        throw classify(err, short(sql));
       }
     },
     async ping() {

@@ -1,9 +1,9 @@
 /**
  * Bad input and failing dependencies on real servers: oversize messages,
  * deeply nested JSON, invalid UTF-8 and keys of the wrong type become rows or
- * dead letters and never stop the stream (I4); a deleted topic and refused
- * ClickHouse credentials keep the daemon serving its API while /readyz and the
- * stats report the failure.
+ * dead letters and never stop the stream (I4); a deleted topic keeps the daemon
+ * serving its API while /readyz and the stats report the failure; refused
+ * ClickHouse credentials stop `run` before it starts (its pre-flight).
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -87,32 +87,23 @@ describe('bad input', () => {
     await client.close();
   });
 
-  it('keeps serving the API when ClickHouse refuses the credentials, and says so in /readyz and the stats', async () => {
+  it('does not start when ClickHouse refuses the login: one line names sink.password, not the secret', async () => {
     const { name: db } = await freshDatabase('winnow_bad');
     const topic = uniqueName('auth');
     await createTopic(topic, 1);
     const name = uniqueName('auth');
     const file = await writeConfig(config(name, topic, db, ', user: intruder, password: { env: TEST_CH_PASSWORD }'));
-    const daemon = await startDaemon(file, { TEST_CH_PASSWORD: 'wrong', WINNOW_LEASE_EPOCH_MS: '2000' });
-    try {
-      const ready = await waitFor(
-        async () => {
-          const r = await fetch(`${daemon.api}/readyz`);
-          return { status: r.status, body: (await r.json()) as { checks: Record<string, { ok: boolean; error?: string }> } };
-        },
-        (r) => r.status === 503 && Object.values(r.body.checks).some((c) => /516|AUTHENTICATION|password/i.test(c.error ?? '')),
-        30_000,
-        'readyz to report the refused credentials',
-      );
-      expect(ready.status).toBe(503);
-      const stats = await fetch(`${daemon.api}/api/v1/pipelines/${name}/stats`);
-      expect(stats.status).toBe(503);
-      expect(((await stats.json()) as { error: { message: string } }).error.message).toMatch(/516|AUTHENTICATION|password/i);
-      expect((await fetch(`${daemon.api}/healthz`)).status).toBe(200);
-      expect(daemon.logs()).not.toContain('wrong'); // the secret is never logged
-    } finally {
-      expect(await daemon.stop()).toBe(0);
-    }
+    const secret = `wrong-${uniqueName('pw')}`;
+    const env = { TEST_CH_PASSWORD: secret, WINNOW_LEASE_EPOCH_MS: '2000' };
+    const r = await runCli(['run', '--config', file, '--port', '0'], env, 60_000);
+    expect(r.code).toBe(1);
+    const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('winnow run: '));
+    expect(lines).toEqual([
+      expect.stringMatching(/^winnow run: pipelines\[0\]\.sink\.password \(of "intruder"\): ClickHouse refused/),
+      'winnow run: pre-flight failed (1 problem); not started',
+    ]);
+    expect(lines[0]).toMatch(/\(check sink\.user and sink\.password\)$/);
+    expect(r.stderr + r.stdout).not.toContain(secret); // the secret is never printed
   });
 
   it('keeps running when its topic is deleted, and /readyz names the problem', async () => {

@@ -13,6 +13,7 @@ import { WinnowError } from '../../src/errors.ts';
 import { assertTokenDeduplication } from '../../src/slicing/dedup-guard.ts';
 import { runCli } from '../support/cli.ts';
 import { handFedPipeline } from '../support/hand-fed.ts';
+import { createTopic, uniqueName } from '../support/helpers.ts';
 
 describe('deduplication guard', () => {
   let db: string;
@@ -31,11 +32,13 @@ describe('deduplication guard', () => {
   };
 
   beforeAll(async () => {
-    ({ db, p, client } = await handFedPipeline('guard', ['a'], '1h'));
+    const topic = uniqueName('guard'); // run's pre-flight wants the topic to exist
+    await createTopic(topic, 1);
+    ({ db, p, client } = await handFedPipeline('guard', [topic], '1h'));
     const yaml = [
       'pipelines:',
       `  - name: ${p.name}`,
-      `    source: { brokers: [${p.source.brokers.join(', ')}], topics: [a] }`,
+      `    source: { brokers: [${p.source.brokers.join(', ')}], topics: [${topic}] }`,
       '    columns:',
       ...p.columns.map((c) => `      - { name: ${c.name}, type: ${c.type} }`),
       '    dedup: { key: [event_id], window: 1h, time: ingestion }',
@@ -62,7 +65,7 @@ describe('deduplication guard', () => {
 
       const r = await runCli(['run', '--config', file, '--port', '0'], { WINNOW_LEASE_EPOCH_MS: '2000' }, 60_000);
       expect(r.code, r.stderr).toBe(1);
-      const lines = r.stderr.trim().split('\n');
+      const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('{')); // not the JSON log (pre-flight ok)
       expect(lines).toHaveLength(1);
       // Like everything `winnow run` prints, its refusal is a JSON line.
       const line = JSON.parse(lines[0] ?? '') as { level: string; msg: string; command: string; code: string };

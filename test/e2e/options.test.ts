@@ -128,9 +128,11 @@ describe('pipeline options', () => {
     const { name: db, client } = await freshDatabase('winnow_opt');
     await client.command({ query: 'CREATE TABLE good (event_id UUID, name String, note String DEFAULT \'\') ENGINE = MergeTree ORDER BY event_id' });
     await client.command({ query: 'CREATE TABLE bad (event_id String, label String) ENGINE = MergeTree ORDER BY event_id' });
+    const topic = uniqueName('adopt'); // migrate up's pre-flight wants the topic to exist
+    await createTopic(topic, 1);
     const cfg = (table: string, name: string): string => `pipelines:
   - name: ${name}
-    source: { brokers: [${s.kafkaBrokersForClickHouse.join(', ')}], topics: [${uniqueName('adopt')}] }
+    source: { brokers: [${s.kafkaBrokersForClickHouse.join(', ')}], topics: [${topic}] }
     columns:
       - { name: event_id, type: UUID }
       - { name: name, type: String, path: user_name }
