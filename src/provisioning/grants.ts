@@ -51,7 +51,8 @@ export function requiredGrants(p: PipelineConfig, purpose: GrantPurpose): GrantN
   ];
   return [
     ...on(['CREATE DATABASE', 'CREATE TABLE', 'DROP TABLE', 'CREATE VIEW', 'DROP VIEW', 'SELECT', 'INSERT'], db),
-    ...on(['ALTER ADD COLUMN', 'ALTER MODIFY COLUMN', 'ALTER TTL', 'ALTER SETTINGS'], db),
+    // 0005-0007 and 0010 alter tables they or earlier migrations created
+    ...on(['ALTER ADD COLUMN', 'ALTER MODIFY COLUMN', 'ALTER TTL', 'ALTER SETTINGS', 'ALTER ADD CONSTRAINT'], db),
     ...engines.flatMap((e) => on(['TABLE ENGINE'], `\`${e}\``)),
   ];
 }

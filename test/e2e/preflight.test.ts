@@ -84,6 +84,14 @@ function problems(stderr: string, command: string): string[] {
     .filter((l) => l.startsWith(`winnow ${command}: `) && !l.includes('pre-flight failed'));
 }
 
+/** The errors `winnow run` logged (every line it prints is JSON). */
+function runErrors(stderr: string): { msg: string; key?: string }[] {
+  const lines = stderr.trim().split('\n');
+  return lines
+    .map((l) => JSON.parse(l) as { level: string; msg: string; key?: string })
+    .filter((l) => l.level === 'error');
+}
+
 describe('pre-flight on the shared servers', () => {
   it('config check prints one line per check, all ok for a working pipeline; --offline asks no server', async () => {
     const topic = uniqueName('pf_ok');
@@ -150,8 +158,12 @@ describe('pre-flight on the shared servers', () => {
     const run = await runCli(['run', '--config', file, '--port', '0'], {}, 60_000);
     expect(run.code).toBe(1);
     expect(Date.now() - started).toBeLessThan(20_000);
-    expect(problems(run.stderr, 'run')).toEqual([expect.stringContaining(line) as unknown]);
-    expect(run.stderr).toContain('pre-flight failed (1 problem); not started');
+    const errors = runErrors(run.stderr);
+    expect(errors.map((e) => e.msg)).toEqual([
+      expect.stringContaining(line),
+      'pre-flight failed (1 problem); not started',
+    ]);
+    expect(errors[0]?.key).toBe('pipelines[0].source.topics[1]');
 
     const check = await runCli(['config', 'check', '--config', file]);
     expect(check.code).toBe(1);
@@ -293,7 +305,7 @@ describe('pre-flight of grants, on a ClickHouse with restricted users', () => {
   const password = `pw-${randomBytes(6).toString('hex')}`;
   /** README "Grants": what migrate up and run need. */
   const migrateOnDb = ['CREATE DATABASE', 'CREATE TABLE', 'DROP TABLE', 'CREATE VIEW', 'DROP VIEW', 'SELECT', 'INSERT'];
-  const migrateAlter = ['ALTER ADD COLUMN', 'ALTER MODIFY COLUMN', 'ALTER TTL', 'ALTER SETTINGS'];
+  const migrateAlter = ['ALTER ADD COLUMN', 'ALTER MODIFY COLUMN', 'ALTER TTL', 'ALTER SETTINGS', 'ALTER ADD CONSTRAINT'];
   const migrateGrants = (without?: string): string[] => [
     `GRANT ${[...migrateOnDb, ...migrateAlter].filter((g) => g !== without).join(', ')} ON ${db}.*`,
     ...['MergeTree', 'ReplacingMergeTree', 'Null', 'Kafka'].map((e) => `GRANT TABLE ENGINE ON ${e}`),
@@ -371,8 +383,8 @@ describe('pre-flight of grants, on a ClickHouse with restricted users', () => {
   it('refuses to run as a user without ALTER DELETE; runs as one with the grants the README gives', async () => {
     const reader = await runCli(['run', '--config', await configFor('reader'), '--port', '0'], env, 60_000);
     expect(reader.code).toBe(1);
-    const lines = problems(reader.stderr, 'run');
-    expect(lines).toHaveLength(1);
+    const lines = runErrors(reader.stderr).map((e) => e.msg);
+    expect(lines).toHaveLength(2); // the check, then 'pre-flight failed (1 problem); not started'
     expect(lines[0]).toContain(
       `pipelines[0].sink.user "reader": lacks ALTER DELETE ON \`${db}\`.*, ` +
         `DROP TABLE ON \`${db}\`.\`winnow_${name}_queue\``,
