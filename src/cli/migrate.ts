@@ -56,8 +56,9 @@ export const migrateCommand: Command = {
     try {
       if (action === 'up') {
         const ok = (line: string): void => out(values['dry-run'] ? `-- ${line}` : line);
-        const preflight = { grants: ['migrate' as const], outcome: 'nothing was created', ok };
-        if (!(await passesPreflight('migrate up', loaded.config, loaded.pipelines, preflight))) return 1;
+        const fail = (line: string): void => void process.stderr.write(`winnow migrate up: ${line}\n`);
+        const preflight = { grants: ['migrate' as const], outcome: 'nothing was created', ok, fail };
+        if (!(await passesPreflight(loaded.config, loaded.pipelines, preflight))) return 1;
       }
       for (const { pipeline, db } of loaded.pipelines) {
         const m = new Migrator(db, pipeline);

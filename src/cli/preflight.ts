@@ -24,45 +24,44 @@ export async function preflightAll(
   return out;
 }
 
-/**
- * Writes each failed check as one line, `<command>: <key> "<value>": <problem> (<fix>)`,
- * then a summary; returns the number of failures. With `tolerateUnreachable`
- * (a daemon, which retries), a server that does not answer is not a failure:
- * `warn` is told instead.
- */
-export function reportFailures(
-  command: string,
-  results: PipelineChecks[],
-  outcome: string,
-  warn?: (line: string) => void,
-): number {
-  const failed: Check[] = [];
-  for (const c of results.flatMap((r) => r.checks)) {
-    if (c.status !== 'failed') continue;
-    if (c.unreachable && warn) warn(failureLine(c));
-    else failed.push(c);
-  }
-  for (const c of failed) process.stderr.write(`winnow ${command}: ${failureLine(c)}\n`);
-  if (failed.length > 0) {
-    const n = failed.length === 1 ? '1 problem' : `${failed.length} problems`;
-    process.stderr.write(`winnow ${command}: pre-flight failed (${n}); ${outcome}\n`);
-  }
-  return failed.length;
+/** Where a command's pre-flight reports. */
+export interface PreflightReport {
+  /** what failing means for this command: "nothing was created", "not started" */
+  outcome: string;
+  /** a failed check, or the summary after them: one complete line each */
+  fail: (line: string, check?: Check) => void;
+  /** one line per pipeline that passed */
+  ok: (line: string) => void;
+  /**
+   * Given (a daemon, which retries), a server that does not answer is not a
+   * failure: it hears the check instead.
+   */
+  unreachable?: (line: string, check: Check) => void;
 }
 
 /**
  * The pre-flight of a command over the pipelines it loaded: false when a
- * check failed (the failures are written, one line each). `ok` hears one line
- * per pipeline that passed.
+ * check failed. Each failure is one line, `<key> "<value>": <problem> (<fix>)`,
+ * then a summary says what it means for the command.
  */
 export async function passesPreflight(
-  command: string,
   config: WinnowConfig,
   targets: Target[],
-  opts: PreflightOptions & { outcome: string; ok: (line: string) => void; warn?: (line: string) => void },
+  opts: PreflightOptions & PreflightReport,
 ): Promise<boolean> {
   const results = await preflightAll(config, targets, opts);
-  if (reportFailures(command, results, opts.outcome, opts.warn) > 0) return false;
+  const failed: Check[] = [];
+  for (const c of results.flatMap((r) => r.checks)) {
+    if (c.status !== 'failed') continue;
+    if (c.unreachable && opts.unreachable) opts.unreachable(failureLine(c), c);
+    else failed.push(c);
+  }
+  for (const c of failed) opts.fail(failureLine(c), c);
+  if (failed.length > 0) {
+    const n = failed.length === 1 ? '1 problem' : `${failed.length} problems`;
+    opts.fail(`pre-flight failed (${n}); ${opts.outcome}`);
+    return false;
+  }
   for (const r of results) {
     const n = r.checks.filter((c) => c.status === 'ok').length;
     opts.ok(`pipeline ${r.target.pipeline.name}: pre-flight ok (${n} checks)`);

@@ -7,6 +7,7 @@ import { buildApp } from '../server/app.ts';
 import { liveDeps } from '../server/live.ts';
 import { parseFlags, parsePort, type Command } from './command.ts';
 import { CONFIG_FLAG_HELP, configPath, load } from './context.ts';
+import type { Check } from '../provisioning/preflight.ts';
 import { passesPreflight } from './preflight.ts';
 
 const help = `Usage: winnow run [--config FILE] [--port N] [--host ADDR]
@@ -19,8 +20,9 @@ Ctrl-C finishes the slice in flight, releases the lease (a standby takes over
 at once), then exits 0. Every line it prints is JSON.
 
 Before it starts, the pre-flight of winnow config check runs (with the grants
-run needs): a failed check is one line and exit code 1. A server that does not
-answer yet is logged, and the daemon starts and retries.
+run needs): each failed check is one JSON line (level error, its key), and
+the exit code is 1. A server that does not answer yet is logged as a warning,
+and the daemon starts and retries.
 
 Options:
   ${CONFIG_FLAG_HELP}
@@ -66,9 +68,11 @@ export const runCommand: Command = {
       grants: ['run' as const],
       outcome: 'not started',
       ok: (line: string) => logger.info(line),
-      warn: (line: string) => logger.warn(`pre-flight: ${line}; starting anyway, retrying until it answers`),
+      fail: (line: string, check?: Check) => logger.error(line, { command: 'run', ...(check ? { key: check.key } : {}) }),
+      unreachable: (line: string, check: Check) =>
+        logger.warn(`${line}; starting anyway, retrying until it answers`, { key: check.key }),
     };
-    const passed = await passesPreflight('run', loaded.config, loaded.pipelines, preflight).catch(
+    const passed = await passesPreflight(loaded.config, loaded.pipelines, preflight).catch(
       async (err: unknown) => {
         await loaded.close();
         throw err;

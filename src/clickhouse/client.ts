@@ -194,7 +194,7 @@ export function connect(opts: DbOptions): Db {
         for await (const chunk of r.stream) chunks.push(Buffer.from(chunk as Uint8Array));
         return Buffer.concat(chunks).toString('utf8');
       } catch (err) {
-        throw classify(err, short(sql));
+        throw classify(err, where);
       }
     },
     async ping() {

@@ -243,14 +243,17 @@ async function clickhouseCheck(db: Db, p: PipelineConfig, base: string, add: Add
     return true;
   } catch (err) {
     const code = chCode(err);
-    if (code === CH.AUTHENTICATION_FAILED) {
+    if (code === CH.AUTHENTICATION_FAILED || code === CH.REQUIRED_PASSWORD) {
       add(
         `${base}.sink.password`,
         'failed',
         `(of ${JSON.stringify(p.sink.user)}): ClickHouse refused the login: ${reason(err)}` +
           ' (check sink.user and sink.password)',
       );
-    } else if (code === undefined && err instanceof ClickHouseFailure && err.retryable) {
+    } else if (
+      err instanceof ClickHouseFailure &&
+      (err.netCode !== undefined || (code === undefined && err.retryable))
+    ) {
       add(
         `${base}.sink.url`,
         'failed',

@@ -97,12 +97,15 @@ describe('bad input', () => {
     const env = { TEST_CH_PASSWORD: secret, WINNOW_LEASE_EPOCH_MS: '2000' };
     const r = await runCli(['run', '--config', file, '--port', '0'], env, 60_000);
     expect(r.code).toBe(1);
-    const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('winnow run: '));
-    expect(lines).toEqual([
-      expect.stringMatching(/^winnow run: pipelines\[0\]\.sink\.password \(of "intruder"\): ClickHouse refused/),
-      'winnow run: pre-flight failed (1 problem); not started',
+    // Every line is JSON; the errors are the failed check (its key named) and what it means.
+    const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string; key?: string });
+    const errors = lines.filter((l) => l.level === 'error');
+    expect(errors.map((e) => e.msg)).toEqual([
+      expect.stringMatching(/^pipelines\[0\]\.sink\.password \(of "intruder"\): ClickHouse refused the login/),
+      'pre-flight failed (1 problem); not started',
     ]);
-    expect(lines[0]).toMatch(/\(check sink\.user and sink\.password\)$/);
+    expect(errors[0]).toMatchObject({ key: 'pipelines[0].sink.password' });
+    expect(errors[0]?.msg).toMatch(/\(check sink\.user and sink\.password\)$/);
     expect(r.stderr + r.stdout).not.toContain(secret); // the secret is never printed
   });
 

@@ -65,10 +65,12 @@ describe('deduplication guard', () => {
 
       const r = await runCli(['run', '--config', file, '--port', '0'], { WINNOW_LEASE_EPOCH_MS: '2000' }, 60_000);
       expect(r.code, r.stderr).toBe(1);
-      const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('{')); // not the JSON log (pre-flight ok)
-      expect(lines).toHaveLength(1);
-      // Like everything `winnow run` prints, its refusal is a JSON line.
-      const line = JSON.parse(lines[0] ?? '') as { level: string; msg: string; command: string; code: string };
+      // Like everything `winnow run` prints, its refusal is a JSON line, the one error after its pre-flight passed.
+      const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string });
+      expect(lines.filter((l) => l.msg.includes('pre-flight ok'))).toHaveLength(1);
+      const errors = lines.filter((l) => l.level === 'error');
+      expect(errors).toHaveLength(1);
+      const line = errors[0] as { level: string; msg: string; command: string; code: string };
       expect(line).toMatchObject({ level: 'error', command: 'run', code: 'DEDUP_UNSAFE' });
       expect(line.msg).toMatch(/^pipeline \w+: insert deduplication is off for .*events.* a resumed slice could be/);
       expect(line.msg).toContain('written twice');
