@@ -26,8 +26,8 @@ the pre-flight that \`migrate up\` and \`run\` also run, with one line per check
                   where the CREATE TABLE puts it
   SQL fragments   every expr and sink.partitionBy parses as one expression and
                   resolves over its columns; sink.engine is one MergeTree engine
-                  clause this ClickHouse has (asked with formatQuerySingleLine and
-                  EXPLAIN QUERY TREE, the text passed as a query parameter)
+                  clause this ClickHouse has (formatQuerySingleLine, the text as a
+                  query parameter; then EXPLAIN QUERY TREE, read-only)
 Exit code 0 when no check failed, 1 otherwise.
 
 Options:

@@ -297,14 +297,14 @@ async function grantChecks(db: Db, p: PipelineConfig, base: string, purposes: Gr
       add(
         `${base}.sink.user`,
         'ok',
-        `${short(user)}: holds the grants ${GRANT_PURPOSES[purpose]} need (${names(needs)})`,
+        `${short(user)}: holds the grants for ${GRANT_PURPOSES[purpose]} (${names(needs)})`,
       );
     } else {
       const list = missing.map((m) => `${m.privilege} ON ${m.on}`).join(', ');
       add(
         `${base}.sink.user`,
         'failed',
-        `${short(user)}: lacks ${list}, needed by ${GRANT_PURPOSES[purpose]} (${grantStatements(missing, user)})`,
+        `${short(user)}: lacks ${list}, needed for ${GRANT_PURPOSES[purpose]} (${grantStatements(missing, user)})`,
       );
     }
   }

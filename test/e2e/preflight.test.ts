@@ -124,8 +124,8 @@ describe('pre-flight on the shared servers', () => {
     ]) {
       expect(r.stdout).toContain(`ok      pipelines[0].${key} `);
     }
-    expect(r.stdout).toMatch(/sink\.user "default": holds the grants migrate up need/);
-    expect(r.stdout).toMatch(/sink\.user "default": holds the grants run, check, replay and deadletters need/);
+    expect(r.stdout).toMatch(/sink\.user "default": holds the grants for migrate up \(/);
+    expect(r.stdout).toMatch(/sink\.user "default": holds the grants for run, check, replay and deadletters \(/);
     expect(lines.at(-1)).toMatch(/: \d+ ok, 0 failed, 0 skipped$/);
 
     const offline = await runCli(['config', 'check', '--config', file, '--offline']);
@@ -305,7 +305,13 @@ describe('pre-flight of grants, on a ClickHouse with restricted users', () => {
   const password = `pw-${randomBytes(6).toString('hex')}`;
   /** README "Grants": what migrate up and run need. */
   const migrateOnDb = ['CREATE DATABASE', 'CREATE TABLE', 'DROP TABLE', 'CREATE VIEW', 'DROP VIEW', 'SELECT', 'INSERT'];
-  const migrateAlter = ['ALTER ADD COLUMN', 'ALTER MODIFY COLUMN', 'ALTER TTL', 'ALTER SETTINGS', 'ALTER ADD CONSTRAINT'];
+  const migrateAlter = [
+    'ALTER ADD COLUMN',
+    'ALTER MODIFY COLUMN',
+    'ALTER TTL',
+    'ALTER SETTINGS',
+    'ALTER ADD CONSTRAINT',
+  ];
   const migrateGrants = (without?: string): string[] => [
     `GRANT ${[...migrateOnDb, ...migrateAlter].filter((g) => g !== without).join(', ')} ON ${db}.*`,
     ...['MergeTree', 'ReplacingMergeTree', 'Null', 'Kafka'].map((e) => `GRANT TABLE ENGINE ON ${e}`),
@@ -359,7 +365,7 @@ describe('pre-flight of grants, on a ClickHouse with restricted users', () => {
     const check = await runCli(['config', 'check', '--config', file, '--for', 'migrate'], env);
     expect(check.code).toBe(1);
     expect(check.stdout).toContain(
-      `failed  pipelines[0].sink.user "no_alter": lacks ALTER SETTINGS ON \`${db}\`.*, needed by migrate up ` +
+      `failed  pipelines[0].sink.user "no_alter": lacks ALTER SETTINGS ON \`${db}\`.*, needed for migrate up ` +
         `(GRANT ALTER SETTINGS ON \`${db}\`.* TO no_alter)`,
     );
     const up = await runCli(['migrate', 'up', '--config', file], env);
