@@ -63,8 +63,17 @@ export async function passesPreflight(
     return false;
   }
   for (const r of results) {
-    const n = r.checks.filter((c) => c.status === 'ok').length;
-    opts.ok(`pipeline ${r.target.pipeline.name}: pre-flight ok (${n} checks)`);
+    const count = (f: (c: Check) => boolean): number => r.checks.filter(f).length;
+    const ok = count((c) => c.status === 'ok');
+    const skipped = count((c) => c.status === 'skipped');
+    const silent = count((c) => c.status === 'failed'); // tolerated: a server that did not answer
+    const rest = [skipped ? `${skipped} skipped` : '', silent ? `${silent} not answered` : ''].filter(Boolean);
+    const name = r.target.pipeline.name;
+    opts.ok(
+      rest.length
+        ? `pipeline ${name}: pre-flight incomplete (${ok} checks ok, ${rest.join(', ')})`
+        : `pipeline ${name}: pre-flight ok (${ok} checks)`,
+    );
   }
   return true;
 }

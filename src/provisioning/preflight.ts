@@ -89,6 +89,12 @@ function suggestion(err: unknown): string | undefined {
   return names.length > 0 ? `did you mean ${names.join(' or ')}?` : undefined;
 }
 
+/** The network failure in words, as the client's errors give it (`connection refused (ECONNREFUSED)`). */
+function unreachableReason(err: ClickHouseFailure): string {
+  const words = /cannot reach ClickHouse: (.*)$/.exec(err.message)?.[1];
+  return words ?? reason(err);
+}
+
 function chCode(err: unknown): number | undefined {
   return err instanceof ClickHouseFailure ? err.chCode : undefined;
 }
@@ -257,7 +263,7 @@ async function clickhouseCheck(db: Db, p: PipelineConfig, base: string, add: Add
       add(
         `${base}.sink.url`,
         'failed',
-        `${short(p.sink.url)}: cannot reach ClickHouse: ${reason(err)}` +
+        `${short(p.sink.url)}: cannot reach ClickHouse: ${unreachableReason(err)}` +
           ' (check sink.url and that ClickHouse listens there)',
         true,
       );
