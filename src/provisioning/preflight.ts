@@ -16,6 +16,7 @@
  * checks of src/config/sql-text.ts have run at load time already, so nothing
  * here interpolates text that could end a statement or hide a subquery.
  */
+import type { ClickHouseSettings } from '@clickhouse/client';
 import { Kafka } from 'kafkajs';
 import { ClickHouseFailure, CH, type Db } from '../clickhouse/client.ts';
 import { ident, quoteString } from '../clickhouse/sql.ts';
@@ -457,7 +458,13 @@ async function partitionCheck(db: Db, p: PipelineConfig, base: string, typesOk: 
  * checks that cannot run (offline, or a server that did not answer) are
  * reported skipped; only `failed` checks fail.
  */
-export async function preflight(p: PipelineConfig, index: number, db: Db, opts: PreflightOptions): Promise<Check[]> {
+export async function preflight(
+  p: PipelineConfig,
+  index: number,
+  server: Db,
+  opts: PreflightOptions,
+): Promise<Check[]> {
+  const db = retrying(server);
   const base = `pipelines[${index}]`;
   const out: Check[] = [];
   const add: Add = (key, status, text, unreachable) => {
@@ -479,13 +486,52 @@ export async function preflight(p: PipelineConfig, index: number, db: Db, opts: 
     add(`${base}.sink`, 'skipped', 'grants, types and SQL fragments: ClickHouse did not answer');
     return out;
   }
-  await grantChecks(db, p, base, opts.grants, add);
-  const typeOk: boolean[] = [];
-  for (const [i, c] of p.columns.entries()) typeOk.push(await typeCheck(db, c.type, `${base}.columns[${i}].type`, add));
-  for (const i of p.columns.keys()) await exprCheck(db, p, i, typeOk[i]!, `${base}.columns[${i}].expr`, add);
-  if (p.sink.mode === 'create') {
-    await engineCheck(db, p, base, add);
-    await partitionCheck(db, p, base, typeOk.every(Boolean), add);
+  try {
+    await grantChecks(db, p, base, opts.grants, add);
+    const typeOk: boolean[] = [];
+    for (const [i, c] of p.columns.entries())
+      typeOk.push(await typeCheck(db, c.type, `${base}.columns[${i}].type`, add));
+    for (const i of p.columns.keys()) await exprCheck(db, p, i, typeOk[i]!, `${base}.columns[${i}].expr`, add);
+    if (p.sink.mode === 'create') {
+      await engineCheck(db, p, base, add);
+      await partitionCheck(db, p, base, typeOk.every(Boolean), add);
+    }
+  } catch (err) {
+    // Only a request that got no answer from ClickHouse (its own errors are checks) lands here.
+    if (!(err instanceof ClickHouseFailure) || chCode(err) !== undefined) throw err;
+    const problem = err.netCode !== undefined ? unreachableReason(err) : reason(err);
+    add(
+      `${base}.sink.url`,
+      'failed',
+      `${short(p.sink.url)}: ClickHouse stopped answering: ${problem} (try again)`,
+      true,
+    );
   }
   return out;
+}
+
+/**
+ * The pre-flight's requests, each tried up to three times while ClickHouse
+ * does not answer (a connection reset, say): they only read, so a retry is safe.
+ */
+function retrying(db: Db): Db {
+  const again = async <T>(request: () => Promise<T>): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await request();
+      } catch (err) {
+        if (attempt >= 3 || !(err instanceof ClickHouseFailure) || !err.retryable) throw err;
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
+    }
+  };
+  return {
+    url: db.url,
+    command: (sql, params, settings) => again(() => db.command(sql, params, settings)),
+    rows: <T>(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings) =>
+      again(() => db.rows<T>(sql, params, settings)),
+    text: (sql, params, settings) => again(() => db.text(sql, params, settings)),
+    ping: () => db.ping(),
+    close: () => db.close(),
+  };
 }
