@@ -127,7 +127,7 @@ describe('every migration in order builds what the live builders build', () => {
       const db = await newDatabase('winnow_chain');
       const p = config(db);
       const done = await new Migrator(client, p).up({ ...quiet, kafkaPassword: kafkaPassword(p) });
-      expect(done.at(-1)).toBe('0009_parse_once_and_queue_flush');
+      expect(done.at(-1)).toBe('0010_refuse_empty_keys');
       const chain = await schema(client, db);
       await stopConsuming(client, p);
       const live = await liveSchema(client, config, kafkaPassword(p));
@@ -160,6 +160,7 @@ describe('databases built by older winnows', () => {
         '0007_slice_refusals',
         '0008_repairs',
         '0009_parse_once_and_queue_flush',
+        '0010_refuse_empty_keys',
       ]);
       const upgraded = await schema(client, db);
       await stopConsuming(client, p);
@@ -203,6 +204,7 @@ AS SELECT \`__slice\`, count() AS \`kept\` FROM ${qualified(db, n.kept)} GROUP B
         '0007_slice_refusals',
         '0008_repairs',
         '0009_parse_once_and_queue_flush',
+        '0010_refuse_empty_keys',
       ]);
       const upgraded = await schema(client, db);
       await stopConsuming(client, p);
