@@ -59,7 +59,12 @@ export function classify(err: unknown, what: string): WinnowError {
   if (err instanceof WinnowError) return err;
   if (err instanceof ClickHouseError) {
     const code = Number(err.code);
-    const hint = code === CH.AUTHENTICATION_FAILED ? 'check sink.user and sink.password' : undefined;
+    const hint =
+      code === CH.AUTHENTICATION_FAILED
+        ? 'check sink.user and sink.password'
+        : code === CH.ACCESS_DENIED
+          ? 'sink.user lacks the grant named; README "Grants" lists the grants of each command'
+          : undefined;
     const e = new ClickHouseFailure(`${what}: ClickHouse error ${code} (${err.type ?? 'unknown'}): ${firstLine(err.message)}`, code, RETRYABLE_CODES.has(code), err);
     return hint ? Object.assign(e, { hint }) : e;
   }
