@@ -4,9 +4,11 @@
  * without a server (a recording Db) through `up` on a new and on an adopted
  * table, `down --drop-final` and `status`. CREATE DATABASE only where the
  * database is missing. The runtime roles are checked in statements.test.ts,
- * next to every runtime statement.
+ * next to every runtime statement. README shows them as they render.
  */
+import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { validateConfig, type PipelineConfig } from '../../src/config/index.ts';
 import { createDatabaseGrant, grantQueries, grantStatements } from '../../src/provisioning/grants.ts';
 import { migrations } from '../../src/provisioning/migrations/index.ts';
@@ -106,6 +108,36 @@ describe('the grants of migrate', () => {
         printed.some((l) => l.includes('CREATE DATABASE')),
         `database exists: ${database}`,
       ).toBe(!database);
+    }
+  });
+
+  it('are in README "Grants" as they render, for the example pipeline in a database analytics', async () => {
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    const block = /```sql\n([\s\S]*?)```/.exec(readme.slice(readme.indexOf('\n## Grants\n')))?.[1] ?? '';
+    const statements = block
+      .replace(/--[^\n]*\n/g, '')
+      .split(';')
+      .map((x) => x.replace(/\s+/g, ' ').trim())
+      .filter((x) => x !== '');
+    const doc = parseYaml(await readFile(new URL('../../examples/users.yaml', import.meta.url), 'utf8')) as {
+      pipelines: { sink: Record<string, unknown> }[];
+    };
+    for (const p of doc.pipelines) p.sink['database'] = 'analytics';
+    const example = validateConfig(doc, 'examples/users.yaml', {}).pipelines[0]!;
+    expect(statements).toEqual([
+      ...grantStatements('migrate', example, 'winnow_migrate'),
+      ...grantStatements('run', example, 'winnow_run'),
+      ...grantStatements('read', example, 'winnow_read'),
+    ]);
+    expect(block).toContain(`-- ${createDatabaseGrant(example)} TO \`winnow_migrate\`;`);
+    // examples/users.yaml names them too, in a comment (identifiers unquoted).
+    const comment = (await readFile(new URL('../../examples/users.yaml', import.meta.url), 'utf8'))
+      .split('\n')
+      .flatMap((line) => /^\s*#(.*)$/.exec(line)?.slice(1) ?? [])
+      .join(' ')
+      .replace(/\s+/g, ' ');
+    for (const role of ['migrate', 'run', 'read'] as const) {
+      for (const g of grantQueries(role, example)) expect(comment).toContain(g.replaceAll('`', ''));
     }
   });
 
