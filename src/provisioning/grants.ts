@@ -20,8 +20,9 @@ const RUN_DATABASE = ['SELECT', 'INSERT', 'ALTER DELETE'];
 
 /**
  * DDL of the migrations and the migrator: tables (MergeTree, Null, Kafka), materialized views, their drops, the
- * ALTERs of upgrades (0005-0007, the final table's deduplication window) and of 0005's down (DROP COLUMN); DELETE
- * (ALTER DELETE) for the history and down; SELECT and INSERT for the history and the final table's columns.
+ * ALTERs of upgrades (0005-0007, the final table's deduplication window, 0010's lease constraint) and of downs
+ * (0005's DROP COLUMN, 0010's DROP CONSTRAINT); DELETE (ALTER DELETE) for the history and down; SELECT and
+ * INSERT for the history and the final table's columns.
  */
 const MIGRATE_DATABASE = [
   'SELECT',
@@ -32,6 +33,8 @@ const MIGRATE_DATABASE = [
   'ALTER DROP COLUMN',
   'ALTER TTL',
   'ALTER SETTINGS',
+  'ALTER ADD CONSTRAINT',
+  'ALTER DROP CONSTRAINT',
   'CREATE TABLE',
   'CREATE VIEW',
   'DROP TABLE',

@@ -21,6 +21,8 @@ const ALTER_COMMANDS: [RegExp, string][] = [
   [/^DROP COLUMN\b/, 'ALTER DROP COLUMN'],
   [/^MODIFY TTL\b/, 'ALTER TTL'],
   [/^MODIFY SETTING\b/, 'ALTER SETTINGS'],
+  [/^ADD CONSTRAINT\b/, 'ALTER ADD CONSTRAINT'],
+  [/^DROP CONSTRAINT\b/, 'ALTER DROP CONSTRAINT'],
 ];
 
 /** Privileges a statement needs. `engineOf` names the engine of a table an ATTACH brings back. */

@@ -144,7 +144,8 @@ describe('the grants of migrate', () => {
   it('render as ready-to-run GRANT statements', () => {
     expect(grantStatements('migrate', pipeline({}), 'winnow_migrate')).toEqual([
       'GRANT SELECT, INSERT, ALTER DELETE, ALTER ADD COLUMN, ALTER MODIFY COLUMN, ALTER DROP COLUMN, ALTER TTL, ' +
-        'ALTER SETTINGS, CREATE TABLE, CREATE VIEW, DROP TABLE, DROP VIEW ON `shop`.* TO `winnow_migrate`',
+        'ALTER SETTINGS, ALTER ADD CONSTRAINT, ALTER DROP CONSTRAINT, CREATE TABLE, CREATE VIEW, DROP TABLE, ' +
+        'DROP VIEW ON `shop`.* TO `winnow_migrate`',
       'GRANT TABLE ENGINE ON MergeTree, TABLE ENGINE ON ReplacingMergeTree, TABLE ENGINE ON Null, ' +
         'TABLE ENGINE ON Kafka TO `winnow_migrate`',
     ]);

@@ -13,7 +13,7 @@ import { statement, type MigrationStatement, type WinnowMigration } from './type
  * created again with the new check, the last statement, as 0009 does.
  * Down drops the parsing view and, like 0009's, does not build the old one
  * again: that would start consuming while down takes the pipeline apart (and
- * fails where the queue is gone already); 0010's up builds it again. Frozen:
+ * fails where the queue is gone already); 0011's up builds it again. Frozen:
  * never edit, a later change is a new migration.
  */
 
@@ -31,8 +31,8 @@ function holdsEmptyString(type: string): boolean {
   return /^(String|FixedString\(.*\))$/s.test(t);
 }
 
-/** The parsing view's SELECT of 0010: 0002's, then one check per key column that can be empty. */
-export function validatedSelect0010(p: PipelineConfig, queue: string): string {
+/** The parsing view's SELECT of 0011: 0002's, then one check per key column that can be empty. */
+export function validatedSelect0011(p: PipelineConfig, queue: string): string {
   const checks = p.dedup.key.flatMap((name) => {
     const col = p.columns.find((c) => c.name === name);
     if (!col || !holdsEmptyString(col.type)) return [];
@@ -41,7 +41,7 @@ export function validatedSelect0010(p: PipelineConfig, queue: string): string {
   });
   const select = validatedSelect(p, queue);
   if (!select.includes(NO_ERROR)) {
-    throw new WinnowError('INTERNAL', '0010: the parsing view of 0002 has no final alternative');
+    throw new WinnowError('INTERNAL', '0011: the parsing view of 0002 has no final alternative');
   }
   // A function, so that `$&` or `$'` in a configured expression is not read as a replacement pattern.
   return select.replace(NO_ERROR, () => checks.join('') + NO_ERROR);
@@ -56,7 +56,7 @@ function dropParsingView(p: PipelineConfig): MigrationStatement {
 }
 
 export const migration: WinnowMigration = {
-  name: '0010_refuse_empty_keys',
+  name: '0011_refuse_empty_keys',
   async up(ctx) {
     const p = ctx.pipeline;
     const q = (t: string): string => qualified(p.sink.database, t);
@@ -66,7 +66,7 @@ export const migration: WinnowMigration = {
       statement(
         `parsing view ${view}`,
         `CREATE MATERIALIZED VIEW IF NOT EXISTS ${q(view)} TO ${q(`winnow_${p.name}_parsed`)}\n` +
-          `AS ${validatedSelect0010(p, q(`winnow_${p.name}_queue`))}`,
+          `AS ${validatedSelect0011(p, q(`winnow_${p.name}_queue`))}`,
       ),
     ]);
   },
