@@ -1,6 +1,5 @@
 import { WinnowError } from '../errors.ts';
-import { GRANT_PURPOSES, type GrantPurpose } from '../provisioning/grants.ts';
-import type { Check } from '../provisioning/preflight.ts';
+import { GRANT_PURPOSES, type Check, type GrantPurpose } from '../provisioning/preflight.ts';
 import { parseFlags, type Command } from './command.ts';
 import { CONFIG_FLAG_HELP, configPath, load } from './context.ts';
 import { preflightAll } from './preflight.ts';

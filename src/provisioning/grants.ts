@@ -1,66 +1,90 @@
 /**
- * The ClickHouse privileges each kind of command needs, from the statements
- * it issues. `migrate up` creates, drops (0009 rebuilds the consumption path)
- * and alters the pipeline's objects; `run` (and `check`, `replay`,
- * `deadletters`, which issue the same statements) reads, inserts, deletes
- * rows (lightweight DELETE and DROP PARTITION both need ALTER DELETE) and,
- * for a replay that rewinds the Kafka engine, detaches and attaches the queue
- * (DETACH needs DROP TABLE, ATTACH needs CREATE TABLE and the engine's grant),
- * and its start reads the MergeTree defaults (system.merge_tree_settings, which
- * unlike system.tables or system.settings needs a grant). Every CREATE TABLE
- * needs TABLE ENGINE on its engine. When a statement changes, change its line
- * here; test/e2e/preflight.test.ts runs both commands with exactly these.
+ * The ClickHouse grants winnow's commands need, per role, derived from the
+ * statements they issue (README "Grants"). test/unit/grants.test.ts and
+ * statements.test.ts hold every statement against them, both ways: each
+ * statement needs nothing beyond its role's grants, and each grant is needed
+ * by some statement. test/e2e/grants.test.ts runs the pipeline with them.
+ *
+ *  - migrate: `migrate up`, `down`, `status` (DDL, and the migration history);
+ *  - run: `run`, `check`, `replay`, `deadletters replay` (and what read needs);
+ *  - read: `stats`, `deadletters list`, `migrate status`.
  */
-import { ident, qualified } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
+import { ident, qualified } from '../clickhouse/sql.ts';
 import { objectNames } from './objects.ts';
 
-export type GrantPurpose = 'migrate' | 'run';
+export type GrantRole = 'migrate' | 'run' | 'read';
 
-export const GRANT_PURPOSES: Record<GrantPurpose, string> = {
-  migrate: 'migrate up',
-  run: 'run, check, replay and deadletters',
-};
+/** On the database's objects: reads, writes, and DELETE and DROP PARTITION (both need ALTER DELETE). */
+const RUN_DATABASE = ['SELECT', 'INSERT', 'ALTER DELETE'];
 
-export interface GrantNeed {
-  /** as GRANT spells it: SELECT, ALTER DELETE, TABLE ENGINE */
-  privilege: string;
-  /** the object, quoted as GRANT takes it: `db`.*, `db`.`table`, or an engine name */
-  on: string;
+/**
+ * DDL of the migrations and the migrator: tables (MergeTree, Null, Kafka), materialized views, their drops, the
+ * ALTERs of upgrades (0005-0007, the final table's deduplication window, 0010's lease constraint) and of downs
+ * (0005's DROP COLUMN, 0010's DROP CONSTRAINT); DELETE (ALTER DELETE) for the history and down; SELECT and
+ * INSERT for the history and the final table's columns.
+ */
+const MIGRATE_DATABASE = [
+  'SELECT',
+  'INSERT',
+  'ALTER DELETE',
+  'ALTER ADD COLUMN',
+  'ALTER MODIFY COLUMN',
+  'ALTER DROP COLUMN',
+  'ALTER TTL',
+  'ALTER SETTINGS',
+  'ALTER ADD CONSTRAINT',
+  'ALTER DROP CONSTRAINT',
+  'CREATE TABLE',
+  'CREATE VIEW',
+  'DROP TABLE',
+  'DROP VIEW',
+];
+
+/** The engines of the tables winnow creates besides the final table (ReplacingMergeTree: the migration history). */
+const INTERNAL_ENGINES = ['MergeTree', 'ReplacingMergeTree', 'Null', 'Kafka'];
+
+/** `MergeTree` of `ReplicatedMergeTree('/p', '{replica}')`: the name TABLE ENGINE takes. */
+export function engineName(engine: string): string {
+  return engine.replace(/\(.*$/s, '').trim();
 }
 
-/** Engines of the tables `migrate up` creates, besides the final table's. */
-const MIGRATE_ENGINES = ['MergeTree', 'ReplacingMergeTree', 'Null', 'Kafka'];
-
-export function requiredGrants(p: PipelineConfig, purpose: GrantPurpose): GrantNeed[] {
-  const db = `${ident(p.sink.database)}.*`;
-  const on = (privileges: string[], object: string): GrantNeed[] =>
-    privileges.map((privilege) => ({ privilege, on: object }));
-  if (purpose === 'run') {
-    return [
-      ...on(['SELECT', 'INSERT', 'ALTER DELETE'], db),
-      ...on(['DROP TABLE', 'CREATE TABLE'], qualified(p.sink.database, objectNames(p).queue)),
-      ...on(['TABLE ENGINE'], '`Kafka`'),
-      ...on(['SELECT'], 'system.merge_tree_settings'),
-    ];
+/**
+ * The GRANT queries of a role, without a grantee (as users.xml's `<grants>`
+ * takes them). CREATE DATABASE is not among them: `migrate up` creates the
+ * database only when it is missing (createDatabaseGrant).
+ */
+export function grantQueries(role: GrantRole, p: PipelineConfig): string[] {
+  const n = objectNames(p);
+  const db = `${ident(n.database)}.*`;
+  switch (role) {
+    case 'read':
+      return [`GRANT SELECT ON ${db}`];
+    case 'run':
+      return [
+        `GRANT ${RUN_DATABASE.join(', ')} ON ${db}`,
+        // The daemon's start check reads the servers' default deduplication windows.
+        'GRANT SELECT ON system.merge_tree_settings',
+        // A replay whose range staging no longer holds rewinds the Kafka engine: DETACH and ATTACH of the queue.
+        `GRANT CREATE TABLE, DROP TABLE ON ${qualified(n.database, n.queue)}`,
+        'GRANT TABLE ENGINE ON Kafka',
+      ];
+    case 'migrate': {
+      const engines = [...new Set([...INTERNAL_ENGINES, engineName(p.sink.engine)])];
+      return [
+        `GRANT ${MIGRATE_DATABASE.join(', ')} ON ${db}`,
+        `GRANT ${engines.map((e) => `TABLE ENGINE ON ${e}`).join(', ')}`,
+      ];
+    }
   }
-  const engine = /^[A-Za-z]+/.exec(p.sink.engine)?.[0];
-  const engines = [
-    ...MIGRATE_ENGINES,
-    ...(p.sink.mode === 'create' && engine && !MIGRATE_ENGINES.includes(engine) ? [engine] : []),
-  ];
-  return [
-    ...on(['CREATE DATABASE', 'CREATE TABLE', 'DROP TABLE', 'CREATE VIEW', 'DROP VIEW', 'SELECT', 'INSERT'], db),
-    // 0005-0007 and 0010 alter tables they or earlier migrations created
-    ...on(['ALTER ADD COLUMN', 'ALTER MODIFY COLUMN', 'ALTER TTL', 'ALTER SETTINGS', 'ALTER ADD CONSTRAINT'], db),
-    ...engines.flatMap((e) => on(['TABLE ENGINE'], `\`${e}\``)),
-  ];
 }
 
-/** `GRANT a, b ON x TO user; GRANT c ON y TO user`: the statements that give `user` what is missing. */
-export function grantStatements(missing: GrantNeed[], user: string): string {
-  const byObject = new Map<string, string[]>();
-  for (const m of missing) byObject.set(m.on, [...(byObject.get(m.on) ?? []), m.privilege]);
-  const to = /^[A-Za-z_][A-Za-z0-9_]*$/.test(user) ? user : `\`${user.replaceAll('`', '``')}\``;
-  return [...byObject].map(([object, privileges]) => `GRANT ${privileges.join(', ')} ON ${object} TO ${to}`).join('; ');
+/** For `migrate up` on a database that does not exist yet. */
+export function createDatabaseGrant(p: PipelineConfig): string {
+  return `GRANT CREATE DATABASE ON ${ident(p.sink.database)}.*`;
+}
+
+/** Ready-to-run GRANT statements of a role for a user. */
+export function grantStatements(role: GrantRole, p: PipelineConfig, user: string): string[] {
+  return grantQueries(role, p).map((q) => `${q} TO ${ident(user)}`);
 }

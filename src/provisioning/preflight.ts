@@ -23,11 +23,51 @@ import { ident, quoteString } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { checkEngineText, ENGINE_FIX, PARTITION_FIX, scanSql, TYPE_FIX, EXPR_FIX } from '../config/sql-text.ts';
 import { kafkaConfigFor } from '../kafka/client.ts';
-import { GRANT_PURPOSES, grantStatements, requiredGrants, type GrantNeed, type GrantPurpose } from './grants.ts';
+import { createDatabaseGrant, grantQueries, type GrantRole } from './grants.ts';
 import { columnSql } from './columns.ts';
 import { upStatements } from './objects.ts';
 
 export type CheckStatus = 'ok' | 'failed' | 'skipped';
+
+/** The roles of README "Grants" whose commands run a pre-flight. */
+export type GrantPurpose = Extract<GrantRole, 'migrate' | 'run'>;
+
+export const GRANT_PURPOSES: Record<GrantPurpose, string> = {
+  migrate: 'migrate up',
+  run: 'run, check, replay and deadletters',
+};
+
+/** One privilege on one object, as CHECK GRANT takes it. */
+interface GrantNeed {
+  privilege: string;
+  on: string;
+}
+
+/**
+ * The single privileges of a GRANT query of grants.ts: `GRANT a, b ON x`, or
+ * `GRANT TABLE ENGINE ON e1, TABLE ENGINE ON e2` (engine names back-quoted:
+ * `Null` is a keyword).
+ */
+export function grantNeeds(query: string): GrantNeed[] {
+  const body = query.replace(/^GRANT /, '');
+  if (body.startsWith('TABLE ENGINE ON ')) {
+    return body
+      .split(', ')
+      .map((item) => ({ privilege: 'TABLE ENGINE', on: `\`${item.replace('TABLE ENGINE ON ', '')}\`` }));
+  }
+  const m = /^(.*) ON (\S+)$/.exec(body);
+  if (!m?.[1] || !m[2]) throw new Error(`grants.ts renders a GRANT pre-flight cannot read: ${query}`);
+  const on = m[2];
+  return m[1].split(', ').map((privilege) => ({ privilege, on }));
+}
+
+/** `GRANT a, b ON x TO user; GRANT c ON y TO user`: what gives `user` the missing privileges. */
+function grantFix(missing: GrantNeed[], user: string): string {
+  const byObject = new Map<string, string[]>();
+  for (const m of missing) byObject.set(m.on, [...(byObject.get(m.on) ?? []), m.privilege]);
+  const to = /^[A-Za-z_][A-Za-z0-9_]*$/.test(user) ? user : `\`${user.replaceAll('`', '``')}\``;
+  return [...byObject].map(([object, privileges]) => `GRANT ${privileges.join(', ')} ON ${object} TO ${to}`).join('; ');
+}
 
 export interface Check {
   /** the key it is about, from the top of the file: pipelines[0].source.topics[1] */
@@ -282,7 +322,18 @@ async function clickhouseCheck(db: Db, p: PipelineConfig, base: string, add: Add
 async function grantChecks(db: Db, p: PipelineConfig, base: string, purposes: GrantPurpose[], add: Add): Promise<void> {
   const user = p.sink.user;
   for (const purpose of purposes) {
-    const needs = requiredGrants(p, purpose);
+    const queries = grantQueries(purpose, p);
+    if (purpose === 'migrate') {
+      // migrate up creates the database only when it is missing
+      const [exists] = await db.rows<{ n: string }>(
+        'SELECT count() AS n FROM system.databases WHERE name = {db:String}',
+        {
+          db: p.sink.database,
+        },
+      );
+      if (Number(exists?.n ?? 0) === 0) queries.unshift(createDatabaseGrant(p));
+    }
+    const needs = queries.flatMap(grantNeeds);
     let held: boolean[];
     try {
       held = await Promise.all(
@@ -311,7 +362,8 @@ async function grantChecks(db: Db, p: PipelineConfig, base: string, purposes: Gr
       add(
         `${base}.sink.user`,
         'failed',
-        `${short(user)}: lacks ${list}, needed for ${GRANT_PURPOSES[purpose]} (${grantStatements(missing, user)})`,
+        `${short(user)}: lacks ${list}, needed for ${GRANT_PURPOSES[purpose]}` +
+          ` (${grantFix(missing, user)}; see README "Grants")`,
       );
     }
   }
