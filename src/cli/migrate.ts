@@ -1,14 +1,15 @@
+import { createInterface } from 'node:readline/promises';
 import type { Admin } from 'kafkajs';
 import { describeError, WinnowError } from '../errors.ts';
 import type { PipelineConfig } from '../config/schema.ts';
-import { Migrator, type Plan, type SourceOperations } from '../provisioning/migrator.ts';
+import { Migrator, type DownTarget, type Plan, type SourceOperations } from '../provisioning/migrator.ts';
 import { kafkaFor } from '../kafka/client.ts';
 import { copyGroupOffsets, seedGroupAtLatest, seedTopicsAtLatest } from '../kafka/offsets.ts';
-import { CONFIG_FLAG_HELP, configPath, kafkaPasswordFor, load } from './context.ts';
+import { CONFIG_FLAG_HELP, configPath, kafkaPasswordFor, load, type Target } from './context.ts';
 import { parseFlags, type Command } from './command.ts';
 
 const help = `Usage: winnow migrate <up|plan|status|down> [--config FILE] [--pipeline NAME]
-                      [--dry-run] [--recreate-source] [--drop-final]
+                      [--dry-run] [--recreate-source] [--yes] [--drop-final]
 
 Provisions, inside ClickHouse, every object of each pipeline: the Kafka-engine
 queue, staging and dead letters with their materialized views, the seen-keys
@@ -26,7 +27,9 @@ run twice, and from two hosts at once.
                (unchanged, differs, missing), and what up would do; exit 1 when
                up would refuse a change
   status       the migrations and whether they ran, and every object as plan shows it
-  down         drop the pipeline's objects (the final table is kept unless --drop-final)
+  down         drop the pipeline's objects (the final table is kept unless
+               --drop-final); lists them with their rows first and needs --yes,
+               or y on a terminal
 
 Options:
   ${CONFIG_FLAG_HELP}
@@ -35,12 +38,14 @@ Options:
   --recreate-source
                    with up: recreate the Kafka queue and its parsing view even when they
                    compare equal (ClickHouse hides the password: a new one is not seen)
+  --yes            with down: drop without asking
   --drop-final     with down: also drop the final table and its data`;
 
 const flags = {
   config: { type: 'string' },
   pipeline: { type: 'string' },
   'dry-run': { type: 'boolean', default: false },
+  yes: { type: 'boolean', default: false },
   'recreate-source': { type: 'boolean', default: false },
   'drop-final': { type: 'boolean', default: false },
 } as const;
@@ -104,6 +109,64 @@ function because(cause: string | undefined): string {
   return cause ? ` (${cause})` : '';
 }
 
+function rows(n: number | undefined): string {
+  return n === undefined ? '' : ` (${n} row${n === 1 ? '' : 's'})`;
+}
+
+function describeTarget(t: DownTarget, pipeline: string): string {
+  if (t.kind === 'rows') return `the rows of pipeline ${pipeline} in ${t.name}${rows(t.rows)}`;
+  return `${t.kind} ${t.name}${rows(t.rows)}`;
+}
+
+/** y/N on a terminal; false when stdin is none. */
+async function confirm(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY) return false;
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+/** Lists what down drops, per pipeline, and asks; true when it may go ahead. */
+async function confirmDown(targets: Target[], dropFinal: boolean, yes: boolean): Promise<boolean> {
+  for (const { pipeline, db } of targets) {
+    const m = new Migrator(db, pipeline);
+    const list = await m.downTargets(dropFinal);
+    out(`pipeline ${pipeline.name} (${pipeline.sink.database} on ${pipeline.sink.url}): migrate down drops`);
+    if (list.length === 0) out('  nothing: none of its objects exist');
+    for (const t of list) out(`  ${describeTarget(t, pipeline.name)}`);
+    if (!dropFinal) {
+      const [f] = await db.rows<{ rows: string | null }>(
+        'SELECT total_rows AS rows FROM system.tables WHERE database = {db:String} AND name = {t:String}',
+        {
+          db: pipeline.sink.database,
+          t: pipeline.sink.table,
+        },
+      );
+      if (f)
+        out(
+          `  and keeps the final table ${pipeline.sink.table}${rows(f.rows === null ? undefined : Number(f.rows))}` +
+            ' (--drop-final drops it too)',
+        );
+    }
+  }
+  out(
+    'Dropped tables lose their rows: the seen keys (duplicates of events already kept would pass again),' +
+      ' staging and the dead letters.',
+  );
+  if (yes) return true;
+  if (await confirm('Drop them? [y/N] ')) return true;
+  process.stderr.write(
+    process.stdin.isTTY
+      ? 'winnow migrate: down: not confirmed; nothing was dropped\n'
+      : 'winnow migrate: down drops the objects listed above; nothing was dropped:' +
+          ' pass --yes (or run it on a terminal and answer y)\n',
+  );
+  return false;
+}
+
 export const migrateCommand: Command = {
   name: 'migrate',
   summary:
@@ -127,6 +190,7 @@ export const migrateCommand: Command = {
     const action = given as Action;
     if (values['drop-final'] && action !== 'down')
       throw new WinnowError('USAGE', 'migrate: --drop-final goes with down only');
+    if (values.yes && action !== 'down') throw new WinnowError('USAGE', 'migrate: --yes goes with down only');
     if (values['recreate-source'] && action !== 'up')
       throw new WinnowError('USAGE', 'migrate: --recreate-source goes with up only');
     if (values['dry-run'] && (action === 'status' || action === 'plan'))
@@ -134,6 +198,12 @@ export const migrateCommand: Command = {
     const loaded = await load(configPath(values.config), values.pipeline);
     let failed = 0;
     try {
+      if (
+        action === 'down' &&
+        !values['dry-run'] &&
+        !(await confirmDown(loaded.pipelines, values['drop-final'], values.yes))
+      )
+        return 1;
       for (const { pipeline, db } of loaded.pipelines) {
         const m = new Migrator(db, pipeline);
         try {

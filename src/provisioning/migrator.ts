@@ -66,6 +66,14 @@ export interface Plan {
   changes: ChangePlan;
 }
 
+/** One object `migrate down` drops (or the rows of the pipeline it deletes from a shared table). */
+export interface DownTarget {
+  kind: 'table' | 'view' | 'rows';
+  name: string;
+  /** rows (of a table; of the pipeline in a shared table); undefined for a view or a table that keeps none */
+  rows: number | undefined;
+}
+
 /**
  * Names a shipped migration once had, by the name it has now. A history row
  * under an old name counts as the migration having run; rows are written
@@ -377,6 +385,49 @@ export class Migrator {
     await this.assertNotAhead(storage);
     const done = await this.umzug(this.context(opts, true), storage).down({ to: 0 });
     return done.map((m) => m.name);
+  }
+
+  /**
+   * What `down` would drop, from the statements its migrations would run:
+   * each table with its rows, each view, and the pipeline's rows in the
+   * tables its database's pipelines share. Only what exists.
+   */
+  async downTargets(dropFinal: boolean): Promise<DownTarget[]> {
+    const statements: string[] = [];
+    await this.down({ dryRun: true, kafkaPassword: undefined, dropFinal, print: (line) => statements.push(line) });
+    const db = this.pipeline.sink.database;
+    const dropped: { kind: 'table' | 'view'; name: string }[] = [];
+    const shared: string[] = [];
+    for (const text of statements) {
+      const drop = /DROP (TABLE|VIEW) IF EXISTS `[^`]+`\.`([^`]+)`/.exec(text);
+      if (drop) dropped.push({ kind: drop[1] === 'VIEW' ? 'view' : 'table', name: drop[2]! });
+      const del = /DELETE FROM `[^`]+`\.`([^`]+)` WHERE pipeline =/.exec(text);
+      if (del) shared.push(del[1]!);
+    }
+    const names = [...new Set(dropped.map((d) => d.name))];
+    const live = new Map(
+      (
+        await this.db.rows<{ name: string; rows: string | null }>(
+          'SELECT name, total_rows AS rows FROM system.tables' +
+            ' WHERE database = {db:String} AND name IN {names:Array(String)}',
+          { db, names: [...names, ...shared] },
+        )
+      ).map((r) => [r.name, r.rows === null ? undefined : Number(r.rows)]),
+    );
+    const out: DownTarget[] = [];
+    for (const name of names) {
+      const d = dropped.find((x) => x.name === name)!;
+      if (live.has(name)) out.push({ kind: d.kind, name, rows: d.kind === 'view' ? undefined : live.get(name) });
+    }
+    for (const name of [...new Set(shared)]) {
+      if (!live.has(name)) continue;
+      const [c] = await this.db.rows<{ n: string }>(
+        `SELECT count() AS n FROM ${qualified(db, name)} WHERE pipeline = {p:String}`,
+        { p: this.pipeline.name },
+      );
+      out.push({ kind: 'rows', name, rows: Number(c?.n ?? 0) });
+    }
+    return out;
   }
 
   async status(): Promise<MigrationStatus[]> {
