@@ -20,8 +20,9 @@
  * parsing rules of columns (the parsing view again); added columns (ALTER
  * TABLE ... ADD COLUMN where the builders put them, and the views that list
  * columns get their new query by ALTER TABLE ... MODIFY QUERY, atomically: a
- * slice never meets a half-changed dedup path); a missing object (created as
- * the builders build it). Everything else is refused with the difference and
+ * slice never meets a half-changed dedup path); a MergeTree setting the
+ * builders set (the deduplication window: MODIFY SETTING); a missing object
+ * (created as the builders build it). Everything else is refused with the difference and
  * the way to make it.
  */
 import type { Db } from '../clickhouse/client.ts';
@@ -87,6 +88,8 @@ export interface Difference {
   cause?: string;
   /** add-column: the column */
   column?: string;
+  /** setting: the name and the value to set */
+  setting?: [string, string];
 }
 
 export interface ObjectDrift {
@@ -307,6 +310,7 @@ function finalDedupWindow(have: CreateQuery): Difference[] {
     {
       text: `setting ${DEDUP_WINDOW} ${show(v, DEDUP_WINDOW)} -> 10000 (re-run slices are recognised)`,
       fix: 'setting',
+      setting: [DEDUP_WINDOW, '10000'],
     },
   ];
 }
@@ -424,7 +428,11 @@ function compareSettings(role: Role, want: CreateQuery, have: CreateQuery): Diff
       : w !== undefined && h !== undefined && literalText(w) === literalText(h);
     if (same || (w === undefined && h === undefined)) continue;
     const text = `${name} ${show(h, name)} -> ${show(w, name)}`;
-    out.push(role === 'queue' ? { text, fix: 'source' } : { text, fix: 'refuse' });
+    // A MergeTree setting the builders set (the deduplication window) is set again in place.
+    if (role === 'queue') out.push({ text, fix: 'source' });
+    else if (w !== undefined && /MergeTree/.test(have.clauses.get('ENGINE') ?? '')) {
+      out.push({ text, fix: 'setting', setting: [name, w] });
+    } else out.push({ text, fix: 'refuse' });
   }
   return out;
 }
@@ -584,11 +592,11 @@ export function planChanges(
       `ALTER TABLE ${q(name)} ${clauses.join(', ')}`,
     );
   }
-  if (fixes('final', 'setting').length > 0) {
-    sql(
-      `final table ${n.final}: ${DEDUP_WINDOW} = 10000 (re-run slices are recognised)`,
-      `ALTER TABLE ${q(n.final)} MODIFY SETTING ${DEDUP_WINDOW} = 10000`,
-    );
+  for (const o of drift) {
+    const set = o.differences.filter((d) => d.fix === 'setting' && d.setting).map((d) => d.setting!);
+    if (set.length === 0) continue;
+    const list = set.map(([k, v]) => `${k} = ${v}`).join(', ');
+    sql(`${o.title}: ${list}`, `ALTER TABLE ${q(o.name)} MODIFY SETTING ${list}`);
   }
   for (const role of ['keptToFinalMv', 'stagingMv', 'errorsMv'] as const) {
     const st = statementOf(role);

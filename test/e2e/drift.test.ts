@@ -557,6 +557,18 @@ describe('added columns, a fresh database, and down', () => {
     ]);
   });
 
+  it('a setting the builders set, reset by hand, is set again (the slices table keeps block ids)', async () => {
+    await client.command(
+      `ALTER TABLE ${qualified(database, 'winnow_slices')} RESET SETTING non_replicated_deduplication_window`,
+    );
+    const plan = await cli('plan');
+    expect(planLine(plan.stdout, 'winnow_slices')).toContain('non_replicated_deduplication_window (none) -> 10000');
+    const up = await cli('up');
+    expect(up.code, up.stderr).toBe(0);
+    expect(up.stdout).toContain('slices table winnow_slices: non_replicated_deduplication_window = 10000');
+    for (const l of stateLines((await cli('plan')).stdout)) expect(l.trim().startsWith('unchanged'), l).toBe(true);
+  });
+
   it('down lists what it drops and, without --yes and no terminal, drops nothing', async () => {
     const before = await objects(client, database);
     const down = await cli('down');

@@ -165,6 +165,41 @@ describe('objects compared', () => {
     ]);
   });
 
+  it('a MergeTree setting the builders set, reset by hand, is set again in place', () => {
+    const slices = (settings: string): CreateQuery =>
+      parseCreateQuery(`CREATE TABLE db.winnow_slices (\`seq\` UInt64) ENGINE = MergeTree ORDER BY seq${settings}`);
+    const want = slices(' SETTINGS non_replicated_deduplication_window = 10000');
+    expect(compareObject(p, 'shared', want, slices(' SETTINGS index_granularity = 8192'), same)).toEqual([
+      {
+        text: 'non_replicated_deduplication_window (none) -> 10000',
+        fix: 'setting',
+        setting: ['non_replicated_deduplication_window', '10000'],
+      },
+    ]);
+    const plan = planChanges(
+      p,
+      [
+        {
+          name: 'winnow_slices',
+          role: 'shared',
+          title: 'slices table winnow_slices',
+          state: 'differs',
+          notes: [],
+          differences: compareObject(p, 'shared', want, slices(''), same),
+        },
+      ],
+      undefined,
+    );
+    expect(plan.steps).toEqual([
+      {
+        kind: 'sql',
+        title: 'slices table winnow_slices: non_replicated_deduplication_window = 10000',
+        sql: 'ALTER TABLE `db`.`winnow_slices` MODIFY SETTING non_replicated_deduplication_window = 10000',
+        display: 'ALTER TABLE `db`.`winnow_slices` MODIFY SETTING non_replicated_deduplication_window = 10000',
+      },
+    ]);
+  });
+
   it('the parsing view: other parsing rules are recreated in place, another dedup time is refused', () => {
     const view = (time: string, path: string): string =>
       'CREATE MATERIALIZED VIEW db.winnow_users_parsed_mv TO db.winnow_users_parsed ' +
