@@ -246,13 +246,16 @@ export class Migrator {
     await storage.ensure();
     const pending = await this.umzug(this.context(opts, existing !== undefined), storage).pending();
     if (p.source.initialOffset === 'latest' && pending.length > 0 && opts.seedConsumerGroup) {
-      if (opts.dryRun) opts.print(`-- consumer group ${p.source.consumerGroup}: would start at the log end (initialOffset: latest)\n`);
+      const group = p.source.consumerGroup;
+      if (opts.dryRun) opts.print(`-- consumer group ${group}: would start at the log end (initialOffset: latest)\n`);
       else {
         const n = await opts.seedConsumerGroup();
-        opts.print(`  consumer group ${p.source.consumerGroup}: ${n > 0 ? `starts at the log end of ${n} partitions` : 'has offsets already; left as it is'}`);
+        const where = n > 0 ? `starts at the log end of ${n} partitions` : 'has offsets already; left as it is';
+        opts.print(`  consumer group ${group}: ${where}`);
       }
     }
-    const done = await this.umzug(this.context(opts, existing !== undefined), storage).up(opts.to === undefined ? {} : { to: opts.to });
+    const umzug = this.umzug(this.context(opts, existing !== undefined), storage);
+    const done = await umzug.up(opts.to === undefined ? {} : { to: opts.to });
     const migrated = done.map((m) => m.name);
     if (!inPlace) return { migrations: migrated, changed: [] };
     if (opts.dryRun && pendingBefore.length > 0) {
