@@ -11,6 +11,8 @@
  * renders it), and one whose history holds 0005 under its first name
  * 0005_seen_hash_and_kept_counts, which counts as 0005 (not as a migration of
  * a newer winnow) and whose kept counts 0009 drops; down forgets that name too.
+ * After the migrations, `migrate plan` (src/provisioning/drift.ts) finds every
+ * object as the builders build it (and `up` changes nothing more).
  */
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
@@ -129,6 +131,10 @@ describe('every migration in order builds what the live builders build', () => {
       const p = config(db);
       const done = await new Migrator(client, p).up({ ...quiet, kafkaPassword: kafkaPassword(p) });
       expect(done.at(-1)).toBe(migrations.at(-1)?.name);
+      // `migrate plan` compares the same way and finds nothing to change.
+      const plan = await new Migrator(client, p).plan(kafkaPassword(p));
+      expect(plan.objects.filter((o) => o.state !== 'unchanged')).toEqual([]);
+      expect(plan.changes).toEqual({ steps: [], refused: [] });
       const chain = await schema(client, db);
       await stopConsuming(client, p);
       const live = await liveSchema(client, config, kafkaPassword(p));

@@ -23,6 +23,7 @@ const ALTER_COMMANDS: [RegExp, string][] = [
   [/^MODIFY SETTING\b/, 'ALTER SETTINGS'],
   [/^ADD CONSTRAINT\b/, 'ALTER ADD CONSTRAINT'],
   [/^DROP CONSTRAINT\b/, 'ALTER DROP CONSTRAINT'],
+  [/^MODIFY QUERY\b/, 'ALTER VIEW MODIFY QUERY'],
 ];
 
 /** Privileges a statement needs. `engineOf` names the engine of a table an ATTACH brings back. */
