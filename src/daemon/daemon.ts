@@ -4,6 +4,7 @@
  * Stopping waits for the slice in flight, so SIGTERM never leaves one half-done
  * (a crash would not either: the checkpoint makes it resumable).
  */
+import type { Admin } from 'kafkajs';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Db } from '../clickhouse/client.ts';
 import type { PipelineConfig } from '../config/schema.ts';
@@ -11,6 +12,7 @@ import { describeError, WinnowError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { formatRange } from '../kafka/partitions.ts';
 import { Checker, type CheckerKafka, type CheckReport } from '../operations/checker.ts';
+import { ReplayJobPoller, ReplayJobRunner } from '../operations/replay-jobs.ts';
 import { Backoff } from './backoff.ts';
 import { assertTokenDeduplication } from '../slicing/dedup-guard.ts';
 import { Lease, type LeaseState } from '../slicing/lease.ts';
@@ -43,6 +45,10 @@ export class PipelineRunner {
   private readonly backoff = new Backoff();
   private checking: Promise<CheckReport> | undefined;
   private lastFullCheckAt: number | undefined;
+  /** Replay jobs (operations/replay-jobs.ts): a step of the oldest open one between slices. */
+  private readonly replays: ReplayJobPoller;
+  private lastJobStepMs = 0;
+  private admin: Promise<Admin | undefined> | undefined;
 
   constructor(
     readonly pipeline: PipelineConfig,
@@ -54,6 +60,32 @@ export class PipelineRunner {
   ) {
     this.processor = new Processor(db, pipeline, hooks);
     this.lease = new Lease(db, pipeline.sink.database, pipeline.name);
+    const runner = new ReplayJobRunner({
+      db,
+      pipeline,
+      owner: this.lease.owner,
+      admin: () => this.replayAdmin(),
+      keepLease: () => this.holdsLease(),
+      progress: (line) => this.logger.info('replay progress', { pipeline: pipeline.name, progress: line }),
+    });
+    this.replays = new ReplayJobPoller(runner, (level, msg, fields) =>
+      this.logger[level](msg, { pipeline: pipeline.name, ...fields }),
+    );
+  }
+
+  /** Kafka admin for replays (timestamps, rewinds), connected on first use; undefined when unreachable. */
+  private replayAdmin(): Promise<Admin | undefined> {
+    const client = this.kafka?.client;
+    if (!client) return Promise.resolve(undefined);
+    this.admin ??= (async () => {
+      const admin = client.admin();
+      await admin.connect();
+      return admin;
+    })().catch(() => {
+      this.admin = undefined;
+      return undefined;
+    });
+    return this.admin;
   }
 
   /** Proves token deduplication works for this pipeline (dedup-guard.ts); throws DEDUP_UNSAFE when it cannot. */
@@ -74,7 +106,8 @@ export class PipelineRunner {
     }
     if (!before.held) this.logger.info('processing: this daemon holds the pipeline', { pipeline: this.pipeline.name, owner: this.lease.owner });
     // Start a slice only if it can finish while the lease is held (a slice rarely takes a fifth of an epoch).
-    return this.leaseState.heldUntil - Date.now() > Math.min(this.lease.epochMs / 2, Math.max(1_000, 2 * this.lastSliceMs));
+    const stepMs = Math.max(this.lastSliceMs, this.lastJobStepMs);
+    return this.leaseState.heldUntil - Date.now() > Math.min(this.lease.epochMs / 2, Math.max(1_000, 2 * stepMs));
   }
 
   /** Runs fn when no slice, replay or check of this pipeline is running; they never overlap. */
@@ -152,8 +185,16 @@ export class PipelineRunner {
         // Not proven at start (ClickHouse was unreachable): prove it before the first write.
         if (!this.deduplicationVerified) await this.verifyDeduplication();
         while (!this.stopped && Date.now() < deadline && (await this.mayProcess())) {
+          // Between slices, never inside one: a step of an open replay job (claim, plan, a chunk, finish).
+          const started = performance.now();
+          const stepped = await this.replays.step();
+          if (stepped) {
+            this.lastJobStepMs = performance.now() - started;
+            if (this.stopped || !(await this.mayProcess())) break;
+          }
           const outcome = await this.processor.runOneSlice();
-          if (!outcome) break;
+          if (!outcome && !stepped) break;
+          if (!outcome) continue;
           this.lastSliceMs = outcome.slice.durationMs;
           this.logSlice(outcome);
           // Progress: a failure after this one is a new streak, retried after the shortest pause.
@@ -212,6 +253,7 @@ export class PipelineRunner {
     this.stopped = true;
     await this.checking?.catch(() => undefined);
     await this.lock;
+    await (await this.admin)?.disconnect().catch(() => undefined);
   }
 }
 
