@@ -41,7 +41,8 @@ ENGINE = MergeTree
 ORDER BY (\`pipeline\`, \`job_id\`, \`rev\`)
 TTL toDateTime(\`updated_at\`) + INTERVAL 30 DAY
 SETTINGS non_replicated_deduplication_window = 10000`;
-    const replaysWindow = `ALTER TABLE ${qualified(db, 'winnow_replays')} MODIFY SETTING non_replicated_deduplication_window = 10000`;
+    const replays = qualified(db, 'winnow_replays');
+    const replaysWindow = `ALTER TABLE ${replays} MODIFY SETTING non_replicated_deduplication_window = 10000`;
     await ctx.run([
       statement('replay jobs table winnow_replay_jobs', jobs),
       statement('replays table winnow_replays: insert deduplication window', replaysWindow),
@@ -49,7 +50,8 @@ SETTINGS non_replicated_deduplication_window = 10000`;
   },
   async down(ctx) {
     // Shared by the pipelines of the database: forget this pipeline's jobs only; the window is harmless.
-    const sql = `DELETE FROM ${qualified(ctx.pipeline.sink.database, 'winnow_replay_jobs')} WHERE pipeline = ${quoteString(ctx.pipeline.name)}`;
+    const jobs = qualified(ctx.pipeline.sink.database, 'winnow_replay_jobs');
+    const sql = `DELETE FROM ${jobs} WHERE pipeline = ${quoteString(ctx.pipeline.name)}`;
     await ctx.run([statement(`forget replay jobs of ${ctx.pipeline.name}`, sql)]);
   },
 };
