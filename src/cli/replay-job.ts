@@ -124,14 +124,15 @@ export async function followJob(
       } else if (leaseCheckAt === 0) {
         say(`handed to the daemon holding the pipeline; following job ${j.jobId}`);
       }
-      // Asked again only when the job makes no progress for two epochs (its holder may be gone).
-      leaseCheckAt = Date.now() + 2 * epochMs;
+      // Asked again only when the job makes no progress for three epochs: its holder may be gone, and
+      // a standby daemon takes over within two (it then goes on, and this command keeps following).
+      leaseCheckAt = Date.now() + 3 * epochMs;
     }
     await sleep(FOLLOW_POLL_MS);
     j = (await jobs.get(j.jobId)) ?? j;
     if (j.rev !== seenRev) {
       seenRev = j.rev;
-      leaseCheckAt = Date.now() + 2 * epochMs;
+      leaseCheckAt = Date.now() + 3 * epochMs;
       show(j);
     }
   }

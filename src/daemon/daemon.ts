@@ -67,6 +67,7 @@ export class PipelineRunner {
       admin: () => this.replayAdmin(),
       keepLease: () => this.holdsLease(),
       progress: (line) => this.logger.info('replay progress', { pipeline: pipeline.name, progress: line }),
+      ...(hooks.afterReplayChunk ? { afterChunk: hooks.afterReplayChunk } : {}),
     });
     this.replays = new ReplayJobPoller(runner, (level, msg, fields) =>
       this.logger[level](msg, { pipeline: pipeline.name, ...fields }),

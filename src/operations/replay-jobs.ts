@@ -373,6 +373,8 @@ export interface JobRunnerOptions {
   keepLease: () => Promise<boolean>;
   /** progress lines of a rewind */
   progress?: (line: string) => void;
+  /** fault tests: called once a chunk (1-based) is inserted and recorded, before the job says so */
+  afterChunk?: (chunk: number) => void;
 }
 
 /** Runs jobs, one step at a time; the caller holds the lease before each step. */
@@ -440,6 +442,7 @@ export class ReplayJobRunner {
       const c = chunk(planned.ranges, planned.chunkRows)[job.chunksDone] ?? [];
       const reason = req.kind === 'deadletters' ? 'dead letters' : `replay: ${job.requestedBy}`;
       const r = await (await this.replayer()).runChunk(job.jobId, job.chunksDone, c, reason);
+      this.o.afterChunk?.(job.chunksDone + 1);
       return advance({
         chunksDone: job.chunksDone + 1,
         offsetsDone: job.offsetsDone + offsetsIn(c),

@@ -2,13 +2,15 @@
  * Fault injection for the crash tests: WINNOW_FAULT=<step>@<seq> makes the
  * daemon kill itself with SIGKILL at that step of the slice with that
  * sequence number. Steps: beforeInsert, duringInsert (the insert request is
- * sent, its answer not read), afterInsert (before the checkpoint), afterCommit.
+ * sent, its answer not read), afterInsert (before the checkpoint), afterCommit;
+ * afterReplayChunk@N kills it once chunk N of a replay job is inserted and
+ * recorded, before the job's progress says so.
  * Not for production use; unset, it does nothing.
  */
 import { WinnowError } from '../errors.ts';
 import type { StepHooks } from './processor.ts';
 
-const STEPS = ['beforeInsert', 'duringInsert', 'afterInsert', 'afterCommit'] as const;
+const STEPS = ['beforeInsert', 'duringInsert', 'afterInsert', 'afterCommit', 'afterReplayChunk'] as const;
 type Step = (typeof STEPS)[number];
 
 export function parseFault(spec: string | undefined): { step: Step; seq: number } | undefined {
@@ -37,5 +39,7 @@ export function faultHooks(spec: string | undefined, kill: () => void = () => pr
       return { afterInsert: at };
     case 'afterCommit':
       return { afterCommit: at };
+    case 'afterReplayChunk':
+      return { afterReplayChunk: (chunk) => at({ seq: chunk }) };
   }
 }
