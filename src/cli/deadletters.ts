@@ -107,7 +107,7 @@ export const deadlettersCommand: Command = {
           // A database without winnow_replay_jobs: run it here, as before, only while no daemon holds the pipeline.
           await requireCommandLease(
             target,
-            'stop it, replay the dead letters, start it again (or run winnow migrate up: then the daemon runs them)',
+            'run winnow migrate up, and the daemon runs them; or stop it, replay the dead letters, start it again',
           );
           const admin = await admins.adminIfReachable(pipeline);
           const say = (line: string): boolean => process.stderr.write(`deadletters ${pipeline.name}: ${line}\n`);

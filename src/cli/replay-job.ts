@@ -117,10 +117,9 @@ export async function followJob(
   while (!isClosed(j.state)) {
     if (Date.now() >= leaseCheckAt) {
       if ((await commandLease(target)).held) {
-        say(`no daemon holds the pipeline: running job ${j.jobId} here`);
-        j = await runner.runToEnd(j, show);
+        j = await runHere(runner, j, say, show);
         if (isClosed(j.state)) break;
-        say(`a daemon holds the pipeline now: it resumes job ${j.jobId}`);
+        say(`a daemon (or another command) runs the pipeline's jobs now; following job ${j.jobId}`);
       } else if (leaseCheckAt === 0) {
         say(`handed to the daemon holding the pipeline; following job ${j.jobId}`);
       }
@@ -139,6 +138,29 @@ export async function followJob(
   show(j);
   if (j.state === 'failed') throw new WinnowError('INTERNAL', `${o.label} job ${j.jobId} failed: ${j.error}`);
   return j;
+}
+
+/**
+ * Runs the pipeline's open jobs here, oldest first, up to and including `job`,
+ * as the daemon would: one job at a time, so two replays never insert the same
+ * lost key side by side. Stops when the lease is lost or another runner has the
+ * job; returns `job` as it stands then.
+ */
+async function runHere(
+  runner: ReplayJobRunner,
+  job: ReplayJob,
+  say: (line: string) => void,
+  show: (j: ReplayJob) => void,
+) {
+  say(`no daemon holds the pipeline: running job ${job.jobId} here`);
+  for (;;) {
+    const next = await runner.jobs.nextOpen();
+    if (!next) return (await runner.jobs.get(job.jobId)) ?? job;
+    if (next.jobId === job.jobId) return runner.runToEnd(next, show);
+    say(`running job ${next.jobId} first: it was asked earlier`);
+    const after = await runner.runToEnd(next);
+    if (!isClosed(after.state)) return (await runner.jobs.get(job.jobId)) ?? job;
+  }
 }
 
 /** The job named by --follow, or NOT_FOUND. */

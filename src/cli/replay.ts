@@ -110,7 +110,7 @@ export const replayCommand: Command = {
           // A database without winnow_replay_jobs: run it here, as before, only while no daemon holds the pipeline.
           await requireCommandLease(
             target,
-            'stop it, replay, start it again (or run winnow migrate up: then the daemon runs replays)',
+            'run winnow migrate up, and the daemon runs replays; or stop it, replay, start it again',
           );
           const admin = await admins.adminIfReachable(pipeline);
           const replayer = new Replayer(db, pipeline, admin, (line) =>

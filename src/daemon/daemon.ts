@@ -65,7 +65,8 @@ export class PipelineRunner {
       pipeline,
       owner: this.lease.owner,
       admin: () => this.replayAdmin(),
-      keepLease: () => this.holdsLease(),
+      // A stopping daemon does not wait out a rewind: the next holder resumes the job.
+      keepLease: async () => !this.stopped && (await this.holdsLease()),
       progress: (line) => this.logger.info('replay progress', { pipeline: pipeline.name, progress: line }),
       ...(hooks.afterReplayChunk ? { afterChunk: hooks.afterReplayChunk } : {}),
     });

@@ -42,6 +42,7 @@ import {
   type ReplayBound,
   type ReplayPlan,
   type ReplayResult,
+  type RewindState,
 } from './replay.ts';
 
 export type JobKind = 'replay' | 'deadletters';
@@ -55,6 +56,8 @@ export type JobRequest =
 /** Fixed as the job goes: what the dead-letter re-ingest does (stored before it runs), then the replay's ranges. */
 export interface JobPlan {
   deadLetters?: DeadLetterPlan;
+  /** a rewind of the Kafka engine begun while planning: a resumed plan does it again and waits for it */
+  rewind?: RewindState;
   replay?: ReplayPlan;
 }
 
@@ -419,23 +422,35 @@ export class ReplayJobRunner {
       return advance({ plan: { deadLetters: await planDeadLetterReplay(db, p, req.which) } });
     }
     if (!job.plan.replay) {
+      // A rewind is recorded in the job before the queue is touched (a resumed plan redoes it).
+      let current = job;
+      const opts = {
+        ...(job.plan.rewind ? { rewind: job.plan.rewind } : {}),
+        onRewind: async (rewind: RewindState): Promise<void> => {
+          current = await this.jobs.advance(current, { plan: { ...current.plan, rewind } }, this.owner);
+        },
+      };
+      const replayer = await this.replayer();
       let plan: ReplayPlan;
       if (req.kind === 'deadletters') {
         await reingestDeadLetters(db, p, req.which);
         const bounds = job.plan.deadLetters?.replay;
+        const offsets = (o: OffsetSpec[]): ReplayBound => ({ kind: 'offsets', offsets: o });
         plan = bounds
-          ? await (
-              await this.replayer()
-            ).plan({ from: { kind: 'offsets', offsets: bounds.from }, to: { kind: 'offsets', offsets: bounds.to } })
+          ? await replayer.plan({ from: offsets(bounds.from), to: offsets(bounds.to) }, opts)
           : { ranges: [], chunkRows: p.schedule.maxSliceRows, rewound: [] };
       } else {
-        plan = await (await this.replayer()).plan({ from: req.from, ...(req.to ? { to: req.to } : {}) });
+        plan = await replayer.plan({ from: req.from, ...(req.to ? { to: req.to } : {}) }, opts);
       }
-      return advance({
-        plan: { ...job.plan, replay: plan },
-        chunksTotal: chunk(plan.ranges, plan.chunkRows).length,
-        offsetsTotal: offsetsIn(plan.ranges),
-      });
+      return this.jobs.advance(
+        current,
+        {
+          plan: { ...current.plan, replay: plan },
+          chunksTotal: chunk(plan.ranges, plan.chunkRows).length,
+          offsetsTotal: offsetsIn(plan.ranges),
+        },
+        this.owner,
+      );
     }
     const planned = job.plan.replay;
     if (job.chunksDone < job.chunksTotal) {

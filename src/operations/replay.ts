@@ -39,6 +39,24 @@ export interface ReplayPlan {
   rewound: { topic: string; partition: number; offset: number }[];
 }
 
+/**
+ * A rewind under way: the ranges staging no longer held, and where staging
+ * began before. Recorded before the queue is touched, so a replay resumed
+ * after a crash rewinds those ranges again and waits for the same catch-up,
+ * instead of taking a half re-staged range for a whole one.
+ */
+export interface RewindState {
+  expired: SliceRange[];
+  low: [string, number][];
+}
+
+export interface PlanOptions {
+  /** the rewind an earlier attempt began: done again */
+  rewind?: RewindState;
+  /** called before a new rewind touches the queue */
+  onRewind?: (s: RewindState) => Promise<void>;
+}
+
 /** A replay id, unique per request: it names the chunks' deduplication tokens. */
 export function newReplayId(prefix = 'replay'): string {
   return `${prefix}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
@@ -230,7 +248,7 @@ export class Replayer {
    * bounds (rewinding the Kafka engine where staging no longer holds them).
    * Fixed once planned: a resumed replay runs the same chunks under the same tokens.
    */
-  async plan(req: ReplayRequest): Promise<ReplayPlan> {
+  async plan(req: ReplayRequest, opts: PlanOptions = {}): Promise<ReplayPlan> {
     const last = await new Checkpoints(this.db, this.p.sink.database).last(this.p.name);
     const processed = (last?.nextOffsets ?? []).filter((o) => o.offset > 0);
     const from = await this.boundOffsets(req.from, processed);
@@ -247,7 +265,7 @@ export class Replayer {
       this.progress('nothing to replay: the bounds select no processed offsets');
       return { ranges, chunkRows: this.p.schedule.maxSliceRows, rewound: [] };
     }
-    const rewound = await this.rewindWhereExpired(ranges);
+    const rewound = await this.rewindWhereExpired(ranges, opts);
     return { ranges, chunkRows: this.p.schedule.maxSliceRows, rewound };
   }
 
@@ -306,11 +324,16 @@ export class Replayer {
     return new Map(rows.map((r) => [`${r.topic}/${r.partition}`, Number(r.low)]));
   }
 
-  private async rewindWhereExpired(ranges: SliceRange[]): Promise<{ topic: string; partition: number; offset: number }[]> {
-    const low = await this.retained();
-    const expired = ranges.filter((r) => r.fromOffset < (low.get(`${r.topic}/${r.partition}`) ?? 0));
+  private async rewindWhereExpired(
+    ranges: SliceRange[],
+    { rewind, onRewind }: PlanOptions,
+  ): Promise<{ topic: string; partition: number; offset: number }[]> {
+    const low = rewind ? new Map(rewind.low) : await this.retained();
+    const isExpired = (r: SliceRange): boolean => r.fromOffset < (low.get(`${r.topic}/${r.partition}`) ?? 0);
+    const expired = rewind ? rewind.expired : ranges.filter(isExpired);
     if (expired.length === 0) return [];
     if (!this.admin) throw new WinnowError('KAFKA', 'staging no longer holds the start of the range and Kafka is unreachable, so the queue cannot be rewound');
+    if (!rewind) await onRewind?.({ expired, low: [...low] });
     this.progress(`staging no longer holds ${expired.map(formatRange).join(' ')}: rewinding the Kafka engine`);
     await this.db.command(replayStagingSql.queue(this.p, 'DETACH'));
     try {
