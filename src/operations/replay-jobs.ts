@@ -488,6 +488,12 @@ export class ReplayJobRunner {
    */
   async failed(job: ReplayJob, err: unknown): Promise<ReplayJob> {
     if (err instanceof WinnowError && err.code === 'CONFLICT') throw err;
+    // The step may have written revisions before it failed (a rewind is recorded): record on the newest.
+    const fresh = (await this.jobs.get(job.jobId)) ?? job;
+    if (fresh.holder !== this.owner || isClosed(fresh.state)) {
+      throw new WinnowError('CONFLICT', `replay job ${job.jobId}: ${fresh.holder || 'another runner'} has it now`);
+    }
+    job = fresh;
     const retryable =
       err instanceof WinnowError ? err.retryable || err.code === 'KAFKA' || err.code === 'NOT_READY' : true;
     const again = retryable && job.attempt < MAX_ATTEMPTS;
