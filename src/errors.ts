@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'UNAUTHORIZED'
   | 'CONFLICT'
   | 'REPAIR_INCOMPLETE'
+  | 'INJECTED_FAULT'
   | 'INTERNAL';
 
 export class WinnowError extends Error {
@@ -50,4 +51,51 @@ export function describeError(err: unknown): string {
   }
   if (err instanceof Error) return err.message;
   return String(err);
+}
+
+/** The messages of an error's causes, outermost first, one line each (for --verbose). */
+export function causeChain(err: unknown): string[] {
+  const out: string[] = [];
+  const seen = new Set<unknown>();
+  let cur = err instanceof Error ? err.cause : undefined;
+  while (cur !== undefined && cur !== null && !seen.has(cur) && out.length < 10) {
+    seen.add(cur);
+    const e = cur as { name?: unknown; code?: unknown; message?: unknown };
+    const msg = typeof e.message === 'string' ? e.message : JSON.stringify(cur);
+    const code = typeof e.code === 'string' || typeof e.code === 'number' ? ` ${String(e.code)}` : '';
+    out.push(`${typeof e.name === 'string' ? e.name : 'Error'}${code}: ${msg.split('\n')[0] ?? msg}`);
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  return out;
+}
+
+/**
+ * A stable name for the kind of an error, for /readyz: the WinnowError code,
+ * with ClickHouse's error type or the network error code when the cause is
+ * ClickHouse (`CLICKHOUSE/ACCESS_DENIED`, `CLICKHOUSE/ECONNREFUSED`), else
+ * the error's name.
+ */
+export function errorClass(err: unknown): string {
+  let detail: string | undefined;
+  const seen = new Set<unknown>();
+  for (let cur: unknown = err; cur instanceof Error && !seen.has(cur) && detail === undefined; cur = cur.cause) {
+    seen.add(cur);
+    const c = cur as { chType?: unknown; netCode?: unknown };
+    if (typeof c.chType === 'string') detail = c.chType;
+    else if (typeof c.netCode === 'string') detail = c.netCode;
+  }
+  if (err instanceof WinnowError) return err.code === 'CLICKHOUSE' && detail ? `CLICKHOUSE/${detail}` : err.code;
+  if (err instanceof Error) return err.name;
+  return typeof err;
+}
+
+/**
+ * Without the row values ClickHouse quotes in some errors (`Column values:
+ * event_id = '...'` of a violated constraint): what /readyz and the stats show
+ * must not carry data.
+ */
+export function withoutRowValues(message: string): string {
+  // From `Column values: ` to what ends the message: a period, a parenthesis, ClickHouse's ` (CODE) (version ...)`.
+  const values = /Column values: [^\n]*?(?=\.?\)?(?: \([A-Z_]+\))?(?: \(version [^)]*\))?$)/gm;
+  return message.replace(values, 'Column values: (omitted)');
 }

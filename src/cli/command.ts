@@ -6,6 +6,8 @@ export interface Command {
   summary: string;
   /** Full help text: usage, every flag with its default, env vars. */
   help: string;
+  /** its output is a JSON log (`winnow run`): a failure is printed as a JSON line too */
+  jsonLog?: boolean;
   run(args: string[]): Promise<number>;
 }
 

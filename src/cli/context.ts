@@ -4,6 +4,7 @@ import { loadConfigFile, resolveSecret } from '../config/load.ts';
 import type { PipelineConfig, WinnowConfig } from '../config/schema.ts';
 import { WinnowError } from '../errors.ts';
 import { KafkaAdmins } from '../kafka/admins.ts';
+import type { Logger } from '../log.ts';
 import { Lease, type LeaseState } from '../slicing/lease.ts';
 
 export const CONFIG_FLAG_HELP = '--config FILE   pipeline definition (YAML; default ./winnow.yaml or $WINNOW_CONFIG)';
@@ -23,9 +24,19 @@ export interface Loaded {
   close(): Promise<void>;
 }
 
-export function dbFor(p: PipelineConfig): Db {
+/**
+ * The pipeline's ClickHouse. Its errors name the key and the URL
+ * (`sink.url http://... (pipeline p): ...`), never a statement.
+ */
+export function dbFor(p: PipelineConfig, logger?: Logger): Db {
   const password = p.sink.password === undefined ? undefined : resolveSecret(p.sink.password, process.env, `pipelines.${p.name}.sink.password`);
-  return connect({ url: p.sink.url, user: p.sink.user, ...(password === undefined ? {} : { password }) });
+  return connect({
+    url: p.sink.url,
+    user: p.sink.user,
+    where: `sink.url ${p.sink.url} (pipeline ${p.name})`,
+    ...(password === undefined ? {} : { password }),
+    ...(logger ? { logger } : {}),
+  });
 }
 
 export function kafkaPasswordFor(p: PipelineConfig): string | undefined {
@@ -33,13 +44,14 @@ export function kafkaPasswordFor(p: PipelineConfig): string | undefined {
   return pw === undefined ? undefined : resolveSecret(pw, process.env, `pipelines.${p.name}.source.auth.password`);
 }
 
-export async function load(file: string, only?: string): Promise<Loaded> {
+/** The config file and a connection per chosen pipeline; `logger` receives the ClickHouse client's own log. */
+export async function load(file: string, only?: string, logger?: Logger): Promise<Loaded> {
   const config = await loadConfigFile(file);
   const chosen = only ? config.pipelines.filter((p) => p.name === only) : config.pipelines;
   if (only && chosen.length === 0) {
     throw new WinnowError('USAGE', `no pipeline named "${only}" in ${file}`, { hint: `pipelines: ${config.pipelines.map((p) => p.name).join(', ')}` });
   }
-  const pipelines = chosen.map((pipeline) => ({ pipeline, db: dbFor(pipeline) }));
+  const pipelines = chosen.map((pipeline) => ({ pipeline, db: dbFor(pipeline, logger) }));
   return {
     config,
     pipelines,

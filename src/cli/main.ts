@@ -1,4 +1,5 @@
-import { describeError, WinnowError } from '../errors.ts';
+import { causeChain, describeError, WinnowError } from '../errors.ts';
+import { createLogger } from '../log.ts';
 import type { Command } from './command.ts';
 import { checkCommand } from './check.ts';
 import { deadlettersCommand } from './deadletters.ts';
@@ -21,6 +22,7 @@ function mainHelp(): string {
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'Run `winnow <command> --help` for the options of a command.',
+    'A failure is one line naming the URL or the configuration key; --verbose (any command) adds its causes.',
   ].join('\n');
 }
 
@@ -43,10 +45,23 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(command.help + '\n');
     return 0;
   }
+  const verbose = rest.includes('--verbose');
+  const args = rest.filter((a) => a !== '--verbose');
   try {
-    return await command.run(rest);
+    return await command.run(args);
   } catch (err) {
-    process.stderr.write(`winnow ${name}: error: ${describeError(err)}\n`);
+    const causes = verbose ? causeChain(err) : [];
+    if (command.jsonLog) {
+      // Everything `winnow run` prints is a JSON line, its last words included.
+      createLogger().error(describeError(err), {
+        command: name,
+        ...(err instanceof WinnowError ? { code: err.code } : {}),
+        ...(verbose ? { causes } : {}),
+      });
+    } else {
+      process.stderr.write(`winnow ${name}: error: ${describeError(err)}\n`);
+      for (const c of causes) process.stderr.write(`  caused by: ${c}\n`);
+    }
     if (process.env['WINNOW_DEBUG'] && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
     return err instanceof WinnowError && err.code === 'USAGE' ? 2 : 1;
   }

@@ -14,7 +14,8 @@ The controller daemon. Every pipeline in the file gets a tick (schedule.interval
 each tick takes the next slice of staged rows (per-partition offset ranges),
 inserts its first occurrences whose key was not seen within the window into the
 final table, and records the slice. Serves the HTTP API meanwhile. SIGTERM or
-Ctrl-C finishes the slice in flight, then exits 0.
+Ctrl-C finishes the slice in flight, releases the lease (a standby takes over
+at once), then exits 0. Every line it prints is JSON.
 
 Options:
   ${CONFIG_FLAG_HELP}
@@ -23,8 +24,10 @@ Options:
 
 Environment: WINNOW_LOG_LEVEL        debug | info | warn | error (default info)
              WINNOW_LEASE_EPOCH_MS  lease epoch (default 15000): one daemon processes a pipeline;
-                                    a standby takes over within two epochs of the holder's death
-             WINNOW_FAULT           testing only: <step>@<slice seq> kills the daemon at that step
+                                    a standby takes over within one epoch of the holder's death,
+                                    at once when it stops, and when it fails for two epochs
+             WINNOW_FAULT           testing only: <step>@<slice seq> kills the daemon at that step;
+                                    fail:<step> makes every slice fail there
 
 API: GET /healthz, /readyz, /api/v1/pipelines, /api/v1/pipelines/:name/stats,
      /api/v1/pipelines/:name/slices?limit=N, /api/v1/pipelines/:name/replays/:id, /metrics,
@@ -43,6 +46,7 @@ export const runCommand: Command = {
   name: 'run',
   summary: 'run the controller daemon and its HTTP API',
   help,
+  jsonLog: true,
   async run(args) {
     const { values, positionals } = parseFlags('run', args, flags, false);
     void positionals;
@@ -51,7 +55,11 @@ export const runCommand: Command = {
       throw new WinnowError('USAGE', `WINNOW_LOG_LEVEL must be debug, info, warn or error, got "${level}"`);
     }
     const logger = createLogger({ level: level as 'info' });
-    const loaded = await load(configPath(values.config));
+    // Node's own warnings too: every line `winnow run` prints is JSON.
+    process.removeAllListeners('warning');
+    process.on('warning', (w) => logger.warn(`node: ${w.message}`, { name: w.name }));
+    const file = configPath(values.config);
+    const loaded = await load(file, undefined, logger);
     const port = parsePort('run', 'port', values.port, loaded.config.server.port);
     const admins = new KafkaAdmins();
     const handles = loaded.pipelines.map((h) => ({ ...h, kafka: admins.access(h.pipeline) }));
@@ -67,7 +75,7 @@ export const runCommand: Command = {
     const app = buildApp(liveDeps({ pipelines: loaded.pipelines, daemon, admins, logger }));
     const address = await app.listen({ port, host: values.host ?? '127.0.0.1' });
     logger.info('winnow running', { api: address, pipelines: loaded.pipelines.map((p) => p.pipeline.name) });
-    daemon.start();
+    daemon.start({ api: address, config: file });
 
     await new Promise<void>((resolve) => {
       const onSignal = (signal: string): void => {

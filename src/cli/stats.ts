@@ -42,15 +42,18 @@ export const statsCommand: Command = {
   async run(args) {
     const { values } = parseFlags('stats', args, flags, false);
     return withPipelines(values, async (pipelines, admins) => {
+      const notes: string[] = [];
       const all = await Promise.all(
         pipelines.map(async ({ pipeline, db }) => {
           const offsets = await admins.offsets(pipeline).catch((err: unknown) => {
-            process.stderr.write(`winnow stats: ${pipeline.name}: Kafka offsets unavailable: ${describeError(err)}\n`);
+            notes.push(`winnow stats: ${pipeline.name}: Kafka offsets unavailable: ${describeError(err)}`);
             return undefined;
           });
           return { stats: await pipelineStats(db, pipeline, offsets), windowMs: pipeline.dedup.windowMs };
         }),
       );
+      // Only with the numbers: when ClickHouse fails, its one error line says it all.
+      for (const n of notes) process.stderr.write(n + '\n');
       if (values.json) process.stdout.write(JSON.stringify({ pipelines: all.map((a) => a.stats) }, null, 2) + '\n');
       else process.stdout.write(all.map((a) => formatStats(a.stats, a.windowMs)).join('\n\n') + '\n');
       return 0;

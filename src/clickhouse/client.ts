@@ -3,8 +3,19 @@
  * come out typed: ClickHouse's numeric code decides whether a retry can help,
  * never the message text.
  */
-import { createClient, ClickHouseError, ClickHouseLogLevel, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
+import {
+  createClient,
+  ClickHouseError,
+  ClickHouseLogLevel,
+  type ClickHouseClient,
+  type ClickHouseSettings,
+  type ErrorLogParams,
+  type Logger as ClientLogger,
+  type LogParams,
+  type WarnLogParams,
+} from '@clickhouse/client';
 import { WinnowError } from '../errors.ts';
+import type { Logger } from '../log.ts';
 
 export interface QuerySummary {
   readRows: number;
@@ -44,32 +55,73 @@ export const CH = {
   UNKNOWN_DATABASE: 81,
   TABLE_ALREADY_EXISTS: 57,
   AUTHENTICATION_FAILED: 516,
+  REQUIRED_PASSWORD: 194,
   ACCESS_DENIED: 497,
 } as const;
 
 export class ClickHouseFailure extends WinnowError {
   readonly chCode: number | undefined;
-  constructor(message: string, chCode: number | undefined, retryable: boolean, cause: unknown) {
-    super('CLICKHOUSE', message, { retryable, cause });
+  /** ClickHouse's name of the error (ACCESS_DENIED, ...) when the server answered */
+  readonly chType: string | undefined;
+  /** the network error code (ECONNREFUSED, ...) when it did not */
+  readonly netCode: string | undefined;
+  constructor(
+    message: string,
+    chCode: number | undefined,
+    retryable: boolean,
+    cause: unknown,
+    detail: { chType?: string; netCode?: string; hint?: string } = {},
+  ) {
+    super('CLICKHOUSE', message, { retryable, cause, ...(detail.hint ? { hint: detail.hint } : {}) });
     this.chCode = chCode;
+    this.chType = detail.chType;
+    this.netCode = detail.netCode;
   }
 }
 
-export function classify(err: unknown, what: string): WinnowError {
+/** Network failures in words. */
+const NET_WORDS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  EPIPE: 'connection closed',
+  ETIMEDOUT: 'connection timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ENOTFOUND: 'host name not found',
+  EAI_AGAIN: 'host name lookup failed',
+  UND_ERR_SOCKET: 'connection closed',
+};
+
+/**
+ * A typed error for a failed request. `where` names what was asked, as the
+ * configuration says it (`sink.url http://...`): the statement is never part of
+ * the message (it says nothing to an operator and can be long); ClickHouse's
+ * own words are, on one line.
+ */
+export function classify(err: unknown, where: string): WinnowError {
   if (err instanceof WinnowError) return err;
   if (err instanceof ClickHouseError) {
     const code = Number(err.code);
-    const hint = code === CH.AUTHENTICATION_FAILED ? 'check sink.user and sink.password' : undefined;
-    const e = new ClickHouseFailure(`${what}: ClickHouse error ${code} (${err.type ?? 'unknown'}): ${firstLine(err.message)}`, code, RETRYABLE_CODES.has(code), err);
-    return hint ? Object.assign(e, { hint }) : e;
+    const type = err.type ?? 'unknown';
+    const login = code === CH.AUTHENTICATION_FAILED || code === CH.REQUIRED_PASSWORD;
+    const message = `${where}: ClickHouse error ${code} (${type}): ${firstLine(err.message)}`;
+    return new ClickHouseFailure(message, code, RETRYABLE_CODES.has(code), err, {
+      chType: type,
+      ...(login ? { hint: 'check sink.user and sink.password' } : {}),
+    });
   }
-  const netCode = (err as { code?: string }).code;
-  if (netCode && RETRYABLE_NET.has(netCode)) {
-    return new ClickHouseFailure(`${what}: cannot reach ClickHouse (${netCode})`, undefined, true, err);
+  const netCode = (err as { code?: unknown }).code;
+  if (typeof netCode === 'string' && NET_WORDS[netCode]) {
+    const message = `${where}: cannot reach ClickHouse: ${NET_WORDS[netCode]} (${netCode})`;
+    return new ClickHouseFailure(message, undefined, RETRYABLE_NET.has(netCode), err, { netCode });
   }
   const msg = err instanceof Error ? err.message : String(err);
-  const retryable = /socket hang up|ECONNRESET|ECONNREFUSED|Timeout error|other side closed/i.test(msg);
-  return new ClickHouseFailure(`${what}: ${firstLine(msg)}`, undefined, retryable, err);
+  if (/^Timeout error/i.test(msg)) {
+    const message = `${where}: no answer from ClickHouse within the request timeout`;
+    return new ClickHouseFailure(message, undefined, true, err, { netCode: 'TIMEOUT' });
+  }
+  const retryable = /socket hang up|ECONNRESET|ECONNREFUSED|other side closed/i.test(msg);
+  return new ClickHouseFailure(`${where}: ${firstLine(msg)}`, undefined, retryable, err);
 }
 
 function firstLine(s: string): string {
@@ -88,6 +140,10 @@ function summaryOf(s: Record<string, string> | undefined): QuerySummary {
 
 export interface DbOptions {
   url: string;
+  /** how errors name this server, as the configuration does; default `ClickHouse <url>` */
+  where?: string;
+  /** where the client's own log goes (default: nowhere) */
+  logger?: Logger;
   user?: string;
   password?: string;
   database?: string;
@@ -102,13 +158,15 @@ export function connect(opts: DbOptions): Db {
     password: opts.password ?? '',
     ...(opts.database ? { database: opts.database } : {}),
     request_timeout: opts.requestTimeoutMs ?? 300_000,
-    // Every failure comes back typed (classify) and is reported once by its caller; the
-    // client's own error log would print each one again, with its stack and settings.
-    log: { level: ClickHouseLogLevel.OFF },
+    // Through winnow's logger, as JSON. Every failed request comes back typed (classify) and is
+    // reported once by its caller, so the client's own error lines about it are debug lines.
+    log: opts.logger
+      ? { level: ClickHouseLogLevel.WARN, LoggerClass: clientLogger(opts.logger) }
+      : { level: ClickHouseLogLevel.OFF },
     // Progress headers keep long slice inserts from looking idle to proxies and to the client.
     clickhouse_settings: { send_progress_in_http_headers: 1, http_headers_progress_interval_ms: '60000', ...opts.settings },
   });
-  const short = (sql: string): string => sql.replace(/\s+/g, ' ').slice(0, 80);
+  const where = opts.where ?? `ClickHouse ${opts.url}`;
   return {
     url: opts.url,
     async command(sql, params, settings) {
@@ -116,7 +174,7 @@ export function connect(opts: DbOptions): Db {
         const r = await client.command({ query: sql, query_params: params ?? {}, clickhouse_settings: settings ?? {} });
         return summaryOf(r.summary as Record<string, string> | undefined);
       } catch (err) {
-        throw classify(err, short(sql));
+        throw classify(err, where);
       }
     },
     async rows<T>(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings) {
@@ -124,7 +182,7 @@ export function connect(opts: DbOptions): Db {
         const rs = await client.query({ query: sql, query_params: params ?? {}, format: 'JSONEachRow', clickhouse_settings: settings ?? {} });
         return await rs.json<T>();
       } catch (err) {
-        throw classify(err, short(sql));
+        throw classify(err, where);
       }
     },
     async ping() {
@@ -132,5 +190,30 @@ export function connect(opts: DbOptions): Db {
       return r.success;
     },
     close: () => client.close(),
+  };
+}
+
+/** The ClickHouse client's logger class, writing to winnow's logger; never its args (they hold query parameters). */
+function clientLogger(logger: Logger): new () => ClientLogger {
+  const fields = (p: LogParams & { err?: Error }): Record<string, unknown> => ({
+    module: p.module,
+    ...(p.err ? { error: p.err.message.split('\n')[0] } : {}),
+  });
+  return class implements ClientLogger {
+    trace(p: LogParams): void {
+      logger.debug(`ClickHouse client: ${p.message}`, fields(p));
+    }
+    debug(p: LogParams): void {
+      logger.debug(`ClickHouse client: ${p.message}`, fields(p));
+    }
+    info(p: LogParams): void {
+      logger.debug(`ClickHouse client: ${p.message}`, fields(p));
+    }
+    warn(p: WarnLogParams): void {
+      logger.warn(`ClickHouse client: ${p.message}`, fields(p));
+    }
+    error(p: ErrorLogParams): void {
+      logger.debug(`ClickHouse client: ${p.message}`, fields(p));
+    }
   };
 }

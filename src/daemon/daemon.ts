@@ -1,27 +1,38 @@
 /**
- * The controller daemon: one node-cron task per pipeline; each tick drains
- * staged slices until none is left (or the tick's time budget is spent).
- * Stopping waits for the slice in flight, so SIGTERM never leaves one half-done
- * (a crash would not either: the checkpoint makes it resumable).
+ * The controller daemon. Per pipeline, a runner with its own timers (no cron
+ * library: nothing prints outside the JSON log): a loop that holds the lease
+ * and drains staged slices every schedule.interval, and a consistency check
+ * every schedule.checkInterval.
+ *
+ * The lease follows health. A runner is `processing` (it holds the lease),
+ * `standby` (another daemon holds it; this one's lease reads work) or
+ * `failing` (its last attempt failed: a lease claim, or a slice). A holder that
+ * cannot commit a slice for long (GIVE_UP: 3 failed attempts in a row and two
+ * lease epochs, 30 s by default) stops renewing, says why in one line, and
+ * releases the lease; it claims again only after one epoch, so a healthy
+ * standby gets the pipeline first. Stopping finishes the slice in flight, then
+ * releases the lease, so the standby or a restarted daemon takes over at once.
+ * A crash leaves the lease to run out: at most one epoch.
  */
 import type { Admin } from 'kafkajs';
-import cron, { type ScheduledTask } from 'node-cron';
 import type { Db } from '../clickhouse/client.ts';
 import type { PipelineConfig } from '../config/schema.ts';
-import { describeError, WinnowError } from '../errors.ts';
+import { describeError, errorClass, withoutRowValues, WinnowError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { formatRange } from '../kafka/partitions.ts';
 import { Checker, type CheckerKafka, type CheckReport } from '../operations/checker.ts';
 import { ReplayJobPoller, ReplayJobRunner } from '../operations/replay-jobs.ts';
-import { Backoff } from './backoff.ts';
+import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.ts';
 import { assertTokenDeduplication } from '../slicing/dedup-guard.ts';
-import { Lease, type LeaseState } from '../slicing/lease.ts';
+import { holderIdentity, Lease, leaseEpochMs, type LeaseState } from '../slicing/lease.ts';
 import type { RepairHooks } from '../operations/repair.ts';
 import { Processor, type SliceOutcome, type StepHooks } from '../slicing/processor.ts';
 import { cronFor } from './schedule.ts';
 
 /** A full consistency check (every key, every offset) at least this often; the others are incremental. */
 const FULL_CHECK_EVERY_MS = 24 * 3_600_000;
+/** A standby reads the lease at least this often, so a released lease is taken within about a second. */
+const STANDBY_POLL_MS = 1_000;
 
 export interface PipelineHandle {
   pipeline: PipelineConfig;
@@ -30,23 +41,76 @@ export interface PipelineHandle {
   kafka?: CheckerKafka;
 }
 
+export type RunnerState = 'starting' | 'processing' | 'standby' | 'failing';
+
+/** What /readyz says about a pipeline of this daemon. */
+export interface RunnerHealth {
+  state: RunnerState;
+  /** when the runner entered this state (ISO time) */
+  since: string;
+  /** the lease holder as last read: this daemon's identity when processing */
+  holder: string | null;
+  /** until when the holder holds, as far as this daemon knows (ISO time) */
+  holderUntil: string | null;
+  /** attempts failed in a row */
+  failures: number;
+  failingSince: string | null;
+  /** the last failure: its class and message, without row values */
+  error: { class: string; message: string } | null;
+  /** when this daemon last gave the lease up because it could not process */
+  gaveUpAt: string | null;
+}
+
+export interface RunnerOptions {
+  /** default leaseEpochMs() */
+  epochMs?: number;
+  /** when a holder that cannot commit gives the lease up: both bounds passed (default 3 attempts, two epochs) */
+  giveUp?: { failures: number; afterMs: number };
+  backoff?: BackoffOptions;
+}
+
+/** A lease claim or read failed (not a slice): a failure of its own kind. */
+class LeaseFailure extends Error {
+  constructor(readonly error: unknown) {
+    super(describeError(error), { cause: error });
+  }
+}
+
 export class PipelineRunner {
   readonly processor: Processor;
+  /** the last failure in one line, without row values (null when healthy) */
   lastError: string | null = null;
   /** The lease as last claimed: whether this daemon holds the pipeline, until when, or who does. */
-  leaseState: LeaseState = { held: false, heldUntil: 0, holder: null };
-  private readonly lease: Lease;
+  leaseState: LeaseState = { held: false, heldUntil: 0, holder: null, holderUntil: 0 };
   lastCheck: CheckReport | null = null;
-  private inFlight: Promise<void> | undefined;
+  private lease: Lease;
+  private readonly epochMs: number;
+  private readonly giveUp: { failures: number; afterMs: number };
+  private readonly backoff: Backoff;
   private lock: Promise<unknown> = Promise.resolve();
   private stopped = false;
+  /** set once the lease is released on stop: nothing may take the exclusive lock after it */
+  private released = false;
   private lastSliceMs = 0;
   private deduplicationVerified = false;
-  private readonly backoff = new Backoff();
   private checking: Promise<CheckReport> | undefined;
   private lastFullCheckAt: number | undefined;
-  /** Replay jobs (operations/replay-jobs.ts): a step of the oldest open one between slices. */
-  private readonly replays: ReplayJobPoller;
+  /** the failing streak: what failed ('slice' once any slice failed in it) and the last error */
+  private failure: { kind: 'lease' | 'slice'; error: { class: string; message: string } } | null = null;
+  /** slice attempts that failed since this daemon last took the lease */
+  private failedWhileHeld = 0;
+  /** after giving the lease up, no claim before this time */
+  private yieldUntil = 0;
+  private gaveUpAt = 0;
+  private gaveUpInStreak = false;
+  private leaseKnown = false;
+  private state: RunnerState = 'starting';
+  private stateSince = Date.now();
+  private loopDone: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private checkTimer: NodeJS.Timeout | undefined;
+  /** Replay jobs (operations/replay-jobs.ts): a step of the oldest open one between slices; made on first use. */
+  private replays: ReplayJobPoller | undefined;
   private lastJobStepMs = 0;
   private admin: Promise<Admin | undefined> | undefined;
 
@@ -54,25 +118,43 @@ export class PipelineRunner {
     readonly pipeline: PipelineConfig,
     readonly db: Db,
     private readonly logger: Logger,
-    hooks: StepHooks = {},
+    private readonly hooks: StepHooks = {},
     readonly kafka?: CheckerKafka,
     private readonly repairHooks: RepairHooks = {},
+    options: RunnerOptions = {},
   ) {
     this.processor = new Processor(db, pipeline, hooks);
-    this.lease = new Lease(db, pipeline.sink.database, pipeline.name);
-    const runner = new ReplayJobRunner({
-      db,
-      pipeline,
-      owner: this.lease.owner,
-      admin: () => this.replayAdmin(),
-      // A stopping daemon does not wait out a rewind: the next holder resumes the job.
-      keepLease: async () => !this.stopped && (await this.holdsLease()),
-      progress: (line) => this.logger.info('replay progress', { pipeline: pipeline.name, progress: line }),
-      ...(hooks.afterReplayChunk ? { afterChunk: hooks.afterReplayChunk } : {}),
-    });
-    this.replays = new ReplayJobPoller(runner, (level, msg, fields) =>
-      this.logger[level](msg, { pipeline: pipeline.name, ...fields }),
+    this.epochMs = options.epochMs ?? leaseEpochMs();
+    this.giveUp = options.giveUp ?? { failures: 3, afterMs: 2 * this.epochMs };
+    this.backoff = new Backoff(options.backoff ?? DEFAULT_BACKOFF);
+    this.lease = new Lease(db, pipeline.sink.database, pipeline.name, { epochMs: this.epochMs });
+  }
+
+  /** This daemon's identity in the lease (host, pid, API address, config file); before start only. */
+  identify(owner: string): void {
+    this.lease = new Lease(this.db, this.pipeline.sink.database, this.pipeline.name, { epochMs: this.epochMs, owner });
+  }
+
+  get owner(): string {
+    return this.lease.owner;
+  }
+
+  /** The replay jobs' poller, made once the lease owner is known (identify() comes before the first drain). */
+  private replayJobs(): ReplayJobPoller {
+    this.replays ??= new ReplayJobPoller(
+      new ReplayJobRunner({
+        db: this.db,
+        pipeline: this.pipeline,
+        owner: this.owner,
+        admin: () => this.replayAdmin(),
+        // A stopping daemon does not wait out a rewind: the next holder resumes the job.
+        keepLease: () => this.holdsLease(),
+        progress: (line) => this.logger.info('replay progress', { pipeline: this.pipeline.name, progress: line }),
+        ...(this.hooks.afterReplayChunk ? { afterChunk: this.hooks.afterReplayChunk } : {}),
+      }),
+      (level, msg, fields) => this.logger[level](msg, { pipeline: this.pipeline.name, ...fields }),
     );
+    return this.replays;
   }
 
   /** Kafka admin for replays (timestamps, rewinds), connected on first use; undefined when unreachable. */
@@ -96,33 +178,212 @@ export class PipelineRunner {
     this.deduplicationVerified = true;
   }
 
-  /** True when this daemon may start a slice now: it holds the lease long enough to finish one. */
-  private async mayProcess(): Promise<boolean> {
-    const before = this.leaseState;
-    this.leaseState = await this.lease.acquire();
-    if (!this.leaseState.held) {
-      if (before.held || before.holder !== this.leaseState.holder) {
-        this.logger.warn('standing by: another daemon processes this pipeline', { pipeline: this.pipeline.name, holder: this.leaseState.holder });
-      }
-      return false;
+  // ---- health ---------------------------------------------------------------
+
+  private setState(): void {
+    const next: RunnerState = this.failure
+      ? 'failing'
+      : this.leaseState.held
+        ? 'processing'
+        : this.leaseKnown
+          ? 'standby'
+          : 'starting';
+    if (next !== this.state) {
+      this.state = next;
+      this.stateSince = Date.now();
     }
-    if (!before.held) this.logger.info('processing: this daemon holds the pipeline', { pipeline: this.pipeline.name, owner: this.lease.owner });
-    // Start a slice only if it can finish while the lease is held (a slice rarely takes a fifth of an epoch).
-    const stepMs = Math.max(this.lastSliceMs, this.lastJobStepMs);
-    return this.leaseState.heldUntil - Date.now() > Math.min(this.lease.epochMs / 2, Math.max(1_000, 2 * stepMs));
   }
 
-  /** Runs fn when no slice, replay or check of this pipeline is running; they never overlap. */
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.lock.then(fn);
-    this.lock = run.catch(() => undefined);
-    return run;
+  health(): RunnerHealth {
+    const iso = (ms: number): string | null => (ms > 0 ? new Date(ms).toISOString() : null);
+    return {
+      state: this.state,
+      since: new Date(this.stateSince).toISOString(),
+      holder: this.leaseState.holder,
+      holderUntil: iso(this.leaseState.holderUntil),
+      failures: this.backoff.failures,
+      failingSince: iso(this.backoff.firstAt),
+      error: this.failure?.error ?? null,
+      gaveUpAt: iso(this.gaveUpAt),
+    };
+  }
+
+  /** One failed attempt: logged when a streak begins, then summarised once a minute. */
+  private failed(kind: 'lease' | 'slice', err: unknown): void {
+    const error = { class: errorClass(err), message: withoutRowValues(describeError(err)) };
+    this.lastError = error.message;
+    // Lease claims failing, then slices too: a new state (only a slice ends it), said once.
+    const escalates = kind === 'slice' && this.failure?.kind === 'lease';
+    this.failure = { kind: kind === 'slice' || this.failure?.kind === 'slice' ? 'slice' : 'lease', error };
+    if (kind === 'slice') this.failedWhileHeld++;
+    const report = this.backoff.failed(error.message, Date.now());
+    const fields = { pipeline: this.pipeline.name, error: error.message, errorClass: error.class };
+    if (report.kind === 'new' || escalates) {
+      // Retried either way; `retryable` is the error's own verdict on whether trying again can succeed.
+      const retryable = err instanceof WinnowError && err.retryable;
+      this.logger.error(`${kind === 'lease' ? 'lease claim failed' : 'slice failed'}; retrying with back-off`, {
+        ...fields,
+        retryable,
+      });
+    } else if (report.kind === 'ongoing') {
+      const since = new Date(report.firstAt).toISOString();
+      this.logger.error(`still failing since ${since}, ${report.failures} attempts`, {
+        ...fields,
+        since,
+        attempts: report.failures,
+        sinceS: Math.round(report.sinceMs / 1000),
+      });
+    }
+    this.setState();
+  }
+
+  /** A successful attempt of `kind` ends a streak of that kind; a lease answer does not end failed slices. */
+  private succeeded(kind: 'lease' | 'slice'): void {
+    if (!this.failure || (kind === 'lease' && this.failure.kind === 'slice')) return;
+    const was = this.failure.kind;
+    const failuresBefore = this.backoff.succeeded();
+    this.failure = null;
+    this.lastError = null;
+    this.gaveUpInStreak = false;
+    this.logger.info(was === 'slice' ? 'slices succeed again' : 'lease claims succeed again', {
+      pipeline: this.pipeline.name,
+      failuresBefore,
+    });
+    this.setState();
+  }
+
+  // ---- the lease ---------------------------------------------------------------
+
+  /** Claims or renews the lease and logs a change of holder; throws LeaseFailure. */
+  private async claim(): Promise<LeaseState> {
+    const before = this.leaseState;
+    let s: LeaseState;
+    try {
+      s = await this.lease.acquire();
+    } catch (err) {
+      throw new LeaseFailure(err);
+    }
+    this.leaseState = s;
+    this.leaseKnown = true;
+    if (!s.held) {
+      if (before.held || before.holder !== s.holder) {
+        this.logger.warn('standing by: another daemon processes this pipeline', {
+          pipeline: this.pipeline.name,
+          holder: s.holder,
+          ...(s.holderUntil > 0 ? { holderUntil: new Date(s.holderUntil).toISOString() } : {}),
+        });
+      }
+    } else if (!before.held) {
+      this.failedWhileHeld = 0;
+      this.backoff.retryNow(); // a new holding starts with an attempt
+      // Taking it back to try again after giving it up is part of the failure already reported.
+      this.logger[this.gaveUpInStreak ? 'debug' : 'info']('processing: this daemon holds the pipeline', {
+        pipeline: this.pipeline.name,
+        owner: this.lease.owner,
+      });
+    }
+    this.succeeded('lease');
+    this.setState();
+    return s;
+  }
+
+  /** True when this daemon may start a slice now: it holds the lease long enough to finish one. */
+  private async mayProcess(): Promise<boolean> {
+    const s = await this.claim();
+    if (!s.held) return false;
+    // Start a slice only if it can finish while the lease is held (a slice rarely takes a tenth of an epoch).
+    const stepMs = Math.max(this.lastSliceMs, this.lastJobStepMs);
+    return s.heldUntil - Date.now() > Math.min(this.lease.maxSliceMs, Math.max(1_000, 2 * stepMs));
   }
 
   /** Whether this daemon currently holds the pipeline (so may repair or replay). */
   async holdsLease(): Promise<boolean> {
-    this.leaseState = await this.lease.acquire();
-    return this.leaseState.held;
+    if (this.stopped || Date.now() < this.yieldUntil) return false;
+    try {
+      return (await this.claim()).held;
+    } catch (err) {
+      throw err instanceof LeaseFailure ? err.error : err;
+    }
+  }
+
+  /** The holder has failed long enough (GIVE_UP bounds), and at least once since it took the lease. */
+  private shouldGiveUp(now: number): boolean {
+    return (
+      this.leaseState.held &&
+      this.failure?.kind === 'slice' &&
+      this.failedWhileHeld > 0 &&
+      this.backoff.failures >= this.giveUp.failures &&
+      now - this.backoff.firstAt >= this.giveUp.afterMs
+    );
+  }
+
+  /**
+   * Stops renewing and releases the lease, under the exclusive lock (no slice,
+   * repair or replay of this daemon runs, so none writes after the release).
+   * Claims again one epoch later: a healthy standby takes the pipeline first.
+   */
+  private async giveUpLease(): Promise<void> {
+    const failingS = Math.round((Date.now() - this.backoff.firstAt) / 1000);
+    const why = `${this.backoff.failures} attempts failed in ${failingS} s: ${this.failure?.error.message ?? '?'}`;
+    let released = 0;
+    let releaseError: string | undefined;
+    await this.exclusive(async () => {
+      // First no more claims (holdsLease, the loop), then the release.
+      this.gaveUpAt = Date.now();
+      this.yieldUntil = this.gaveUpAt + this.epochMs;
+      this.leaseState = { held: false, heldUntil: 0, holder: null, holderUntil: 0 };
+      released = await this.lease.release(`gave up: ${why}`).catch((err: unknown) => {
+        releaseError = describeError(err);
+        return 0;
+      });
+    });
+    const fields = {
+      pipeline: this.pipeline.name,
+      failures: this.backoff.failures,
+      failingS,
+      error: this.failure?.error.message,
+      errorClass: this.failure?.error.class,
+      lease: releaseError
+        ? `not released (${releaseError}): it runs out within one epoch`
+        : `released (${released} terms)`,
+      claimsAgainAt: new Date(this.yieldUntil).toISOString(),
+    };
+    if (!this.gaveUpInStreak)
+      this.logger.warn(`giving up the lease: this daemon cannot process the pipeline (${why})`, fields);
+    else this.logger.debug('giving up the lease again', fields);
+    this.gaveUpInStreak = true;
+    this.setState();
+  }
+
+  // ---- exclusive work ---------------------------------------------------------------
+
+  /** Runs fn when no slice, replay or check of this pipeline is running; they never overlap. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(() => {
+      if (this.released)
+        throw new WinnowError(
+          'CONFLICT',
+          `pipeline ${this.pipeline.name}: this daemon is stopping and has released the lease`,
+        );
+      return fn();
+    });
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /** exclusive, and only while this daemon holds the lease (replays, repairs); CONFLICT otherwise. */
+  underLease<T>(fn: () => Promise<T>): Promise<T> {
+    return this.exclusive(async () => {
+      if (!(await this.holdsLease())) {
+        throw new WinnowError(
+          'CONFLICT',
+          `pipeline ${this.pipeline.name}: this daemon does not hold the lease ` +
+            `(holder: ${this.leaseState.holder ?? 'none'})`,
+          { retryable: true },
+        );
+      }
+      return fn();
+    });
   }
 
   /**
@@ -130,10 +391,10 @@ export class PipelineRunner {
    * while slices go on (incremental: what changed since the last consistent
    * check); only its repairs and the counts take the exclusive lock, so a
    * slice never waits for more than those short writes. A full check runs
-   * once a day (FULL_CHECK_EVERY_MS), or when asked.
+   * once a day (FULL_CHECK_EVERY_MS), or when asked. Not while failing.
    */
   async check(opts: { full?: boolean } = {}): Promise<CheckReport | null> {
-    if (this.stopped || !(await this.holdsLease())) return null;
+    if (this.stopped || this.failure || !(await this.holdsLease())) return null;
     if (this.checking) return this.checking;
     this.checking = this.runCheck(opts.full).finally(() => {
       this.checking = undefined;
@@ -146,16 +407,19 @@ export class PipelineRunner {
     const full = wantFull || Date.now() - this.lastFullCheckAt > FULL_CHECK_EVERY_MS;
     const checker = new Checker(this.db, this.pipeline, this.kafka, this.repairHooks);
     // Repairs write only between slices and only while this daemon still holds the pipeline.
-    const lock = <T>(fn: () => Promise<T>): Promise<T> =>
-      this.exclusive(async () => {
-        if (!(await this.holdsLease())) throw new WinnowError('CONFLICT', `pipeline ${this.pipeline.name}: lease lost during the consistency check`, { retryable: true });
-        return fn();
-      });
-    const report = await checker.run({ repair: true, full, lock });
+    const report = await checker.run({ repair: true, full, lock: (fn) => this.underLease(fn) });
     if (report.scope.mode === 'full') this.lastFullCheckAt = Date.now();
     this.lastCheck = report;
     for (const r of report.doubled.repairs) {
-      this.logger.warn('repaired a slice written twice', { pipeline: this.pipeline.name, repair: r.repairId, keys: r.keys, finalRemoved: r.finalRemoved, seenRemoved: r.seenRemoved, restored: r.restored, resumed: r.resumed });
+      this.logger.warn('repaired a slice written twice', {
+        pipeline: this.pipeline.name,
+        repair: r.repairId,
+        keys: r.keys,
+        finalRemoved: r.finalRemoved,
+        seenRemoved: r.seenRemoved,
+        restored: r.restored,
+        resumed: r.resumed,
+      });
     }
     const fields = {
       pipeline: this.pipeline.name,
@@ -177,53 +441,66 @@ export class PipelineRunner {
     return report;
   }
 
-  /** Process slices until staging has nothing new, the budget is spent, or stop() is called. */
-  drain(budgetMs: number): Promise<void> {
-    if (this.inFlight) return this.inFlight; // a tick still running: this one joins it
-    if (!this.backoff.ready(Date.now())) return Promise.resolve(); // failing: wait out the pause
+  // ---- the loop ---------------------------------------------------------------
+
+  /**
+   * One tick: hold the lease (renew, or claim when free), give it up when this
+   * daemon has failed too long, else drain slices unless a retry pause lasts.
+   * Returns true when slices are left (the budget ran out): tick again at once.
+   */
+  async tick(budgetMs: number): Promise<boolean> {
+    const now = Date.now();
+    if (this.stopped || now < this.yieldUntil) return false;
+    const holding = this.leaseState.held && this.leaseState.heldUntil > now;
+    // Failing and not holding: wait out the pause before claiming again. A holder renews meanwhile.
+    if (!holding && !this.backoff.ready(now)) return false;
+    try {
+      if (!(await this.claim()).held) return false;
+    } catch (err) {
+      this.failed('lease', err instanceof LeaseFailure ? err.error : err);
+      return false;
+    }
+    if (this.shouldGiveUp(Date.now())) {
+      await this.giveUpLease();
+      return false;
+    }
+    if (!this.backoff.ready(Date.now())) return false;
+    return this.drain(budgetMs);
+  }
+
+  /** Process slices until staging has nothing new, the budget is spent, or the runner stops. */
+  private drain(budgetMs: number): Promise<boolean> {
     const deadline = Date.now() + budgetMs;
-    this.inFlight = this.exclusive(async () => {
+    return this.exclusive(async () => {
       try {
         // Not proven at start (ClickHouse was unreachable): prove it before the first write.
         if (!this.deduplicationVerified) await this.verifyDeduplication();
-        while (!this.stopped && Date.now() < deadline && (await this.mayProcess())) {
+        for (;;) {
+          if (this.stopped) return false;
+          if (Date.now() >= deadline) return true;
+          if (!(await this.mayProcess())) return false; // lost the lease, or too little of it left to finish a slice
           // Between slices, never inside one: a step of an open replay job (claim, plan, a chunk, finish).
           const started = performance.now();
-          const stepped = await this.replays.step();
+          const stepped = await this.replayJobs().step();
           if (stepped) {
             this.lastJobStepMs = performance.now() - started;
-            if (this.stopped || !(await this.mayProcess())) break;
+            if (this.stopped || !(await this.mayProcess())) return false;
           }
           const outcome = await this.processor.runOneSlice();
-          if (!outcome && !stepped) break;
-          if (!outcome) continue;
+          if (!outcome && stepped) continue;
+          if (!outcome) break;
           this.lastSliceMs = outcome.slice.durationMs;
           this.logSlice(outcome);
           // Progress: a failure after this one is a new streak, retried after the shortest pause.
-          this.recovered();
+          this.succeeded('slice');
         }
-        this.lastError = null;
-        this.recovered();
+        this.succeeded('slice');
       } catch (err) {
-        this.lastError = describeError(err);
-        const report = this.backoff.failed(this.lastError, Date.now());
-        if (report.kind === 'new') {
-          // Retried either way; `retryable` is the error's own verdict on whether trying again can succeed.
-          const retryable = err instanceof WinnowError && err.retryable;
-          this.logger.error('slice failed; retrying with back-off', { pipeline: this.pipeline.name, error: this.lastError, retryable });
-        } else if (report.kind === 'ongoing') {
-          this.logger.error('slices still failing', { pipeline: this.pipeline.name, error: report.error, failures: report.failures, sinceS: Math.round(report.sinceMs / 1000) });
-        }
-      } finally {
-        this.inFlight = undefined;
+        if (err instanceof LeaseFailure) this.failed('lease', err.error);
+        else this.failed('slice', err);
       }
+      return false;
     });
-    return this.inFlight;
-  }
-
-  private recovered(): void {
-    const ended = this.backoff.succeeded();
-    if (ended > 0) this.logger.info('slices succeed again', { pipeline: this.pipeline.name, failuresBefore: ended });
   }
 
   private logSlice(o: SliceOutcome): void {
@@ -231,11 +508,23 @@ export class PipelineRunner {
     const ranges = s.ranges.map(formatRange).join(' ');
     if (o.split) {
       // Halving towards the refused messages: one line each would flood the log.
-      this.logger.debug('slice split: the final table refused some of its rows; next slice is its first half', { pipeline: this.pipeline.name, slice: s.sliceId, seq: s.seq, next: ranges, reason: o.split.reason });
+      this.logger.debug('slice split: the final table refused some of its rows; next slice is its first half', {
+        pipeline: this.pipeline.name,
+        slice: s.sliceId,
+        seq: s.seq,
+        next: ranges,
+        reason: o.split.reason,
+      });
       return;
     }
     if (o.refused) {
-      this.logger.warn('message refused by the final table: sent to the dead letters', { pipeline: this.pipeline.name, slice: s.sliceId, seq: s.seq, message: ranges, reason: o.refused.reason });
+      this.logger.warn('message refused by the final table: sent to the dead letters', {
+        pipeline: this.pipeline.name,
+        slice: s.sliceId,
+        seq: s.seq,
+        message: ranges,
+        reason: o.refused.reason,
+      });
       return;
     }
     this.logger.info('slice', {
@@ -251,49 +540,130 @@ export class PipelineRunner {
     });
   }
 
+  /** How long to sleep after a tick that began at t0. */
+  private delay(t0: number, intervalMs: number): number {
+    const now = Date.now();
+    let at = t0 + intervalMs;
+    if (this.leaseState.held) {
+      const due = this.lease.renewalDueAt(now); // the next term's claim
+      at = Math.min(at, due > now ? due + 20 : now + 250);
+    } else {
+      at = Math.min(at, now + STANDBY_POLL_MS);
+      // A dead holder's lease runs out at holderUntil: claim right then.
+      if (this.leaseState.holderUntil > now) at = Math.min(at, this.leaseState.holderUntil + 10);
+      if (this.backoff.failures > 0) at = Math.max(at, this.backoff.nextAttemptAt);
+    }
+    if (this.yieldUntil > now) at = Math.max(at, this.yieldUntil);
+    return Math.max(0, at - now);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+    });
+  }
+
+  /** Starts the slice loop and the consistency checks. */
+  start(owner?: string): void {
+    if (owner) this.identify(owner);
+    const { effectiveMs } = cronFor(this.pipeline.schedule.intervalMs);
+    if (effectiveMs !== this.pipeline.schedule.intervalMs) {
+      this.logger.info('tick interval rounded', {
+        pipeline: this.pipeline.name,
+        configuredMs: this.pipeline.schedule.intervalMs,
+        effectiveMs,
+      });
+    }
+    const budget = Math.max(10_000, effectiveMs * 10);
+    this.loopDone = (async () => {
+      while (!this.stopped) {
+        const t0 = Date.now();
+        let more = false;
+        try {
+          more = await this.tick(budget);
+        } catch (err) {
+          this.logger.error('daemon loop failed; going on', {
+            pipeline: this.pipeline.name,
+            error: describeError(err),
+          });
+        }
+        if (this.stopped) break;
+        await this.sleep(more ? 0 : this.delay(t0, effectiveMs));
+      }
+    })();
+    const checkMs = cronFor(this.pipeline.schedule.checkIntervalMs).effectiveMs;
+    const scheduleCheck = (): void => {
+      this.checkTimer = setTimeout(() => {
+        void this.check()
+          .catch((err: unknown) =>
+            this.logger.error('consistency check failed', {
+              pipeline: this.pipeline.name,
+              error: withoutRowValues(describeError(err)),
+            }),
+          )
+          .finally(() => {
+            if (!this.stopped) scheduleCheck();
+          });
+      }, checkMs);
+    };
+    scheduleCheck();
+  }
+
+  /**
+   * Finishes the slice in flight, the check and any replay, then releases the
+   * lease: the standby or a restarted daemon takes over without waiting for it
+   * to run out.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.checkTimer);
+    this.wake?.();
+    await this.loopDone;
     await this.checking?.catch(() => undefined);
-    await this.lock;
+    for (let seen: Promise<unknown> | undefined; seen !== this.lock;) {
+      seen = this.lock;
+      await seen;
+    }
+    // Nothing of this daemon writes any more, and nothing may start: now the lease can go.
+    this.released = true;
+    try {
+      const terms = await this.lease.release('stopped');
+      if (terms > 0) this.logger.info('lease released', { pipeline: this.pipeline.name, terms });
+    } catch (err) {
+      this.logger.warn('could not release the lease: another daemon takes over when it runs out (within one epoch)', {
+        pipeline: this.pipeline.name,
+        error: describeError(err),
+      });
+    }
+    this.leaseState = { held: false, heldUntil: 0, holder: null, holderUntil: 0 };
     await (await this.admin)?.disconnect().catch(() => undefined);
   }
 }
 
 export class Daemon {
   readonly runners: PipelineRunner[];
-  private tasks: ScheduledTask[] = [];
 
   constructor(
     handles: PipelineHandle[],
     private readonly logger: Logger,
     hooks: StepHooks = {},
+    options: RunnerOptions = {},
   ) {
-    this.runners = handles.map((h) => new PipelineRunner(h.pipeline, h.db, logger, hooks, h.kafka));
+    this.runners = handles.map((h) => new PipelineRunner(h.pipeline, h.db, logger, hooks, h.kafka, {}, options));
   }
 
-  start(): void {
-    for (const r of this.runners) {
-      const { expression, effectiveMs } = cronFor(r.pipeline.schedule.intervalMs);
-      if (effectiveMs !== r.pipeline.schedule.intervalMs) {
-        this.logger.info('tick interval rounded', { pipeline: r.pipeline.name, configuredMs: r.pipeline.schedule.intervalMs, effectiveMs });
-      }
-      const budget = Math.max(10_000, effectiveMs * 10);
-      const task = cron.schedule(expression, () => r.drain(budget), { name: `winnow-${r.pipeline.name}`, noOverlap: true });
-      this.tasks.push(task);
-      const check = cronFor(r.pipeline.schedule.checkIntervalMs);
-      const checkTask = cron.schedule(
-        check.expression,
-        () =>
-          r.check().then(
-            () => undefined,
-            (err: unknown) => this.logger.error('consistency check failed', { pipeline: r.pipeline.name, error: describeError(err) }),
-          ),
-        { name: `winnow-check-${r.pipeline.name}`, noOverlap: true },
-      );
-      this.tasks.push(checkTask);
-      // First tick now, not one interval from now.
-      void r.drain(budget);
-    }
+  /** Starts every pipeline's runner; the lease names this daemon by its API address and config file. */
+  start(identity: { api?: string; config?: string } = {}): void {
+    const owner = holderIdentity(identity);
+    for (const r of this.runners) r.start(owner);
   }
 
   /**
@@ -307,7 +677,10 @@ export class Daemon {
         await r.verifyDeduplication();
       } catch (err) {
         if (err instanceof WinnowError && err.code === 'DEDUP_UNSAFE') throw err;
-        this.logger.warn('insert deduplication not verified yet: will verify before the first slice', { pipeline: r.pipeline.name, error: describeError(err) });
+        this.logger.warn('insert deduplication not verified yet: will verify before the first slice', {
+          pipeline: r.pipeline.name,
+          error: describeError(err),
+        });
       }
     }
   }
@@ -316,10 +689,8 @@ export class Daemon {
     return this.runners.find((r) => r.pipeline.name === name);
   }
 
+  /** Stops every runner: slices in flight finish, then each lease is released. */
   async stop(): Promise<void> {
-    for (const t of this.tasks) await t.stop();
     await Promise.all(this.runners.map((r) => r.stop()));
-    for (const t of this.tasks) await t.destroy();
-    this.tasks = [];
   }
 }

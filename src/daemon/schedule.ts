@@ -1,4 +1,8 @@
-/** The controller's tick as a node-cron expression. Pure. */
+/**
+ * The controller's tick: the configured interval rounded to an even step, as
+ * a six-field cron expression would fire it (the daemon runs its own timers at
+ * `effectiveMs`; the expression names the cadence). Pure.
+ */
 
 /**
  * A six-field cron expression that fires every `intervalMs`, rounded to a

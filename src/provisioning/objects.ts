@@ -263,23 +263,6 @@ export function downStatements(p: PipelineConfig, opts: { dropFinal: boolean }):
 }
 
 /**
- * Seen keys of a pipeline created before 0005: the key hash the slice insert
- * looks keys up by, the write time, and expiry measured from the later of the
- * two times. Existing parts compute both columns when read; the new TTL applies
- * as parts merge (no rewrite now).
- */
-export function seenUpgradeStatements(p: PipelineConfig): Statement[] {
-  const n = objectNames(p);
-  const seen = qualified(n.database, n.seen);
-  const key = names(p.dedup.key);
-  return [
-    { title: `seen keys ${n.seen}: key hash`, sql: `ALTER TABLE ${seen} ADD COLUMN IF NOT EXISTS \`__h\` UInt64 MATERIALIZED sipHash64(${key})` },
-    { title: `seen keys ${n.seen}: write time`, sql: `ALTER TABLE ${seen} ADD COLUMN IF NOT EXISTS \`__at\` DateTime DEFAULT now()` },
-    { title: `seen keys ${n.seen}: expiry`, sql: `ALTER TABLE ${seen} MODIFY TTL ${seenExpirySql(p)} SETTINGS materialize_ttl_after_modify = 0` },
-  ].map((s) => ({ ...s, display: s.sql }));
-}
-
-/**
  * What the checker needs to repair a doubled slice (0006): the repairs log,
  * shared by the pipelines of a database, and per pipeline the write-ahead
  * copies of the doubled final rows and seen keys, saved before anything is
@@ -303,9 +286,9 @@ export function slicesTableSql(database: string): string {
 
 /**
  * The tables every pipeline of a database shares, as their migrations create
- * them (0001, 0003, 0004, 0010; the repairs log is in repairStatements). The slices
+ * them (0001, 0003, 0004, 0011; the repairs log is in repairStatements). The slices
  * table then gets its deduplication window (0006), `rejected` and 'split' (0007);
- * the replays table its deduplication window (0010).
+ * the replays table its deduplication window (0011).
  */
 export function sharedTableStatements(database: string): Statement[] {
   const out: [string, string][] = [
@@ -325,5 +308,21 @@ export function sharedTableStatements(database: string): Statement[] {
  * the two agree object by object.
  */
 export function latestStatements(p: PipelineConfig, opts: RenderOptions): Statement[] {
-  return [...sharedTableStatements(p.sink.database), ...upStatements(p, opts), ...repairStatements(p)];
+  return [
+    ...sharedTableStatements(p.sink.database),
+    leaseProtocolStatement(p),
+    ...upStatements(p, opts),
+    ...repairStatements(p),
+  ];
+}
+
+/**
+ * The pipeline's own constraint on the shared leases table: claims of daemons
+ * older than lease protocol 2 (no terms, no releases) are refused for it.
+ */
+export function leaseProtocolStatement(p: PipelineConfig): Statement {
+  const sql =
+    `ALTER TABLE ${qualified(p.sink.database, LEASES_TABLE)} ADD CONSTRAINT IF NOT EXISTS ` +
+    `${ident(`lease_protocol_${p.name}`)} CHECK protocol >= 2 OR pipeline != ${quoteString(p.name)}`;
+  return { title: `leases of ${p.name}: refuse claims of daemons older than lease protocol 2`, sql, display: sql };
 }

@@ -4,7 +4,14 @@ import type { ReplayJobStatus } from '../operations/replay-jobs.ts';
 import type { PipelineStats } from '../operations/stats.ts';
 export type { PartitionStats, PipelineStats } from '../operations/stats.ts';
 export interface PipelineSummary { name: string; topics: string[]; table: string; database: string; windowMs: number; key: string[] }
-export interface Readiness { ready: boolean; checks: Record<string, { ok: boolean; error?: string }> }
+import type { RunnerHealth } from '../daemon/daemon.ts';
+export type PipelineHealth = RunnerHealth;
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, { ok: boolean; error?: string }>;
+  /** per pipeline: processing, standby or failing, the lease holder, the last error (no row values) */
+  pipelines?: Record<string, PipelineHealth>;
+}
 export interface AppDeps {
   pipelines(): PipelineSummary[];
   stats(name: string): Promise<PipelineStats>;          // the app checks the name against pipelines() first -> 404

@@ -8,7 +8,7 @@ import type { Db } from '../clickhouse/client.ts';
 import { resolveSecret } from '../config/load.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import type { Daemon } from '../daemon/daemon.ts';
-import { describeError, WinnowError } from '../errors.ts';
+import { describeError, withoutRowValues, WinnowError } from '../errors.ts';
 import type { KafkaAdmins } from '../kafka/admins.ts';
 import type { Logger } from '../log.ts';
 import { Checker } from '../operations/checker.ts';
@@ -91,6 +91,7 @@ export function liveDeps({ pipelines, daemon, admins, logger }: LiveSources): Ap
     },
     async readiness() {
       const checks: Readiness['checks'] = {};
+      const health: NonNullable<Readiness['pipelines']> = {};
       await Promise.all(
         daemon.runners.map(async (r) => {
           const name = r.pipeline.name;
@@ -103,9 +104,17 @@ export function liveDeps({ pipelines, daemon, admins, logger }: LiveSources): Ap
             if (Number(rows[0]?.n ?? 0) === 0) checks[`${name}.migrated`] = { ok: false, error: 'not migrated: run winnow migrate up' };
             else checks[`${name}.clickhouse`] = { ok: true };
           } catch (err) {
-            checks[`${name}.clickhouse`] = { ok: false, error: describeError(err) };
+            checks[`${name}.clickhouse`] = { ok: false, error: withoutRowValues(describeError(err)) };
           }
-          checks[`${name}.slices`] = r.lastError ? { ok: false, error: r.lastError } : { ok: true };
+          // Processing, or standing by healthy: ready. Failing (a lease claim or a slice), or not started: not.
+          const h = r.health();
+          health[name] = h;
+          checks[`${name}.slices`] =
+            h.state === 'failing'
+              ? { ok: false, error: `failing: ${h.error ? `${h.error.class}: ${h.error.message}` : 'unknown error'}` }
+              : h.state === 'starting'
+                ? { ok: false, error: 'starting: the lease has not been read yet' }
+                : { ok: true };
           try {
             await admins.offsets(r.pipeline);
             checks[`${name}.kafka`] = { ok: true };
@@ -114,7 +123,7 @@ export function liveDeps({ pipelines, daemon, admins, logger }: LiveSources): Ap
           }
         }),
       );
-      return { ready: Object.values(checks).every((c) => c.ok), checks };
+      return { ready: Object.values(checks).every((c) => c.ok), checks, pipelines: health };
     },
   };
 }

@@ -47,12 +47,37 @@ export const ErrorResponse = z
 
 export const Health = z.object({ status: z.literal('ok') }).register(components, { id: 'Health' });
 
+export const PipelineHealthSchema = z
+  .object({
+    state: z
+      .enum(['starting', 'processing', 'standby', 'failing'])
+      .describe(
+        'processing: holds the lease and its last attempt succeeded; standby: another daemon holds it; ' +
+          'failing: its last lease claim or slice failed (503)',
+      ),
+    since: z.string().describe('when the pipeline entered this state (ISO time)'),
+    holder: z.string().nullable().describe('the lease holder as last read: host, address, pid, API, config, id'),
+    holderUntil: z.string().nullable().describe('until when the holder holds the lease, as far as this daemon knows'),
+    failures: count.describe('attempts failed in a row'),
+    failingSince: z.string().nullable(),
+    error: z
+      .object({ class: z.string(), message: z.string() })
+      .nullable()
+      .describe('the last failure, without row values'),
+    gaveUpAt: z.string().nullable().describe('when this daemon last gave the lease up because it could not process'),
+  })
+  .register(components, { id: 'PipelineHealth' });
+
 export const ReadinessSchema = z
   .object({
     ready: z.boolean(),
     checks: z.record(z.string(), z.object({ ok: z.boolean(), error: z.string().optional() })),
+    pipelines: z.record(z.string(), PipelineHealthSchema).optional(),
   })
-  .describe('every check the daemon needs to do its work, by name')
+  .describe(
+    'every check the daemon needs to do its work, by name; ready (200) when each pipeline is processing ' +
+      'or a healthy standby, 503 when one is failing',
+  )
   .register(components, { id: 'Readiness' });
 
 export const PipelineSummarySchema = z

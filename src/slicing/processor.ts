@@ -6,7 +6,7 @@
  * same deduplication token.
  */
 import type { PipelineConfig } from '../config/schema.ts';
-import type { Db } from '../clickhouse/client.ts';
+import type { ClickHouseFailure, Db } from '../clickhouse/client.ts';
 import { WinnowError } from '../errors.ts';
 import { Checkpoints, type NextOffset, type SliceRecord } from './checkpoints.ts';
 import { advance, planSlice, sliceId } from './plan.ts';
@@ -115,7 +115,7 @@ export class Processor {
       await insert;
     } catch (err) {
       if (!isRowRefusal(err)) throw err;
-      return this.refused(planned, resumed, refusalReason(err), started);
+      return this.refused(planned, resumed, err, started);
     }
     await this.hooks.afterInsert?.(planned);
     const [rowsIn, inserted] = await Promise.all([
@@ -137,7 +137,13 @@ export class Processor {
    * More: the slice is recorded as split and its first half is the next slice.
    * Either way, the seen keys the refused attempt wrote go first.
    */
-  private async refused(planned: SliceRecord, resumed: boolean, reason: string, started: number): Promise<SliceOutcome> {
+  private async refused(
+    planned: SliceRecord,
+    resumed: boolean,
+    err: ClickHouseFailure,
+    started: number,
+  ): Promise<SliceOutcome> {
+    const reason = refusalReason(err);
     await dropRefusedSeenKeys(this.db, this.pipeline, planned.sliceId, planned.ranges);
     this.search ??= planned.ranges;
     if (offsetCount(planned.ranges) === 1) {
@@ -147,6 +153,7 @@ export class Processor {
         throw new WinnowError('CLICKHOUSE', `the final table refused the last ${this.refusedInARow} messages one by one and accepted none: it refuses every row (${reason})`, {
           hint: 'fix the table; then `winnow deadletters replay` brings back the refused messages',
           retryable: true,
+          cause: err,
         });
       }
       const rejected = await deadLetterRefused(this.db, this.pipeline, planned.ranges, reason);

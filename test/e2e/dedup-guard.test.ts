@@ -64,7 +64,12 @@ describe('deduplication guard', () => {
       expect(r.code, r.stderr).toBe(1);
       const lines = r.stderr.trim().split('\n');
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatch(/^winnow run: error: pipeline \w+: insert deduplication is off for .*events.* a resumed slice could be written twice \(ALTER TABLE/);
+      // Like everything `winnow run` prints, its refusal is a JSON line.
+      const line = JSON.parse(lines[0] ?? '') as { level: string; msg: string; command: string; code: string };
+      expect(line).toMatchObject({ level: 'error', command: 'run', code: 'DEDUP_UNSAFE' });
+      expect(line.msg).toMatch(/^pipeline \w+: insert deduplication is off for .*events.* a resumed slice could be/);
+      expect(line.msg).toContain('written twice');
+      expect(line.msg).toContain('(ALTER TABLE');
     } finally {
       await client.command(`ALTER TABLE ${db}.events MODIFY SETTING non_replicated_deduplication_window = 10000`);
     }

@@ -197,7 +197,8 @@ SETTINGS non_replicated_deduplication_window = 10000`);
         '0007_slice_refusals',
         '0008_repairs',
         '0009_parse_once_and_queue_flush',
-        '0010_replay_jobs',
+        '0010_lease_release',
+        '0011_replay_jobs',
       ]);
 
       await migrator.up({ dryRun: false, kafkaPassword: undefined, print: () => undefined });

@@ -28,6 +28,28 @@ export function runCli(args: string[], env: Record<string, string> = {}, timeout
   });
 }
 
+/** A daemon's log: its JSON lines, parsed, and any line that is not JSON. */
+export interface LogLine {
+  msg: string;
+  level: string;
+  time: string;
+  [k: string]: unknown;
+}
+
+export function logLines(text: string): { lines: LogLine[]; other: string[] } {
+  const lines: LogLine[] = [];
+  const other: string[] = [];
+  for (const l of text.split('\n')) {
+    if (l === '') continue;
+    try {
+      lines.push(JSON.parse(l) as LogLine);
+    } catch {
+      other.push(l);
+    }
+  }
+  return { lines, other };
+}
+
 export interface Daemon {
   child: ChildProcess;
   api: string;

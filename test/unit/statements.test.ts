@@ -39,7 +39,7 @@ import * as repairSql from '../../src/operations/repair-sql.ts';
 import { replayStagingSql, replaysSql } from '../../src/operations/replay.ts';
 import { replayJobsSql, type ReplayJob } from '../../src/operations/replay-jobs.ts';
 import { stagedPerPartitionSql } from '../../src/operations/stats.ts';
-import { downStatements, repairStatements, seenUpgradeStatements, sharedTableStatements, upStatements, type Statement } from '../../src/provisioning/objects.ts';
+import { downStatements, latestStatements, type Statement } from '../../src/provisioning/objects.ts';
 import { slicesSql, type SliceRecord } from '../../src/slicing/checkpoints.ts';
 import { dropSliceSeenSql, refusedCoordinatesSql, refusedDeadLetterSql, sliceSeenCountSql } from '../../src/slicing/rejections.ts';
 import { keptCountSql, rangesCondition, sliceInsertSettings, sliceInsertSql, stagedCountSql, stagedHeadsSql, type SliceRange } from '../../src/slicing/slice.ts';
@@ -267,11 +267,8 @@ function runtimeStatements(p: PipelineConfig): Record<string, ParamSql> {
 
 function ddl(p: PipelineConfig, password?: string): Statement[] {
   return [
-    ...upStatements(p, { createFinal: true, ...(password === undefined ? {} : { kafkaPassword: password }) }),
+    ...latestStatements(p, { createFinal: true, ...(password === undefined ? {} : { kafkaPassword: password }) }),
     ...downStatements(p, { dropFinal: true }),
-    ...seenUpgradeStatements(p),
-    ...repairStatements(p),
-    ...sharedTableStatements(p.sink.database),
   ];
 }
 
@@ -331,7 +328,7 @@ describe('the DDL of the reference pipeline', () => {
       .join('\n');
     const header = [
       '-- The DDL winnow renders (src/provisioning/objects.ts) for the reference pipeline of test/unit/statements.test.ts:',
-      '-- migrate up, migrate down --drop-final, the upgrades of 0005, the repair objects of 0008, the shared tables.',
+      '-- every object at the latest version (latestStatements), then migrate down --drop-final.',
       '-- Rewritten by `npx vitest run --project unit -u`; a change here is a schema change.',
       '',
     ].join('\n');

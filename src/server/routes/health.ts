@@ -28,7 +28,9 @@ export const healthRoutes: FastifyPluginCallback<{ deps: AppDeps }> = (fastify, 
     {
       schema: {
         operationId: 'getReadiness',
-        summary: 'Readiness: 200 when every check passes, 503 otherwise.',
+        summary:
+          'Readiness: 200 when every check passes (each pipeline processing, or a healthy standby), ' +
+          '503 otherwise (a pipeline failing).',
         response: { 200: ReadinessSchema, 503: ReadinessSchema },
       },
     },

@@ -1,6 +1,105 @@
 -- The DDL winnow renders (src/provisioning/objects.ts) for the reference pipeline of test/unit/statements.test.ts:
--- migrate up, migrate down --drop-final, the upgrades of 0005, the repair objects of 0008, the shared tables.
+-- every object at the latest version (latestStatements), then migrate down --drop-final.
 -- Rewritten by `npx vitest run --project unit -u`; a change here is a schema change.
+
+-- slices table winnow_slices
+CREATE TABLE IF NOT EXISTS `default`.`winnow_slices`
+(
+    `pipeline` LowCardinality(String),
+    `seq` UInt64,
+    `slice_id` String,
+    `status` Enum8('planned' = 1, 'committed' = 2, 'split' = 3),
+    `ranges` Array(Tuple(topic String, partition UInt32, from_offset UInt64, to_offset UInt64)),
+    `next_offsets` Array(Tuple(topic String, partition UInt32, offset UInt64)),
+    `rows_in` UInt64,
+    `inserted` UInt64,
+    `duplicates` UInt64,
+    `rejected` UInt64 DEFAULT 0,
+    `planned_at` DateTime64(3, 'UTC'),
+    `committed_at` Nullable(DateTime64(3, 'UTC')),
+    `duration_ms` UInt32
+)
+ENGINE = MergeTree
+ORDER BY (`pipeline`, `seq`, `status`)
+SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 10000;
+
+-- leases table winnow_leases
+CREATE TABLE IF NOT EXISTS `default`.`winnow_leases`
+(
+    `pipeline` LowCardinality(String),
+    `epoch` UInt64,
+    `owner` String,
+    `claimed_at` DateTime64(3, 'UTC') DEFAULT now64(3),
+    `gen` UInt32 DEFAULT 0,
+    `kind` Enum8('claim' = 1, 'release' = 2) DEFAULT 'claim',
+    `protocol` UInt8 DEFAULT 1,
+    `note` String DEFAULT ''
+)
+ENGINE = MergeTree
+ORDER BY (`pipeline`, `epoch`)
+TTL toDateTime(`claimed_at`) + INTERVAL 1 DAY
+SETTINGS non_replicated_deduplication_window = 10000;
+
+-- replays table winnow_replays
+CREATE TABLE IF NOT EXISTS `default`.`winnow_replays`
+(
+    `pipeline` LowCardinality(String),
+    `replay_id` String,
+    `chunk` UInt32,
+    `ranges` Array(Tuple(topic String, partition UInt32, from_offset UInt64, to_offset UInt64)),
+    `rows_in` UInt64,
+    `inserted` UInt64,
+    `duplicates` UInt64,
+    `reason` String,
+    `at` DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = MergeTree
+ORDER BY (`pipeline`, `at`)
+SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 10000;
+
+-- checks table winnow_checks
+CREATE TABLE IF NOT EXISTS `default`.`winnow_checks`
+(
+    `pipeline` LowCardinality(String),
+    `checked_at` DateTime64(3, 'UTC'),
+    `ok` UInt8,
+    `report` String
+)
+ENGINE = MergeTree
+ORDER BY (`pipeline`, `checked_at`)
+TTL toDateTime(`checked_at`) + INTERVAL 30 DAY;
+
+-- replay jobs table winnow_replay_jobs
+CREATE TABLE IF NOT EXISTS `default`.`winnow_replay_jobs`
+(
+    `pipeline` LowCardinality(String),
+    `job_id` String,
+    `rev` UInt32,
+    `kind` Enum8('replay' = 1, 'deadletters' = 2),
+    `state` Enum8('queued' = 1, 'running' = 2, 'done' = 3, 'failed' = 4),
+    `request` String,
+    `requested_by` String,
+    `requested_at` DateTime64(3, 'UTC'),
+    `holder` String,
+    `attempt` UInt32,
+    `plan` String,
+    `chunks_done` UInt32,
+    `chunks_total` UInt32,
+    `offsets_done` UInt64,
+    `offsets_total` UInt64,
+    `rows_in` UInt64,
+    `inserted` UInt64,
+    `result` String,
+    `error` String,
+    `updated_at` DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = MergeTree
+ORDER BY (`pipeline`, `job_id`, `rev`)
+TTL toDateTime(`updated_at`) + INTERVAL 30 DAY
+SETTINGS non_replicated_deduplication_window = 10000;
+
+-- leases of users: refuse claims of daemons older than lease protocol 2
+ALTER TABLE `default`.`winnow_leases` ADD CONSTRAINT IF NOT EXISTS `lease_protocol_users` CHECK protocol >= 2 OR pipeline != 'users';
 
 -- final table users_dedup
 CREATE TABLE IF NOT EXISTS `default`.`users_dedup`
@@ -176,51 +275,6 @@ FROM
     FROM `default`.`winnow_users_queue`
 );
 
--- drop view winnow_users_parsed_mv
-DROP VIEW IF EXISTS `default`.`winnow_users_parsed_mv` SYNC;
-
--- drop table winnow_users_queue
-DROP TABLE IF EXISTS `default`.`winnow_users_queue` SYNC;
-
--- drop view winnow_users_staging_mv
-DROP VIEW IF EXISTS `default`.`winnow_users_staging_mv` SYNC;
-
--- drop view winnow_users_errors_mv
-DROP VIEW IF EXISTS `default`.`winnow_users_errors_mv` SYNC;
-
--- drop table winnow_users_parsed
-DROP TABLE IF EXISTS `default`.`winnow_users_parsed` SYNC;
-
--- drop view winnow_users_kept_to_seen_mv
-DROP VIEW IF EXISTS `default`.`winnow_users_kept_to_seen_mv` SYNC;
-
--- drop view winnow_users_kept_to_final_mv
-DROP VIEW IF EXISTS `default`.`winnow_users_kept_to_final_mv` SYNC;
-
--- drop table winnow_users_kept
-DROP TABLE IF EXISTS `default`.`winnow_users_kept` SYNC;
-
--- drop table winnow_users_seen
-DROP TABLE IF EXISTS `default`.`winnow_users_seen` SYNC;
-
--- drop table winnow_users_errors
-DROP TABLE IF EXISTS `default`.`winnow_users_errors` SYNC;
-
--- drop table winnow_users_staging
-DROP TABLE IF EXISTS `default`.`winnow_users_staging` SYNC;
-
--- drop table users_dedup
-DROP TABLE IF EXISTS `default`.`users_dedup` SYNC;
-
--- seen keys winnow_users_seen: key hash
-ALTER TABLE `default`.`winnow_users_seen` ADD COLUMN IF NOT EXISTS `__h` UInt64 MATERIALIZED sipHash64(`event_id`);
-
--- seen keys winnow_users_seen: write time
-ALTER TABLE `default`.`winnow_users_seen` ADD COLUMN IF NOT EXISTS `__at` DateTime DEFAULT now();
-
--- seen keys winnow_users_seen: expiry
-ALTER TABLE `default`.`winnow_users_seen` MODIFY TTL greatest(toDateTime(`__t`), `__at`) + INTERVAL 7200 SECOND SETTINGS materialize_ttl_after_modify = 0;
-
 -- repairs log winnow_repairs
 CREATE TABLE IF NOT EXISTS `default`.`winnow_repairs`
 (
@@ -274,94 +328,38 @@ ENGINE = MergeTree
 ORDER BY (`__repair`, `event_id`)
 TTL `__saved_at` + INTERVAL 90 DAY;
 
--- slices table winnow_slices
-CREATE TABLE IF NOT EXISTS `default`.`winnow_slices`
-(
-    `pipeline` LowCardinality(String),
-    `seq` UInt64,
-    `slice_id` String,
-    `status` Enum8('planned' = 1, 'committed' = 2, 'split' = 3),
-    `ranges` Array(Tuple(topic String, partition UInt32, from_offset UInt64, to_offset UInt64)),
-    `next_offsets` Array(Tuple(topic String, partition UInt32, offset UInt64)),
-    `rows_in` UInt64,
-    `inserted` UInt64,
-    `duplicates` UInt64,
-    `rejected` UInt64 DEFAULT 0,
-    `planned_at` DateTime64(3, 'UTC'),
-    `committed_at` Nullable(DateTime64(3, 'UTC')),
-    `duration_ms` UInt32
-)
-ENGINE = MergeTree
-ORDER BY (`pipeline`, `seq`, `status`)
-SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 10000;
+-- drop view winnow_users_parsed_mv
+DROP VIEW IF EXISTS `default`.`winnow_users_parsed_mv` SYNC;
 
--- leases table winnow_leases
-CREATE TABLE IF NOT EXISTS `default`.`winnow_leases`
-(
-    `pipeline` LowCardinality(String),
-    `epoch` UInt64,
-    `owner` String,
-    `claimed_at` DateTime64(3, 'UTC') DEFAULT now64(3)
-)
-ENGINE = MergeTree
-ORDER BY (`pipeline`, `epoch`)
-TTL toDateTime(`claimed_at`) + INTERVAL 1 DAY
-SETTINGS non_replicated_deduplication_window = 10000;
+-- drop table winnow_users_queue
+DROP TABLE IF EXISTS `default`.`winnow_users_queue` SYNC;
 
--- replays table winnow_replays
-CREATE TABLE IF NOT EXISTS `default`.`winnow_replays`
-(
-    `pipeline` LowCardinality(String),
-    `replay_id` String,
-    `chunk` UInt32,
-    `ranges` Array(Tuple(topic String, partition UInt32, from_offset UInt64, to_offset UInt64)),
-    `rows_in` UInt64,
-    `inserted` UInt64,
-    `duplicates` UInt64,
-    `reason` String,
-    `at` DateTime64(3, 'UTC') DEFAULT now64(3)
-)
-ENGINE = MergeTree
-ORDER BY (`pipeline`, `at`)
-SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 10000;
+-- drop view winnow_users_staging_mv
+DROP VIEW IF EXISTS `default`.`winnow_users_staging_mv` SYNC;
 
--- checks table winnow_checks
-CREATE TABLE IF NOT EXISTS `default`.`winnow_checks`
-(
-    `pipeline` LowCardinality(String),
-    `checked_at` DateTime64(3, 'UTC'),
-    `ok` UInt8,
-    `report` String
-)
-ENGINE = MergeTree
-ORDER BY (`pipeline`, `checked_at`)
-TTL toDateTime(`checked_at`) + INTERVAL 30 DAY;
+-- drop view winnow_users_errors_mv
+DROP VIEW IF EXISTS `default`.`winnow_users_errors_mv` SYNC;
 
--- replay jobs table winnow_replay_jobs
-CREATE TABLE IF NOT EXISTS `default`.`winnow_replay_jobs`
-(
-    `pipeline` LowCardinality(String),
-    `job_id` String,
-    `rev` UInt32,
-    `kind` Enum8('replay' = 1, 'deadletters' = 2),
-    `state` Enum8('queued' = 1, 'running' = 2, 'done' = 3, 'failed' = 4),
-    `request` String,
-    `requested_by` String,
-    `requested_at` DateTime64(3, 'UTC'),
-    `holder` String,
-    `attempt` UInt32,
-    `plan` String,
-    `chunks_done` UInt32,
-    `chunks_total` UInt32,
-    `offsets_done` UInt64,
-    `offsets_total` UInt64,
-    `rows_in` UInt64,
-    `inserted` UInt64,
-    `result` String,
-    `error` String,
-    `updated_at` DateTime64(3, 'UTC') DEFAULT now64(3)
-)
-ENGINE = MergeTree
-ORDER BY (`pipeline`, `job_id`, `rev`)
-TTL toDateTime(`updated_at`) + INTERVAL 30 DAY
-SETTINGS non_replicated_deduplication_window = 10000;
+-- drop table winnow_users_parsed
+DROP TABLE IF EXISTS `default`.`winnow_users_parsed` SYNC;
+
+-- drop view winnow_users_kept_to_seen_mv
+DROP VIEW IF EXISTS `default`.`winnow_users_kept_to_seen_mv` SYNC;
+
+-- drop view winnow_users_kept_to_final_mv
+DROP VIEW IF EXISTS `default`.`winnow_users_kept_to_final_mv` SYNC;
+
+-- drop table winnow_users_kept
+DROP TABLE IF EXISTS `default`.`winnow_users_kept` SYNC;
+
+-- drop table winnow_users_seen
+DROP TABLE IF EXISTS `default`.`winnow_users_seen` SYNC;
+
+-- drop table winnow_users_errors
+DROP TABLE IF EXISTS `default`.`winnow_users_errors` SYNC;
+
+-- drop table winnow_users_staging
+DROP TABLE IF EXISTS `default`.`winnow_users_staging` SYNC;
+
+-- drop table users_dedup
+DROP TABLE IF EXISTS `default`.`users_dedup` SYNC;
