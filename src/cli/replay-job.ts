@@ -79,6 +79,8 @@ export async function followJob(
     if (!o.quiet) process.stderr.write(`${o.label} ${p.name}: ${line}\n`);
   };
   const epochMs = leaseEpochMs();
+  // The command lease lasts to the end of the current term (half an epoch): a step starts only with enough of it left.
+  const termMs = Math.floor(epochMs / 2);
   let lastStepMs = 0;
   let lastCall = 0;
   // Held only while no daemon holds the pipeline and enough of the epoch is left for a step.
@@ -88,11 +90,11 @@ export async function followJob(
       const lease = await commandLease(target);
       if (!lease.held) return false;
       const left = lease.heldUntil - Date.now();
-      if (left > Math.min(epochMs / 2, Math.max(1_000, 2 * lastStepMs))) {
+      if (left > Math.min(termMs / 2, Math.max(1_000, 2 * lastStepMs))) {
         lastCall = Date.now();
         return true;
       }
-      await sleep(left + 20); // the next epoch, then claim it
+      await sleep(left + 20); // the next term, then claim it
     }
   };
   const runner = new ReplayJobRunner({
