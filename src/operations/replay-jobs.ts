@@ -527,7 +527,8 @@ export class ReplayJobPoller {
   private current: string | undefined;
   private nextPollAt = 0;
   private retryAt = 0;
-  private missingTableLogged = false;
+  /** why jobs could not be read, as last logged */
+  private unavailable: string | undefined;
 
   constructor(
     private readonly runner: ReplayJobRunner,
@@ -548,13 +549,15 @@ export class ReplayJobPoller {
         job = await this.runner.jobs.nextOpen();
       }
     } catch (err) {
-      if (!isMissingJobsTable(err)) throw err;
-      if (!this.missingTableLogged)
-        this.log('warn', 'replay jobs unavailable: winnow_replay_jobs is missing (run winnow migrate up)', {});
-      this.missingTableLogged = true;
-      this.nextPollAt = now + 60_000;
+      // Jobs never fail the slices: a table missing (an older database) or unreadable is reported, then skipped.
+      const missing = isMissingJobsTable(err);
+      const line = missing ? 'winnow_replay_jobs is missing (run winnow migrate up)' : describeError(err);
+      if (line !== this.unavailable) this.log('warn', 'replay jobs unavailable', { error: line });
+      this.unavailable = line;
+      this.nextPollAt = now + (missing ? 60_000 : 30_000);
       return false;
     }
+    this.unavailable = undefined;
     if (!job || isClosed(job.state)) {
       this.current = undefined;
       return false;
@@ -576,7 +579,15 @@ export class ReplayJobPoller {
         }
       }
     } catch (err) {
-      if (!(err instanceof WinnowError && err.code === 'CONFLICT')) throw err;
+      if (!(err instanceof WinnowError && err.code === 'CONFLICT')) {
+        // Not even the failure could be recorded (ClickHouse away?): the job stays as it is; tried again later.
+        this.retryAt = Date.now() + 30_000;
+        this.log('warn', 'replay job step failed and could not be recorded; retrying', {
+          job: job.jobId,
+          error: describeError(err),
+        });
+        return false;
+      }
       this.current = undefined;
       this.log('warn', 'replay job left to another runner', { job: job.jobId, error: describeError(err) });
       return false;
