@@ -18,7 +18,7 @@ import { WinnowError } from '../src/errors.ts';
 import { silentLogger, type Logger } from '../src/log.ts';
 import { CHILD_EXIT, type ClickHouseChildConfig } from './clickhouse-child.ts';
 import { assertDataDirFree, dataDirLocked, statusPid } from './clickhouse-lock.ts';
-import { writeUsersConfig } from './clickhouse-users.ts';
+import { writeUsersConfig, type ClickHouseUser } from './clickhouse-users.ts';
 import { assertPortFree, freePort } from './ports.ts';
 import { readLogSince } from './process.ts';
 
@@ -33,8 +33,8 @@ export interface EmbeddedClickHouseOptions {
   tcpPort?: number;
   /** Server stdout/stderr and ClickHouse's own log (appended). Default: `<dataDir>.log` beside the data directory. */
   logFile?: string;
-  /** Extra users with passwords (via a generated users.xml); `default` stays password-less. */
-  users?: { name: string; password: string }[];
+  /** Extra users with passwords, optionally with only some grants (in a generated users.xml); `default` has none. */
+  users?: ClickHouseUser[];
   /** How long to wait for /ping to answer, in ms. Default 60000. */
   readyTimeoutMs?: number;
   /** How long stop() waits after closing stdin before SIGKILL, in ms. Default 15000. */

@@ -105,9 +105,14 @@ export function classify(err: unknown, where: string): WinnowError {
     const type = err.type ?? 'unknown';
     const login = code === CH.AUTHENTICATION_FAILED || code === CH.REQUIRED_PASSWORD;
     const message = `${where}: ClickHouse error ${code} (${type}): ${firstLine(err.message)}`;
+    const hint = login
+      ? 'check sink.user and sink.password'
+      : code === CH.ACCESS_DENIED
+        ? 'sink.user lacks the grant named; README "Grants" lists the grants of each command'
+        : undefined;
     return new ClickHouseFailure(message, code, RETRYABLE_CODES.has(code), err, {
       chType: type,
-      ...(login ? { hint: 'check sink.user and sink.password' } : {}),
+      ...(hint ? { hint } : {}),
     });
   }
   const netCode = (err as { code?: unknown }).code;

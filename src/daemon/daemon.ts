@@ -1,8 +1,9 @@
 /**
- * The controller daemon. Per pipeline, a runner with its own timers (no cron
- * library: nothing prints outside the JSON log): a loop that holds the lease
- * and drains staged slices every schedule.interval, and a consistency check
- * every schedule.checkInterval.
+ * The controller daemon. Per pipeline, a runner: a loop that holds the lease
+ * and drains staged slices every schedule.interval (its own timer, since it
+ * wakes early for lease renewals and drains without waiting while slices
+ * remain), and a consistency check every schedule.checkInterval on a cron
+ * schedule (node-cron, its messages routed into the JSON log).
  *
  * The lease follows health. A runner is `processing` (it holds the lease),
  * `standby` (another daemon holds it; this one's lease reads work) or
@@ -15,6 +16,7 @@
  * A crash leaves the lease to run out: at most one epoch.
  */
 import type { Admin } from 'kafkajs';
+import cron, { type ScheduledTask } from 'node-cron';
 import type { Db } from '../clickhouse/client.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { describeError, errorClass, withoutRowValues, WinnowError } from '../errors.ts';
@@ -108,7 +110,7 @@ export class PipelineRunner {
   private stateSince = Date.now();
   private loopDone: Promise<void> | undefined;
   private wake: (() => void) | undefined;
-  private checkTimer: NodeJS.Timeout | undefined;
+  private checkTask: ScheduledTask | undefined;
   /** Replay jobs (operations/replay-jobs.ts): a step of the oldest open one between slices; made on first use. */
   private replays: ReplayJobPoller | undefined;
   private lastJobStepMs = 0;
@@ -599,22 +601,23 @@ export class PipelineRunner {
         await this.sleep(more ? 0 : this.delay(t0, effectiveMs));
       }
     })();
-    const checkMs = cronFor(this.pipeline.schedule.checkIntervalMs).effectiveMs;
-    const scheduleCheck = (): void => {
-      this.checkTimer = setTimeout(() => {
-        void this.check()
-          .catch((err: unknown) =>
-            this.logger.error('consistency check failed', {
-              pipeline: this.pipeline.name,
-              error: withoutRowValues(describeError(err)),
-            }),
-          )
-          .finally(() => {
-            if (!this.stopped) scheduleCheck();
+    // The consistency check runs on a cron schedule; node-cron skips a run
+    // while the previous one is still going (noOverlap) and reports through
+    // winnow's JSON logger, never on the console.
+    this.checkTask = cron.schedule(
+      cronFor(this.pipeline.schedule.checkIntervalMs).expression,
+      async () => {
+        try {
+          await this.check();
+        } catch (err) {
+          this.logger.error('consistency check failed', {
+            pipeline: this.pipeline.name,
+            error: withoutRowValues(describeError(err)),
           });
-      }, checkMs);
-    };
-    scheduleCheck();
+        }
+      },
+      { name: `check:${this.pipeline.name}`, noOverlap: true, logger: cronLogger(this.logger, this.pipeline.name) },
+    );
   }
 
   /**
@@ -624,7 +627,7 @@ export class PipelineRunner {
    */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.checkTimer);
+    await this.checkTask?.destroy();
     this.wake?.();
     await this.loopDone;
     await this.checking?.catch(() => undefined);
@@ -694,3 +697,20 @@ export class Daemon {
     await Promise.all(this.runners.map((r) => r.stop()));
   }
 }
+
+/**
+ * node-cron's messages (a run skipped because the previous check still runs,
+ * a missed run) as JSON lines of winnow's logger: debug level, since the check
+ * reports its own outcome.
+ */
+export function cronLogger(logger: Logger, pipeline: string): CronLogger {
+  const text = (m: string | Error): string => (m instanceof Error ? m.message : m).replace(/\x1b\[[0-9;]*m/g, '');
+  return {
+    info: (m) => logger.debug('scheduler', { pipeline, message: text(m) }),
+    warn: (m) => logger.debug('scheduler', { pipeline, message: text(m) }),
+    error: (m, err) => logger.warn('scheduler', { pipeline, message: text(m), ...(err ? { error: err.message } : {}) }),
+    debug: (m) => logger.debug('scheduler', { pipeline, message: text(m) }),
+  };
+}
+
+type CronLogger = NonNullable<Parameters<typeof cron.schedule>[2]>['logger'] & object;

@@ -1,7 +1,7 @@
 /**
- * The controller's tick: the configured interval rounded to an even step, as
- * a six-field cron expression would fire it (the daemon runs its own timers at
- * `effectiveMs`; the expression names the cadence). Pure.
+ * The controller's cadences: a configured interval rounded to an even step, as
+ * a six-field cron expression fires it. The slice loop sleeps `effectiveMs`;
+ * the consistency check runs on the expression (node-cron). Pure.
  */
 
 /**

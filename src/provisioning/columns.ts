@@ -120,6 +120,19 @@ export function columnSql(col: ColumnConfig): ColumnSql {
   return { name: col.name, type: col.type, value, fault, reason, stored };
 }
 
+/**
+ * For a key column whose type holds an empty string (String, FixedString, under
+ * LowCardinality or Nullable): the condition that its value is empty, and the
+ * reason. An empty key is refused like a null one (a dead letter), not kept as
+ * one key shared by every message that lacks a real one. Other types have no
+ * empty value: '' is already no UUID, number or time (columnSql's fault).
+ */
+export function emptyKeySql(col: ColumnConfig): { fault: string; reason: string } | undefined {
+  const name = typeInfo(col.type).base.replace(/\(.*$/s, '');
+  if (name !== 'String' && name !== 'FixedString') return undefined;
+  const where = col.source.kind === 'expr' ? `expression ${col.source.expr}` : `$.${col.source.path.join('.')}`;
+  return { fault: `${ident(`__v_${col.name}`)} = ''`, reason: `${col.name}: empty key at ${where}` };
+}
 
 /** The dedup time of a message as SQL inside the validating select. */
 export function timeSql(p: PipelineConfig): string {

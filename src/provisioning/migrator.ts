@@ -224,8 +224,15 @@ export class Migrator {
     opts.print(`  set non_replicated_deduplication_window = 10000 on ${n.final} (re-run slices are recognised and not inserted twice)`);
   }
 
+  /** Creates the sink database only when it is missing: an existing one needs no CREATE DATABASE grant. */
   private async ensureDatabase(opts: MigrateOptions): Promise<void> {
-    const sql = `CREATE DATABASE IF NOT EXISTS ${ident(this.pipeline.sink.database)}`;
+    const database = this.pipeline.sink.database;
+    const found = await this.db.rows<{ n: string }>(
+      'SELECT count() AS n FROM system.databases WHERE name = {db:String}',
+      { db: database },
+    );
+    if (Number(found[0]?.n ?? 0) > 0) return;
+    const sql = `CREATE DATABASE IF NOT EXISTS ${ident(database)}`;
     if (opts.dryRun) {
       opts.print(`-- database\n${sql};\n`);
       return;

@@ -10,7 +10,7 @@ import { ident, qualified, quoteString } from '../clickhouse/sql.ts';
 import { renderDdl } from './ddl.ts';
 import { WinnowError } from '../errors.ts';
 import { isReservedColumnName, RESERVED_COLUMN_NAMES } from '../config/rules.ts';
-import { columnSql, timeSql } from './columns.ts';
+import { columnSql, emptyKeySql, timeSql } from './columns.ts';
 
 export const SLICES_TABLE = 'winnow_slices';
 export const MIGRATIONS_TABLE = 'winnow_migrations';
@@ -122,7 +122,13 @@ export function validatedSelect(p: PipelineConfig, queue: string, kafkaError = '
   const cols = p.columns.map(columnSql);
   const values = cols.map((c) => `        ${c.value} AS ${ident('__v_' + c.name)}`).join(',\n');
   const stored = cols.map((c) => `    ${c.stored} AS ${ident(c.name)}`).join(',\n');
-  const faults = cols.map((c) => `${c.fault}, ${quoteString(c.reason)}`).join(',\n            ');
+  const keyColumns = p.dedup.key.flatMap((k) => p.columns.filter((c) => c.name === k));
+  // After every column's own fault: an empty key is refused like a null one (0011).
+  const emptyKeys = keyColumns.flatMap((c) => {
+    const e = emptyKeySql(c);
+    return e ? [`${e.fault}, ${quoteString(e.reason)}`] : [];
+  });
+  const faults = [...cols.map((c) => `${c.fault}, ${quoteString(c.reason)}`), ...emptyKeys].join(',\n            ');
   return `SELECT
 ${stored},
     ${timeSql(p)} AS \`__t\`,
@@ -286,9 +292,9 @@ export function slicesTableSql(database: string): string {
 
 /**
  * The tables every pipeline of a database shares, as their migrations create
- * them (0001, 0003, 0004, 0011; the repairs log is in repairStatements). The slices
+ * them (0001, 0003, 0004, 0012; the repairs log is in repairStatements). The slices
  * table then gets its deduplication window (0006), `rejected` and 'split' (0007);
- * the replays table its deduplication window (0011).
+ * the replays table its deduplication window (0012).
  */
 export function sharedTableStatements(database: string): Statement[] {
   const out: [string, string][] = [

@@ -1,7 +1,7 @@
 /**
  * Bad input and failing dependencies on real servers: oversize messages,
- * deeply nested JSON, invalid UTF-8 and keys of the wrong type become rows or
- * dead letters and never stop the stream (I4); a deleted topic and refused
+ * deeply nested JSON, invalid UTF-8, keys of the wrong type and empty keys
+ * become rows or dead letters and never stop the stream (I4); a deleted topic and refused
  * ClickHouse credentials keep the daemon serving its API while /readyz and the
  * stats report the failure.
  */
@@ -84,6 +84,80 @@ describe('bad input', () => {
     const dead = await client.rows<{ o: string; e: string }>(`SELECT _offset AS o, __error AS e FROM ${db}.winnow_${name}_errors ORDER BY _offset`);
     expect(dead.map((d) => Number(d.o))).toEqual([1, 2, 4, 5, 6]);
     expect(dead.map((d) => d.e)).toEqual(['malformed JSON', 'malformed JSON', 'invalid UTF-8', expect.stringContaining('event_id'), expect.stringContaining('event_id')]);
+    await client.close();
+  });
+
+  it('dead-letters an empty key like a null one, with its reason, also on a dead-letter replay', async () => {
+    const s = servers();
+    const { name: db } = await freshDatabase('winnow_bad');
+    const topic = uniqueName('emptykey');
+    await createTopic(topic, 1);
+    const name = uniqueName('emptykey');
+    const yaml = `pipelines:
+  - name: ${name}
+    source: { brokers: [${s.kafkaBrokersForClickHouse.join(', ')}], topics: [${topic}] }
+    columns:
+      - { name: tenant, type: LowCardinality(String) }
+      - { name: order_id, type: String, path: order.id }
+      - { name: note, type: String, optional: true }
+    dedup: { key: [tenant, order_id], window: 1h }
+    sink: { url: ${s.clickhouseUrl}, database: ${db}, table: events }
+`;
+    const file = await writeConfig(yaml);
+    expect((await runCli(['migrate', 'up', '--config', file])).code).toBe(0);
+    const values = [
+      { tenant: 'a', order: { id: '1' }, note: '' }, // a row: an empty value of a column that is no key is fine
+      { tenant: 'a', order: { id: '' } }, // empty key column: a dead letter
+      { tenant: '', order: { id: '1' } },
+      { tenant: 'a', order: { id: null } }, // null, as before
+      { tenant: 'a', order: { id: '1' }, note: 'duplicate' },
+      { tenant: 'b', order: { id: '1' } }, // a row
+    ];
+    const producer = kafka().producer();
+    await producer.connect();
+    await producer.send({ topic, messages: values.map((v) => ({ value: JSON.stringify(v) })) });
+    await producer.disconnect();
+
+    const p = parseConfig(yaml, 'test').pipelines[0]!;
+    const client = connect({ url: p.sink.url });
+    const processor = new Processor(client, p);
+    type Counts = { rows: number; dead: number; duplicates: number };
+    const drained = async (): Promise<Counts> => {
+      while (await processor.runOneSlice()) {
+        /* drain */
+      }
+      const [r, d, dup] = await Promise.all([
+        client.rows<{ n: string }>(`SELECT count() AS n FROM ${db}.events`),
+        client.rows<{ n: string }>(`SELECT count() AS n FROM ${db}.winnow_${name}_errors`),
+        client.rows<{ n: string }>(`SELECT sum(duplicates) AS n FROM ${db}.winnow_slices WHERE status = 'committed'`),
+      ]);
+      return { rows: Number(r[0]?.n), dead: Number(d[0]?.n), duplicates: Number(dup[0]?.n) };
+    };
+    const done = (c: Counts): boolean => c.rows + c.dead + c.duplicates === values.length;
+    const counts = await waitFor(drained, done, 60_000, 'every message as a row, a duplicate or a dead letter');
+    expect(counts).toEqual({ rows: 2, dead: 3, duplicates: 1 });
+    const rows = await client.rows<{ tenant: string; id: string; note: string }>(
+      `SELECT tenant, order_id AS id, note FROM ${db}.events ORDER BY tenant`,
+    );
+    expect(rows).toEqual([
+      { tenant: 'a', id: '1', note: '' },
+      { tenant: 'b', id: '1', note: '' },
+    ]);
+    const reasons = async (): Promise<{ o: number; e: string }[]> => {
+      const sql = `SELECT _offset AS o, __error AS e FROM ${db}.winnow_${name}_errors ORDER BY _offset`;
+      return (await client.rows<{ o: string; e: string }>(sql)).map((d) => ({ o: Number(d.o), e: d.e }));
+    };
+    const expected = [
+      { o: 1, e: 'order_id: empty key at $.order.id' },
+      { o: 2, e: 'tenant: empty key at $.tenant' },
+      { o: 3, e: 'order_id: missing, null or not a String at $.order.id' },
+    ];
+    expect(await reasons()).toEqual(expected);
+    // Replayed through today's validation, they fail again, for the same reasons.
+    const replay = await runCli(['deadletters', 'replay', '--all', '--config', file]);
+    expect(replay.code, replay.stderr).toBe(0);
+    expect(replay.stdout).toContain('empty key at $.order.id');
+    expect(await reasons()).toEqual(expected);
     await client.close();
   });
 

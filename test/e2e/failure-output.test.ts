@@ -32,7 +32,7 @@ async function closedPort(): Promise<number> {
 async function configFile(
   topic: string,
   db: string,
-  sink: { url?: string; extra?: string } = {},
+  sink: { url?: string; extra?: string; schedule?: string } = {},
 ): Promise<{ file: string; name: string }> {
   const s = servers();
   const name = uniqueName('out');
@@ -44,7 +44,7 @@ async function configFile(
       - { name: name, type: String, path: user_name }
     dedup: { window: 1h }
     sink: { url: ${sink.url ?? s.clickhouseUrl}, database: ${db}, table: events${sink.extra ?? ''} }
-    schedule: { interval: 1s }
+    schedule: { interval: 1s${sink.schedule ?? ''} }
 `;
   const file = path.join(await mkdtemp(path.join(os.tmpdir(), 'winnow-out-')), 'winnow.yaml');
   await writeFile(file, yaml);
@@ -165,5 +165,47 @@ describe('failures read as one line', () => {
       expect(await daemon.stop()).toBe(0);
       await client.close();
     }
+  });
+
+  it('the daemon checks consistency on its cron schedule; every line is JSON', async () => {
+    const { name: db, client } = await freshDatabase('winnow_out');
+    const topic = uniqueName('sched');
+    await createTopic(topic, 1);
+    const { file, name } = await configFile(topic, db, { schedule: ', checkInterval: 1s' });
+    const up = await runCli(['migrate', 'up', '--config', file]);
+    expect(up.code, up.stderr).toBe(0);
+    const producer = kafka().producer();
+    await producer.connect();
+    await producer.send({
+      topic,
+      messages: Array.from({ length: 50 }, (_, i) => ({
+        value: JSON.stringify({ event_id: uuid(i % 40), user_name: `u${i}` }),
+      })),
+    });
+    await producer.disconnect();
+    const daemon = await startDaemon(file, { WINNOW_LEASE_EPOCH_MS: '2000', WINNOW_LOG_LEVEL: 'debug' });
+    let checks: { ok: number }[] = [];
+    try {
+      checks = await waitFor(
+        async () => {
+          const r = await client.query({
+            query: 'SELECT ok FROM winnow_checks WHERE pipeline = {p:String} ORDER BY checked_at',
+            query_params: { p: name },
+            format: 'JSONEachRow',
+          });
+          return r.json<{ ok: number }>();
+        },
+        (rows) => rows.length >= 3,
+        90_000,
+        'three scheduled consistency checks',
+      );
+    } finally {
+      expect(await daemon.stop()).toBe(0);
+      await client.close();
+    }
+    expect(checks.every((c) => Number(c.ok) === 1)).toBe(true);
+    const { other } = logLines(daemon.logs());
+    expect(other, 'every line is JSON, the scheduler\'s too').toEqual([]);
+    expect(daemon.logs()).not.toMatch(/NODE-CRON|\x1b\[/);
   });
 });

@@ -162,7 +162,8 @@ describe('databases built by older winnows', () => {
         '0008_repairs',
         '0009_parse_once_and_queue_flush',
         '0010_lease_release',
-        '0011_replay_jobs',
+        '0011_refuse_empty_keys',
+        '0012_replay_jobs',
       ]);
       const upgraded = await schema(client, db);
       await stopConsuming(client, p);
@@ -207,7 +208,8 @@ AS SELECT \`__slice\`, count() AS \`kept\` FROM ${qualified(db, n.kept)} GROUP B
         '0008_repairs',
         '0009_parse_once_and_queue_flush',
         '0010_lease_release',
-        '0011_replay_jobs',
+        '0011_refuse_empty_keys',
+        '0012_replay_jobs',
       ]);
       const upgraded = await schema(client, db);
       await stopConsuming(client, p);

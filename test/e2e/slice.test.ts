@@ -198,7 +198,8 @@ SETTINGS non_replicated_deduplication_window = 10000`);
         '0008_repairs',
         '0009_parse_once_and_queue_flush',
         '0010_lease_release',
-        '0011_replay_jobs',
+        '0011_refuse_empty_keys',
+        '0012_replay_jobs',
       ]);
 
       await migrator.up({ dryRun: false, kafkaPassword: undefined, print: () => undefined });

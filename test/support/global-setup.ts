@@ -7,6 +7,7 @@
  * Tests read the addresses with `inject(...)` and make their own database and
  * topic names (test/support/helpers.ts), so suites never see each other's data.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
@@ -14,7 +15,9 @@ import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedClickHouse } from '../../dev/clickhouse.ts';
 import { startEmbeddedKafka } from '../../dev/kafka.ts';
-import type { TestServers } from './helpers.ts';
+import { validateConfig } from '../../src/config/index.ts';
+import { grantQueries, type GrantRole } from '../../src/provisioning/grants.ts';
+import type { RestrictedUsers, TestServers } from './helpers.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -78,10 +81,55 @@ async function fromContainers(): Promise<[TestServers, Teardown]> {
   ];
 }
 
+/**
+ * Users with only the grants README "Grants" names for a pipeline of its own
+ * (test/e2e/grants.test.ts). The embedded server takes users and grants from
+ * users.xml alone, so they are made now, for names chosen now.
+ */
+function restrictedUsers(): [RestrictedUsers, { name: string; password: string; grants: string[] }[]] {
+  const suffix = randomBytes(4).toString('hex');
+  const database = `winnow_grants_${suffix}`;
+  const pipeline = `grants_${suffix}`;
+  const p = validateConfig(
+    {
+      pipelines: [
+        {
+          name: pipeline,
+          source: { brokers: ['localhost:9092'], topics: ['t'] },
+          columns: [{ name: 'event_id', type: 'UUID' }],
+          dedup: { window: '1h' },
+          sink: { database, table: 'events' },
+        },
+      ],
+    },
+    'test servers',
+    {},
+  ).pipelines[0]!;
+  const roles: GrantRole[] = ['migrate', 'run', 'read'];
+  const users = roles.map((role) => ({ role, name: `winnow_${role}`, password: randomBytes(12).toString('hex') }));
+  return [
+    {
+      database,
+      pipeline,
+      users: Object.fromEntries(
+        users.map((u) => [u.role, { name: u.name, password: u.password }]),
+      ) as RestrictedUsers['users'],
+    },
+    users.map((u) => ({ name: u.name, password: u.password, grants: grantQueries(u.role, p) })),
+  ];
+}
+
 async function embedded(): Promise<[TestServers, Teardown]> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'winnow-test-servers-'));
+  const [restricted, users] = restrictedUsers();
   const [clickhouse, kafka] = await Promise.all([
-    startEmbeddedClickHouse({ dataDir: path.join(dir, 'clickhouse'), logFile: path.join(dir, 'clickhouse.log'), httpPort: 0, tcpPort: 0 }),
+    startEmbeddedClickHouse({
+      dataDir: path.join(dir, 'clickhouse'),
+      logFile: path.join(dir, 'clickhouse.log'),
+      httpPort: 0,
+      tcpPort: 0,
+      users,
+    }),
     startEmbeddedKafka({ dataDir: path.join(dir, 'kafka'), logFile: path.join(dir, 'kafka.log'), port: 0, saslPort: 0 }),
   ]);
   process.stderr.write(
@@ -96,6 +144,7 @@ async function embedded(): Promise<[TestServers, Teardown]> {
       kafkaBrokersForClickHouse: kafka.brokers,
       sasl: kafka.sasl,
       logDir: dir,
+      restricted,
     },
     async () => {
       await Promise.all([clickhouse.stop(), kafka.stop()]);

@@ -14,6 +14,15 @@ export interface TestServers {
   kafkaBrokersForClickHouse: string[];
   sasl: { mechanism: 'plain'; username: string; password: string };
   logDir?: string;
+  /** ClickHouse users with only the grants of README "Grants" (embedded servers only; test/e2e/grants.test.ts). */
+  restricted?: RestrictedUsers;
+}
+
+export interface RestrictedUsers {
+  /** the sink database and pipeline name the users' grants name (the database is not created) */
+  database: string;
+  pipeline: string;
+  users: Record<'migrate' | 'run' | 'read', { name: string; password: string }>;
 }
 
 export function servers(): TestServers {

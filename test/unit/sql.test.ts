@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ident, quoteString, renderTemplate } from '../../src/clickhouse/sql.ts';
 import { typeInfo } from '../../src/provisioning/columns.ts';
+import { validatedSelect } from '../../src/provisioning/objects.ts';
 import { STABLE_MAX_BLOCK_SIZE, tokenInsert, tokenInsertSelect } from '../../src/clickhouse/token-dedup.ts';
 import { validateConfig } from '../../src/config/index.ts';
 import { rangesCondition, sliceInsertSql } from '../../src/slicing/slice.ts';
@@ -46,6 +47,37 @@ describe('typeInfo', () => {
     expect(typeInfo('UInt64').category).toBe('number');
     expect(typeInfo('Bool').category).toBe('bool');
     expect(typeInfo('Array(String)').category).toBe('complex');
+  });
+});
+
+describe('the parsing view', () => {
+  it('refuses an empty key of a String or FixedString key column, and checks no other column for it', () => {
+    const p = validateConfig(
+      {
+        pipelines: [
+          {
+            name: 'p',
+            source: { brokers: ['k:9092'], topics: ['t'] },
+            columns: [
+              { name: 'tenant', type: 'LowCardinality(String)' },
+              { name: 'code', type: 'FixedString(4)', path: 'a.code' },
+              { name: 'id', type: 'UUID' },
+              { name: 'name', type: 'String' },
+            ],
+            dedup: { key: ['tenant', 'code', 'id'], window: '1h' },
+            sink: { table: 'x' },
+          },
+        ],
+      },
+      'test',
+      {},
+    ).pipelines[0]!;
+    const sql = validatedSelect(p, 'q');
+    expect(sql).toContain("`__v_tenant` = '', 'tenant: empty key at $.tenant',");
+    expect(sql).toContain("`__v_code` = '', 'code: empty key at $.a.code',");
+    expect(sql).not.toMatch(/`__v_(id|name)` = ''/);
+    // After every column's own fault: a missing key keeps its reason.
+    expect(sql.indexOf("`__v_tenant` = ''")).toBeGreaterThan(sql.indexOf("isNull(`__v_name`)"));
   });
 });
 

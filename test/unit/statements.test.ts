@@ -9,7 +9,7 @@
  * `npx vitest run --project unit -u` rewrites the snapshot after an intended change.
  */
 import { describe, expect, it } from 'vitest';
-import type { ParamSql } from '../../src/clickhouse/sql.ts';
+import { qualified, type ParamSql } from '../../src/clickhouse/sql.ts';
 import { validateConfig, type PipelineConfig } from '../../src/config/index.ts';
 import { gapsSql } from '../../src/operations/check-offsets.ts';
 import { seenScopeSql, type CheckScope } from '../../src/operations/check-scope.ts';
@@ -38,11 +38,14 @@ import {
 import * as repairSql from '../../src/operations/repair-sql.ts';
 import { replayStagingSql, replaysSql } from '../../src/operations/replay.ts';
 import { replayJobsSql, type ReplayJob } from '../../src/operations/replay-jobs.ts';
-import { stagedPerPartitionSql } from '../../src/operations/stats.ts';
+import { pipelineStats, stagedPerPartitionSql } from '../../src/operations/stats.ts';
+import { grantQueries } from '../../src/provisioning/grants.ts';
 import { downStatements, latestStatements, type Statement } from '../../src/provisioning/objects.ts';
 import { slicesSql, type SliceRecord } from '../../src/slicing/checkpoints.ts';
+import { assertTokenDeduplication } from '../../src/slicing/dedup-guard.ts';
 import { dropSliceSeenSql, refusedCoordinatesSql, refusedDeadLetterSql, sliceSeenCountSql } from '../../src/slicing/rejections.ts';
 import { keptCountSql, rangesCondition, sliceInsertSettings, sliceInsertSql, stagedCountSql, stagedHeadsSql, type SliceRange } from '../../src/slicing/slice.ts';
+import { privilegesGranted, privilegesOf, recordingDb } from '../support/privileges.ts';
 
 function pipeline(doc: Record<string, unknown>): PipelineConfig {
   const p = validateConfig({ pipelines: [doc] }, 'test', {}).pipelines[0];
@@ -304,6 +307,49 @@ describe('every statement, for hostile but valid identifiers and a composite key
     expect(() => expectSafe('bad', "SELECT 'x")).toThrow(/unterminated/);
     expect(() => expectSafe('bad', "-- the slice's keys\nSELECT From FROM t -- it's")).toThrow(/identifier From/);
     expect(() => expectSafe('bad', 'SELECT {a:String}', {})).toThrow(/parameter a/);
+  });
+});
+
+describe('the grants of README "Grants" (src/provisioning/grants.ts)', () => {
+  /** Entries of runtimeStatements that are conditions other statements embed, not statements. */
+  const FRAGMENTS = new Set(['slice: ranges condition', 'check: seen scope']);
+  const queue = qualified(hostile.sink.database, `winnow_${hostile.name}_queue`);
+  const engineOf = (table: string): string => (table === queue ? 'Kafka' : 'unknown');
+
+  /** Each privilege, with the statements that need it. */
+  function needs(statements: [string, string][]): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const [what, sql] of statements) {
+      for (const p of privilegesOf(sql, engineOf)) out.set(p, [...(out.get(p) ?? []), what]);
+    }
+    return out;
+  }
+
+  it('of run are what the runtime statements need: each one needed, none missing', async () => {
+    const statements: [string, string][] = Object.entries(runtimeStatements(hostile))
+      .filter(([what]) => !FRAGMENTS.has(what))
+      .map(([what, q]) => [what, q.sql]);
+    // The daemon's start check (dedup-guard.ts), walked without a server: every setting present.
+    const db = recordingDb((sql, params) =>
+      sql.includes('system.settings') ? (params['names'] as string[]).map((name) => ({ name })) : [],
+    );
+    await assertTokenDeduplication(db, hostile);
+    statements.push(...db.statements.map((sql): [string, string] => ['start check', sql]));
+    const needed = needs(statements);
+    expect([...needed.keys()].sort()).toEqual(privilegesGranted(grantQueries('run', hostile)).sort());
+    expect(needed.get(`DROP TABLE ON ${queue}`)).toEqual(['replay: detach queue']);
+    expect(needed.get('SELECT ON system.merge_tree_settings')).toEqual(['start check']);
+  });
+
+  it('of read are what stats and the dead-letter list need', async () => {
+    const db = recordingDb();
+    await pipelineStats(db, hostile, undefined);
+    const statements: [string, string][] = [
+      ...db.statements.map((sql): [string, string] => ['stats', sql]),
+      ['dead letters: list', deadLetterListSql(hostile, 10).sql],
+      ['dead letters: counts', deadLetterCountsSql(hostile).sql],
+    ];
+    expect([...needs(statements).keys()]).toEqual(privilegesGranted(grantQueries('read', hostile)));
   });
 });
 

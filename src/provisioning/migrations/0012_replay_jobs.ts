@@ -11,7 +11,7 @@ import { statement, type WinnowMigration } from './types.ts';
  * same token, and the checker's counts must see it once.
  */
 export const migration: WinnowMigration = {
-  name: '0011_replay_jobs',
+  name: '0012_replay_jobs',
   async up(ctx) {
     const db = ctx.pipeline.sink.database;
     const jobs = `CREATE TABLE IF NOT EXISTS ${qualified(db, 'winnow_replay_jobs')}
