@@ -138,8 +138,8 @@ describe('every migration in order builds what the live builders build', () => {
       const chain = await schema(client, db);
       await stopConsuming(client, p);
       const live = await liveSchema(client, config, kafkaPassword(p));
-      // The final table, 11 more objects of the pipeline, 5 tables its database's pipelines share, 2 repair copies.
-      expect(Object.keys(live)).toHaveLength(19);
+      // The final table, 11 more objects of the pipeline, 6 tables its database's pipelines share, 2 repair copies.
+      expect(Object.keys(live)).toHaveLength(20);
       expect(Object.keys(chain)).toEqual(Object.keys(live));
       for (const name of Object.keys(live)) expect(chain[name], name).toBe(live[name]);
     } finally {
@@ -169,6 +169,7 @@ describe('databases built by older winnows', () => {
         '0009_parse_once_and_queue_flush',
         '0010_lease_release',
         '0011_refuse_empty_keys',
+        '0012_replay_jobs',
       ]);
       const upgraded = await schema(client, db);
       await stopConsuming(client, p);
@@ -214,6 +215,7 @@ AS SELECT \`__slice\`, count() AS \`kept\` FROM ${qualified(db, n.kept)} GROUP B
         '0009_parse_once_and_queue_flush',
         '0010_lease_release',
         '0011_refuse_empty_keys',
+        '0012_replay_jobs',
       ]);
       const upgraded = await schema(client, db);
       await stopConsuming(client, p);
@@ -231,6 +233,7 @@ AS SELECT \`__slice\`, count() AS \`kept\` FROM ${qualified(db, n.kept)} GROUP B
         'winnow_leases',
         `winnow_migrations_${p.name}`,
         'winnow_repairs',
+        'winnow_replay_jobs',
         'winnow_replays',
         'winnow_slices',
       ]);

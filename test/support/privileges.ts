@@ -49,8 +49,8 @@ export function privilegesOf(sql: string, engineOf: (table: string) => string): 
       return found[1];
     });
   }
-  if ((m = /^DETACH TABLE\s+(\S+)$/.exec(text))) return [`DROP TABLE ON ${m[1]}`];
-  if ((m = /^ATTACH TABLE\s+(\S+)$/.exec(text)))
+  if ((m = /^DETACH TABLE\s+(?:IF EXISTS\s+)?(\S+)$/.exec(text))) return [`DROP TABLE ON ${m[1]}`];
+  if ((m = /^ATTACH TABLE\s+(?:IF NOT EXISTS\s+)?(\S+)$/.exec(text)))
     return [`CREATE TABLE ON ${m[1]}`, `TABLE ENGINE ON ${engineOf(m[1]!)}`];
   if ((m = /^CREATE TABLE (IF NOT EXISTS )?\S+[\s\S]*?\bENGINE = ([A-Za-z]+)/.exec(text))) {
     return ['CREATE TABLE', `TABLE ENGINE ON ${engineName(m[2]!)}`];
