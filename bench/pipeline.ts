@@ -85,7 +85,8 @@ export async function migrate(db: Db, p: PipelineConfig, levers: Levers): Promis
     if (!queueSql) throw new Error('bench: no Kafka queue statement among the migration statements');
     await db.command(withSettings(queueSql, levers.queue));
   }
-  await new Migrator(db, p).up({ dryRun: false, kafkaPassword: undefined, print: () => undefined });
+  // inPlace: false, or up would take the levers' settings off the queue as drift from the configuration.
+  await new Migrator(db, p).up({ dryRun: false, kafkaPassword: undefined, print: () => undefined, inPlace: false });
   return performance.now() - started;
 }
 

@@ -54,7 +54,6 @@ export function instrument(db: Db, insertSettings: Record<string, string>, onQue
       onQuery({ kind: kindOf(settings), ms: performance.now() - t0 });
       return out;
     },
-    text: (sql, params, settings) => db.text(sql, params, settings),
     ping: () => db.ping(),
     close: () => db.close(),
   };

@@ -28,8 +28,8 @@ export interface Db {
   readonly url: string;
   command(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings): Promise<QuerySummary>;
   rows<T>(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings): Promise<T[]>;
-  /** The text a statement prints in its own format (CHECK GRANT, SHOW GRANTS take no FORMAT clause). */
-  text(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings): Promise<string>;
+  /** The text a statement prints in its own format (CHECK GRANT takes no FORMAT clause); fakes may leave it out. */
+  text?(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings): Promise<string>;
   ping(): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -15,6 +15,7 @@
  * releases the lease, so the standby or a restarted daemon takes over at once.
  * A crash leaves the lease to run out: at most one epoch.
  */
+import type { Admin } from 'kafkajs';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Db } from '../clickhouse/client.ts';
 import type { PipelineConfig } from '../config/schema.ts';
@@ -22,6 +23,7 @@ import { describeError, errorClass, withoutRowValues, WinnowError } from '../err
 import type { Logger } from '../log.ts';
 import { formatRange } from '../kafka/partitions.ts';
 import { Checker, type CheckerKafka, type CheckReport } from '../operations/checker.ts';
+import { ReplayJobPoller, ReplayJobRunner } from '../operations/replay-jobs.ts';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.ts';
 import { assertTokenDeduplication } from '../slicing/dedup-guard.ts';
 import { holderIdentity, Lease, leaseEpochMs, type LeaseState } from '../slicing/lease.ts';
@@ -109,12 +111,16 @@ export class PipelineRunner {
   private loopDone: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private checkTask: ScheduledTask | undefined;
+  /** Replay jobs (operations/replay-jobs.ts): a step of the oldest open one between slices; made on first use. */
+  private replays: ReplayJobPoller | undefined;
+  private lastJobStepMs = 0;
+  private admin: Promise<Admin | undefined> | undefined;
 
   constructor(
     readonly pipeline: PipelineConfig,
     readonly db: Db,
     private readonly logger: Logger,
-    hooks: StepHooks = {},
+    private readonly hooks: StepHooks = {},
     readonly kafka?: CheckerKafka,
     private readonly repairHooks: RepairHooks = {},
     options: RunnerOptions = {},
@@ -133,6 +139,39 @@ export class PipelineRunner {
 
   get owner(): string {
     return this.lease.owner;
+  }
+
+  /** The replay jobs' poller, made once the lease owner is known (identify() comes before the first drain). */
+  private replayJobs(): ReplayJobPoller {
+    this.replays ??= new ReplayJobPoller(
+      new ReplayJobRunner({
+        db: this.db,
+        pipeline: this.pipeline,
+        owner: this.owner,
+        admin: () => this.replayAdmin(),
+        // A stopping daemon does not wait out a rewind: the next holder resumes the job.
+        keepLease: () => this.holdsLease(),
+        progress: (line) => this.logger.info('replay progress', { pipeline: this.pipeline.name, progress: line }),
+        ...(this.hooks.afterReplayChunk ? { afterChunk: this.hooks.afterReplayChunk } : {}),
+      }),
+      (level, msg, fields) => this.logger[level](msg, { pipeline: this.pipeline.name, ...fields }),
+    );
+    return this.replays;
+  }
+
+  /** Kafka admin for replays (timestamps, rewinds), connected on first use; undefined when unreachable. */
+  private replayAdmin(): Promise<Admin | undefined> {
+    const client = this.kafka?.client;
+    if (!client) return Promise.resolve(undefined);
+    this.admin ??= (async () => {
+      const admin = client.admin();
+      await admin.connect();
+      return admin;
+    })().catch(() => {
+      this.admin = undefined;
+      return undefined;
+    });
+    return this.admin;
   }
 
   /** Proves token deduplication works for this pipeline (dedup-guard.ts); throws DEDUP_UNSAFE when it cannot. */
@@ -255,7 +294,8 @@ export class PipelineRunner {
     const s = await this.claim();
     if (!s.held) return false;
     // Start a slice only if it can finish while the lease is held (a slice rarely takes a tenth of an epoch).
-    return s.heldUntil - Date.now() > Math.min(this.lease.maxSliceMs, Math.max(1_000, 2 * this.lastSliceMs));
+    const stepMs = Math.max(this.lastSliceMs, this.lastJobStepMs);
+    return s.heldUntil - Date.now() > Math.min(this.lease.maxSliceMs, Math.max(1_000, 2 * stepMs));
   }
 
   /** Whether this daemon currently holds the pipeline (so may repair or replay). */
@@ -441,7 +481,15 @@ export class PipelineRunner {
           if (this.stopped) return false;
           if (Date.now() >= deadline) return true;
           if (!(await this.mayProcess())) return false; // lost the lease, or too little of it left to finish a slice
+          // Between slices, never inside one: a step of an open replay job (claim, plan, a chunk, finish).
+          const started = performance.now();
+          const stepped = await this.replayJobs().step();
+          if (stepped) {
+            this.lastJobStepMs = performance.now() - started;
+            if (this.stopped || !(await this.mayProcess())) return false;
+          }
           const outcome = await this.processor.runOneSlice();
+          if (!outcome && stepped) continue;
           if (!outcome) break;
           this.lastSliceMs = outcome.slice.durationMs;
           this.logSlice(outcome);
@@ -599,6 +647,7 @@ export class PipelineRunner {
       });
     }
     this.leaseState = { held: false, heldUntil: 0, holder: null, holderUntil: 0 };
+    await (await this.admin)?.disconnect().catch(() => undefined);
   }
 }
 

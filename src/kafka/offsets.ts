@@ -72,3 +72,60 @@ async function seedOnce(admin: Admin, groupId: string, topics: string[]): Promis
   }
   return set;
 }
+
+/**
+ * A consumer group that takes over from another (a changed `source.consumerGroup`)
+ * starts where the other stopped: its committed offsets of `topics` are
+ * committed for `to`, unless `to` has offsets of its own (then it is left as
+ * it is and the result is undefined) or `overwrite` says to (the final offsets,
+ * once the old group's consumers left). Topics Kafka does not know are passed over.
+ * Returns the partitions set.
+ */
+export async function copyGroupOffsets(
+  admin: Admin,
+  from: string,
+  to: string,
+  topics: string[],
+  overwrite = false,
+): Promise<number | undefined> {
+  const known = new Set(await admin.listTopics());
+  const present = topics.filter((t) => known.has(t));
+  if (present.length === 0) return 0;
+  const existing = await admin.fetchOffsets({ groupId: to, topics: present });
+  if (!overwrite && existing.some((t) => t.partitions.some((p) => Number(p.offset) >= 0))) return undefined;
+  let set = 0;
+  for (const t of await admin.fetchOffsets({ groupId: from, topics: present })) {
+    const partitions = t.partitions
+      .filter((p) => Number(p.offset) >= 0)
+      .map((p) => ({ partition: p.partition, offset: p.offset }));
+    if (partitions.length === 0) continue;
+    await admin.setOffsets({ groupId: to, topic: t.topic, partitions });
+    set += partitions.length;
+  }
+  return set;
+}
+
+/**
+ * The log end committed for the partitions of `topics` the group has no
+ * offset for (a topic added with initialOffset latest). Returns the partitions set.
+ */
+export async function seedTopicsAtLatest(admin: Admin, groupId: string, topics: string[]): Promise<number> {
+  const known = new Set(await admin.listTopics());
+  const committed = new Set<string>();
+  for (const t of await admin.fetchOffsets({ groupId, topics: topics.filter((x) => known.has(x)) })) {
+    for (const p of t.partitions) if (Number(p.offset) >= 0) committed.add(`${t.topic}/${p.partition}`);
+  }
+  let set = 0;
+  for (const topic of topics) {
+    if (!known.has(topic)) continue;
+    const ends = (await admin.fetchTopicOffsets(topic)).filter((p) => !committed.has(`${topic}/${p.partition}`));
+    if (ends.length === 0) continue;
+    await admin.setOffsets({
+      groupId,
+      topic,
+      partitions: ends.map((p) => ({ partition: p.partition, offset: p.high })),
+    });
+    set += ends.length;
+  }
+  return set;
+}

@@ -136,60 +136,120 @@ export async function listDeadLetters(db: Db, p: PipelineConfig, limit: number):
   };
 }
 
-export async function replayDeadLetters(
+/** Kafka coordinates of one message. */
+export interface Coordinates {
+  topic: string;
+  partition: number;
+  offset: number;
+}
+
+/**
+ * What a dead-letter replay will do, read before anything is written: the
+ * chosen dead letters, those that now pass validation (to be staged again),
+ * those the final table refused (staged already), the reasons of the rest, and
+ * the replay that runs the re-ingested messages behind the watermark through
+ * the dedup. A job stores it before re-ingesting, so a run resumed after the
+ * re-ingest (the dead letters are forgotten by then) still replays them.
+ */
+export interface DeadLetterPlan {
+  selected: number;
+  passing: Coordinates[];
+  refused: Coordinates[];
+  stillFailing: number;
+  reasons: { error: string; count: number }[];
+  /** lowest to highest re-ingested offset per partition; null when nothing passes */
+  replay: { from: OffsetSpec[]; to: OffsetSpec[] } | null;
+}
+
+type CoordinatesRow = { topic: string; partition: number; offset: string };
+const coordinates = (r: CoordinatesRow): Coordinates => ({
+  topic: r.topic,
+  partition: r.partition,
+  offset: Number(r.offset),
+});
+
+export async function planDeadLetterReplay(
   db: Db,
   p: PipelineConfig,
   which: OffsetSpec[] | 'all',
-  replayer: Replayer,
-): Promise<DeadLetterReplay> {
+): Promise<DeadLetterPlan> {
   const q = replaySelectionSql(p, which);
   // Refused by the final table: staged already, so they are only run through the dedup again.
-  const refused = await db.rows<{ topic: string; partition: number; offset: string }>(q.refused, q.params);
+  const refused = (await db.rows<CoordinatesRow>(q.refused, q.params)).map(coordinates);
   const selected = Number((await db.rows<{ n: string }>(q.selected, q.params))[0]?.n ?? 0) + refused.length;
-  const passing = await db.rows<{ topic: string; partition: number; offset: string }>(q.passing, q.params);
-  if (passing.length > 0) {
-    await db.command(
-      q.stage,
-      q.params,
-      // Re-ingesting twice stages the same coordinates twice; the slice insert counts them once.
-      UNTOKENED_INSERT_SELECT,
-    );
-    await db.command(q.forget, q.params, { mutations_sync: '2' });
-  }
-  const reasons = await db.rows<{ error: string; count: string }>(q.reasons, q.params);
-  let replay: ReplayResult | null = null;
+  const passing = (await db.rows<CoordinatesRow>(q.passing, q.params)).map(coordinates);
+  const reasonRows = await db.rows<{ error: string; count: string }>(q.reasons, q.params);
+  const reasons = reasonRows.map((r) => ({ error: r.error, count: Number(r.count) }));
   const rerun = [...passing, ...refused];
+  let replay: DeadLetterPlan['replay'] = null;
   if (rerun.length > 0) {
     // Offsets already behind the watermark need a replay; later ones are sliced as usual.
     const lowest = new Map<string, OffsetSpec>();
     const highest = new Map<string, OffsetSpec>();
     for (const r of rerun) {
       const k = `${r.topic}/${r.partition}`;
-      const o = Number(r.offset);
-      if (o < (lowest.get(k)?.offset ?? Infinity)) lowest.set(k, { topic: r.topic, partition: r.partition, offset: o });
-      if (o > (highest.get(k)?.offset ?? -1)) highest.set(k, { topic: r.topic, partition: r.partition, offset: o });
+      if (r.offset < (lowest.get(k)?.offset ?? Infinity)) lowest.set(k, { ...r });
+      if (r.offset > (highest.get(k)?.offset ?? -1)) highest.set(k, { ...r });
     }
-    replay = await replayer.run({
-      from: { kind: 'offsets', offsets: [...lowest.values()] },
-      to: { kind: 'offsets', offsets: [...highest.values()] },
-      reason: 'dead letters',
-    });
+    replay = { from: [...lowest.values()], to: [...highest.values()] };
   }
-  if (refused.length > 0) {
-    // The replay went through (a still refused row would have failed it): they are rows now, or duplicates.
-    const forget = forgetRefusedSql(
-      p,
-      refused.map((r) => ({ topic: r.topic, partition: r.partition, offset: Number(r.offset) })),
-    );
-    await db.command(forget.sql, forget.params, { mutations_sync: '2' });
-  }
-  const replayed = replay?.rowsIn ?? 0;
+  return { selected, passing, refused, stillFailing: reasons.reduce((s, r) => s + r.count, 0), reasons, replay };
+}
+
+/**
+ * Stages the chosen dead letters that now pass validation, with their original
+ * coordinates, and forgets them. Safe to repeat: what was forgotten is not
+ * staged again, and coordinates staged twice count once.
+ */
+export async function reingestDeadLetters(db: Db, p: PipelineConfig, which: OffsetSpec[] | 'all'): Promise<void> {
+  const q = replaySelectionSql(p, which);
+  const passing = await db.rows<{ topic: string }>(q.passing, q.params);
+  if (passing.length === 0) return;
+  await db.command(
+    q.stage,
+    q.params,
+    // Re-ingesting twice stages the same coordinates twice; the slice insert counts them once.
+    UNTOKENED_INSERT_SELECT,
+  );
+  await db.command(q.forget, q.params, { mutations_sync: '2' });
+}
+
+/** Once replayed (a still refused row would have failed the replay), refused messages are rows now, or duplicates. */
+export async function forgetReplayedRefusals(db: Db, p: PipelineConfig, refused: Coordinates[]): Promise<void> {
+  if (refused.length === 0) return;
+  const forget = forgetRefusedSql(p, refused);
+  await db.command(forget.sql, forget.params, { mutations_sync: '2' });
+}
+
+/** The outcome of a dead-letter replay, from its plan and the replay of what it re-ingested. */
+export function deadLetterOutcome(plan: DeadLetterPlan, replay: ReplayResult | null): DeadLetterReplay {
+  const reingested = plan.passing.length + plan.refused.length;
   return {
-    selected,
-    reingested: passing.length + refused.length,
-    waitingForSlice: Math.max(0, passing.length + refused.length - replayed),
-    stillFailing: reasons.reduce((s, r) => s + Number(r.count), 0),
-    reasons: reasons.map((r) => ({ error: r.error, count: Number(r.count) })),
+    selected: plan.selected,
+    reingested,
+    waitingForSlice: Math.max(0, reingested - (replay?.rowsIn ?? 0)),
+    stillFailing: plan.stillFailing,
+    reasons: plan.reasons,
     replay,
   };
+}
+
+/** A dead-letter replay run in this process, start to end. */
+export async function replayDeadLetters(
+  db: Db,
+  p: PipelineConfig,
+  which: OffsetSpec[] | 'all',
+  replayer: Replayer,
+): Promise<DeadLetterReplay> {
+  const plan = await planDeadLetterReplay(db, p, which);
+  await reingestDeadLetters(db, p, which);
+  const replay = plan.replay
+    ? await replayer.run({
+        from: { kind: 'offsets', offsets: plan.replay.from },
+        to: { kind: 'offsets', offsets: plan.replay.to },
+        reason: 'dead letters',
+      })
+    : null;
+  await forgetReplayedRefusals(db, p, plan.refused);
+  return deadLetterOutcome(plan, replay);
 }

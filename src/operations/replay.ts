@@ -6,9 +6,11 @@
  * (queue detached, the consumer group's offsets set, queue attached) and the
  * replay waits for the messages to be staged again.
  */
+import { randomBytes } from 'node:crypto';
 import type { Admin } from 'kafkajs';
 import type { Db } from '../clickhouse/client.ts';
 import { qualified, type ParamSql } from '../clickhouse/sql.ts';
+import { tokenInsert } from '../clickhouse/token-dedup.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { WinnowError } from '../errors.ts';
 import { formatRange } from '../kafka/partitions.ts';
@@ -28,6 +30,41 @@ export interface ReplayRequest {
   from: ReplayBound;
   to?: ReplayBound;
   reason?: string;
+}
+
+/** What a replay covers, fixed when it starts: its ranges, the chunk size they are cut by, the partitions rewound. */
+export interface ReplayPlan {
+  ranges: SliceRange[];
+  chunkRows: number;
+  rewound: { topic: string; partition: number; offset: number }[];
+}
+
+/**
+ * A rewind under way: the ranges staging no longer held, and where staging
+ * began before. Recorded before the queue is touched, so a replay resumed
+ * after a crash rewinds those ranges again and waits for the same catch-up,
+ * instead of taking a half re-staged range for a whole one.
+ */
+export interface RewindState {
+  expired: SliceRange[];
+  low: [string, number][];
+}
+
+export interface PlanOptions {
+  /** the rewind an earlier attempt began: done again */
+  rewind?: RewindState;
+  /** called before a new rewind touches the queue */
+  onRewind?: (s: RewindState) => Promise<void>;
+}
+
+/** A replay id, unique per request: it names the chunks' deduplication tokens. */
+export function newReplayId(prefix = 'replay'): string {
+  return `${prefix}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Offsets the ranges cover. */
+export function offsetsIn(ranges: SliceRange[]): number {
+  return ranges.reduce((s, r) => s + (r.toOffset - r.fromOffset + 1), 0);
 }
 
 export interface ReplayResult {
@@ -53,6 +90,25 @@ export function parseTimestamp(text: string): number {
   const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
   if (!Number.isFinite(ms)) throw new WinnowError('USAGE', `timestamp must be ISO-8601 (2026-11-27T10:00:00Z) or milliseconds since the epoch, got "${text}"`);
   return ms;
+}
+
+/** The topic an offset bound names (or the pipeline's only topic); USAGE when it is none of the pipeline's. */
+export function resolveTopic(p: PipelineConfig, spec: OffsetSpec): string {
+  if (spec.topic) {
+    if (!p.source.topics.includes(spec.topic)) {
+      throw new WinnowError('USAGE', `topic "${spec.topic}" is not a topic of pipeline ${p.name}`);
+    }
+    return spec.topic;
+  }
+  if (p.source.topics.length !== 1) {
+    throw new WinnowError('USAGE', `pipeline ${p.name} reads several topics: say TOPIC/PARTITION:OFFSET`);
+  }
+  return p.source.topics[0] ?? '';
+}
+
+/** Checks a bound against the pipeline (its topics) before it is queued: USAGE when it cannot be planned. */
+export function checkBound(p: PipelineConfig, b: ReplayBound): void {
+  if (b.kind === 'offsets') for (const o of b.offsets) resolveTopic(p, o);
 }
 
 /** Parses a replay bound given as text: offsets (P:O or TOPIC/P:O lists) or a timestamp. */
@@ -119,10 +175,14 @@ export const replayStagingSql = {
     };
   },
 
-  /** Stops (DETACH) or restarts (ATTACH) the pipeline's Kafka engine. */
+  /**
+   * Stops (DETACH) or restarts (ATTACH) the pipeline's Kafka engine. Either is
+   * a no-op when already done, so a replay resumed after a crash between the
+   * two (the queue left detached) rewinds and attaches it again.
+   */
   queue(p: PipelineConfig, action: 'DETACH' | 'ATTACH'): string {
     const n = objectNames(p);
-    return `${action} TABLE ${qualified(n.database, n.queue)}`;
+    return `${action} TABLE ${action === 'DETACH' ? 'IF EXISTS' : 'IF NOT EXISTS'} ${qualified(n.database, n.queue)}`;
   },
 };
 
@@ -147,15 +207,19 @@ export class Replayer {
     private readonly p: PipelineConfig,
     private readonly admin: Admin | undefined,
     private readonly progress: Progress = () => undefined,
+    /** asked while a rewind waits (it renews the lease); false: stop, the next holder resumes */
+    private readonly stillHolding: () => Promise<boolean> = () => Promise.resolve(true),
   ) {}
 
-  private resolveTopic(spec: OffsetSpec): string {
-    if (spec.topic) {
-      if (!this.p.source.topics.includes(spec.topic)) throw new WinnowError('USAGE', `topic "${spec.topic}" is not a topic of pipeline ${this.p.name}`);
-      return spec.topic;
+  private async mustHold(): Promise<void> {
+    if (!(await this.stillHolding())) {
+      const why = 'the lease was lost while the replay waited; the next holder resumes it';
+      throw new WinnowError('CONFLICT', `pipeline ${this.p.name}: ${why}`);
     }
-    if (this.p.source.topics.length !== 1) throw new WinnowError('USAGE', `pipeline ${this.p.name} reads several topics: say TOPIC/PARTITION:OFFSET`);
-    return this.p.source.topics[0] ?? '';
+  }
+
+  private resolveTopic(spec: OffsetSpec): string {
+    return resolveTopic(this.p, spec);
   }
 
   /** Offset per partition where the bound falls. */
@@ -179,7 +243,12 @@ export class Replayer {
     return out;
   }
 
-  async run(req: ReplayRequest): Promise<ReplayResult> {
+  /**
+   * What a replay covers: per partition, the processed offsets within the
+   * bounds (rewinding the Kafka engine where staging no longer holds them).
+   * Fixed once planned: a resumed replay runs the same chunks under the same tokens.
+   */
+  async plan(req: ReplayRequest, opts: PlanOptions = {}): Promise<ReplayPlan> {
     const last = await new Checkpoints(this.db, this.p.sink.database).last(this.p.name);
     const processed = (last?.nextOffsets ?? []).filter((o) => o.offset > 0);
     const from = await this.boundOffsets(req.from, processed);
@@ -192,26 +261,60 @@ export class Replayer {
       const end = Math.min(o.offset - 1, to?.get(k) ?? Number.MAX_SAFE_INTEGER);
       if (f <= end) ranges.push({ topic: o.topic, partition: o.partition, fromOffset: f, toOffset: end });
     }
-    const replayId = `replay-${Date.now().toString(36)}`;
     if (ranges.length === 0) {
       this.progress('nothing to replay: the bounds select no processed offsets');
-      return { replayId, ranges, chunks: 0, rowsIn: 0, inserted: 0, duplicates: 0, rewound: [] };
+      return { ranges, chunkRows: this.p.schedule.maxSliceRows, rewound: [] };
     }
-    const rewound = await this.rewindWhereExpired(ranges);
-    const chunks = chunk(ranges, this.p.schedule.maxSliceRows);
+    const rewound = await this.rewindWhereExpired(ranges, opts);
+    return { ranges, chunkRows: this.p.schedule.maxSliceRows, rewound };
+  }
+
+  /**
+   * Runs chunk `index` (0-based) of a planned replay and records it. Its token
+   * (`<pipeline>-<replayId>-<index + 1>`) is its slice id, so a re-run, by this
+   * process or by the next lease holder, inserts nothing twice (I5) and the
+   * record in winnow_replays is written once.
+   */
+  async runChunk(
+    replayId: string,
+    index: number,
+    ranges: SliceRange[],
+    reason: string,
+  ): Promise<{ rowsIn: number; inserted: number }> {
+    const id = `${this.p.name}-${replayId}-${index + 1}`;
+    await dedupInsert(this.db, this.p, id, ranges);
+    const [n, kept] = await Promise.all([countStaged(this.db, this.p, ranges), countKept(this.db, this.p, id, ranges)]);
+    const rec = replaysSql.record(this.p.sink.database, {
+      pipeline: this.p.name,
+      replayId,
+      chunk: index + 1,
+      ranges,
+      rowsIn: n,
+      inserted: kept,
+      reason,
+    });
+    await this.db.command(rec.sql, rec.params, tokenInsert(`replay:${this.p.name}:${replayId}:${index + 1}`));
+    return { rowsIn: n, inserted: kept };
+  }
+
+  /** Plans and runs a replay in this process, start to end. */
+  async run(req: ReplayRequest, replayId = newReplayId()): Promise<ReplayResult> {
+    const plan = await this.plan(req);
+    const chunks = chunk(plan.ranges, plan.chunkRows);
     let rowsIn = 0;
     let inserted = 0;
     for (const [i, c] of chunks.entries()) {
-      const id = `${this.p.name}-${replayId}-${i + 1}`;
-      await dedupInsert(this.db, this.p, id, c);
-      const [n, kept] = await Promise.all([countStaged(this.db, this.p, c), countKept(this.db, this.p, id, c)]);
-      rowsIn += n;
-      inserted += kept;
-      const rec = replaysSql.record(this.p.sink.database, { pipeline: this.p.name, replayId, chunk: i + 1, ranges: c, rowsIn: n, inserted: kept, reason: req.reason ?? 'replay' });
-      await this.db.command(rec.sql, rec.params);
-      this.progress(`chunk ${i + 1}/${chunks.length}: ${c.map(formatRange).join(' ')}: ${n} rows, ${kept} inserted, ${n - kept} already represented`);
+      const r = await this.runChunk(replayId, i, c, req.reason ?? 'replay');
+      rowsIn += r.rowsIn;
+      inserted += r.inserted;
+      this.progress(
+        `chunk ${i + 1}/${chunks.length}: ${c.map(formatRange).join(' ')}: ${r.rowsIn} rows, ` +
+          `${r.inserted} inserted, ${r.rowsIn - r.inserted} already represented`,
+      );
     }
-    return { replayId, ranges, chunks: chunks.length, rowsIn, inserted, duplicates: rowsIn - inserted, rewound };
+    const duplicates = rowsIn - inserted;
+    const { ranges, rewound } = plan;
+    return { replayId, ranges, chunks: chunks.length, rowsIn, inserted, duplicates, rewound };
   }
 
   /** Lowest offset each partition still has in staging or the dead letters. */
@@ -221,11 +324,16 @@ export class Replayer {
     return new Map(rows.map((r) => [`${r.topic}/${r.partition}`, Number(r.low)]));
   }
 
-  private async rewindWhereExpired(ranges: SliceRange[]): Promise<{ topic: string; partition: number; offset: number }[]> {
-    const low = await this.retained();
-    const expired = ranges.filter((r) => r.fromOffset < (low.get(`${r.topic}/${r.partition}`) ?? 0));
+  private async rewindWhereExpired(
+    ranges: SliceRange[],
+    { rewind, onRewind }: PlanOptions,
+  ): Promise<{ topic: string; partition: number; offset: number }[]> {
+    const low = rewind ? new Map(rewind.low) : await this.retained();
+    const isExpired = (r: SliceRange): boolean => r.fromOffset < (low.get(`${r.topic}/${r.partition}`) ?? 0);
+    const expired = rewind ? rewind.expired : ranges.filter(isExpired);
     if (expired.length === 0) return [];
     if (!this.admin) throw new WinnowError('KAFKA', 'staging no longer holds the start of the range and Kafka is unreachable, so the queue cannot be rewound');
+    if (!rewind) await onRewind?.({ expired, low: [...low] });
     this.progress(`staging no longer holds ${expired.map(formatRange).join(' ')}: rewinding the Kafka engine`);
     await this.db.command(replayStagingSql.queue(this.p, 'DETACH'));
     try {
@@ -247,6 +355,7 @@ export class Replayer {
       if (pending.length === 0 && (await this.caughtUp(expired, low))) break;
       if (Date.now() > deadline) throw new WinnowError('NOT_READY', 'the rewound Kafka engine did not re-stage the range within 10 minutes');
       await new Promise((r) => setTimeout(r, 1000));
+      await this.mustHold();
     }
     return expired.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.fromOffset }));
   }
@@ -263,6 +372,7 @@ export class Replayer {
       if (Date.now() > deadline) throw new WinnowError('KAFKA', `consumer group ${this.p.source.consumerGroup} still has members (${state}) 90 s after the queue was detached`);
       this.progress(`waiting for consumer group ${this.p.source.consumerGroup} to empty (${state})`);
       await new Promise((r) => setTimeout(r, 1000));
+      await this.mustHold();
     }
   }
 

@@ -21,7 +21,7 @@ const RUN_DATABASE = ['SELECT', 'INSERT', 'ALTER DELETE'];
 /**
  * DDL of the migrations and the migrator: tables (MergeTree, Null, Kafka), materialized views, their drops, the
  * ALTERs of upgrades (0005-0007, the final table's deduplication window, 0010's lease constraint) and of downs
- * (0005's DROP COLUMN, 0010's DROP CONSTRAINT); DELETE (ALTER DELETE) for the history and down; SELECT and
+ * (0005's DROP COLUMN, 0010's DROP CONSTRAINT), drift's in-place steps (a view's new query: MODIFY QUERY); DELETE (ALTER DELETE) for the history and down; SELECT and
  * INSERT for the history and the final table's columns.
  */
 const MIGRATE_DATABASE = [
@@ -35,6 +35,7 @@ const MIGRATE_DATABASE = [
   'ALTER SETTINGS',
   'ALTER ADD CONSTRAINT',
   'ALTER DROP CONSTRAINT',
+  'ALTER VIEW MODIFY QUERY',
   'CREATE TABLE',
   'CREATE VIEW',
   'DROP TABLE',

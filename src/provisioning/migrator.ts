@@ -7,10 +7,21 @@
 import { Umzug, type UmzugStorage } from 'umzug';
 import { migrations, type MigrationContext } from './migrations/index.ts';
 import type { Db } from '../clickhouse/client.ts';
-import { ident, qualified, quoteString } from '../clickhouse/sql.ts';
+import { ident, qualified } from '../clickhouse/sql.ts';
 import { renderDdl } from './ddl.ts';
 import type { PipelineConfig } from '../config/schema.ts';
-import { WinnowError } from '../errors.ts';
+import { describeError, WinnowError } from '../errors.ts';
+import {
+  describeRefusal,
+  inspect,
+  normaliseTypes,
+  planChanges,
+  refusalHint,
+  type ChangePlan,
+  type ObjectDrift,
+  type Step,
+} from './drift.ts';
+import { parseCreateQuery } from './create-query.ts';
 import { MIGRATIONS_TABLE, objectNames, type Statement } from './objects.ts';
 
 export interface MigrateOptions {
@@ -21,8 +32,46 @@ export interface MigrateOptions {
   print: (line: string) => void;
   /** for initialOffset latest: commit the log end for a new consumer group before the queue exists */
   seedConsumerGroup?: () => Promise<number>;
-  /** up: stop after this migration (tests build what an older winnow built) */
+  /** up: stop after this migration (tests build what an older winnow built); nothing is changed in place then */
   to?: string;
+  /** up: after the migrations, change in place what differs from the configuration (default true) */
+  inPlace?: boolean;
+  /** up: recreate the Kafka queue even when it compares equal (a new password cannot be compared) */
+  recreateSource?: boolean;
+  /** up: the consumer group operations of a changed source (without them a new group starts at the earliest offset) */
+  source?: SourceOperations;
+}
+
+/** What `migrate up` does to Kafka consumer groups when the source changes in place. */
+export interface SourceOperations {
+  /**
+   * commits `from`'s offsets of `topics` to `to` unless `to` has offsets (or `overwrite`);
+   * the partitions set, or undefined when it had some
+   */
+  copyGroupOffsets(from: string, to: string, topics: string[], overwrite: boolean): Promise<number | undefined>;
+  /** commits the log end of the partitions of `topics` that `group` has no offset for; the partitions set */
+  seedAtLatest(group: string, topics: string[]): Promise<number>;
+}
+
+/** What `migrate up` did: the migrations it ran and the objects it changed in place. */
+export interface UpResult {
+  migrations: string[];
+  changed: string[];
+}
+
+/** What `migrate plan` and `status` show: pending migrations, every object, and what up would do. */
+export interface Plan {
+  pending: string[];
+  objects: ObjectDrift[];
+  changes: ChangePlan;
+}
+
+/** One object `migrate down` drops (or the rows of the pipeline it deletes from a shared table). */
+export interface DownTarget {
+  kind: 'table' | 'view' | 'rows';
+  name: string;
+  /** rows (of a table; of the pipeline in a shared table); undefined for a view or a table that keeps none */
+  rows: number | undefined;
 }
 
 /**
@@ -101,22 +150,14 @@ async function finalColumns(db: Db, p: PipelineConfig): Promise<Column[] | undef
   return Number(exists[0]?.n ?? 0) > 0 ? [] : undefined;
 }
 
-/** ClickHouse prints normalised types; compare them the same way on both sides. */
-async function normaliseTypes(db: Db, types: string[]): Promise<string[]> {
-  if (types.length === 0) return [];
-  const sql = `SELECT ${types.map((t, i) => `toTypeName(CAST(defaultValueOfTypeName(${quoteString(t)}), ${quoteString(t)})) AS t${i}`).join(', ')}`;
-  const rows = await db.rows<Record<string, string>>(sql);
-  return types.map((t, i) => rows[0]?.[`t${i}`] ?? t);
-}
-
 /** Differences between the existing final table and the configured columns; empty when they match. */
 export async function finalTableDiff(db: Db, p: PipelineConfig, existing: Column[]): Promise<string[]> {
   const wanted = await normaliseTypes(db, p.columns.map((c) => c.type));
   const have = new Map(existing.map((c) => [c.name, c.type]));
   const diff: string[] = [];
-  p.columns.forEach((c, i) => {
+  p.columns.forEach((c) => {
     const t = have.get(c.name);
-    const w = wanted[i] ?? c.type;
+    const w = wanted.get(c.type) ?? c.type;
     if (t === undefined) diff.push(`- missing column ${c.name} ${w}`);
     else if (t !== w) diff.push(`~ column ${c.name}: table has ${t}, configuration says ${w}`);
   });
@@ -176,10 +217,78 @@ export class Migrator {
     };
   }
 
+  /** The migrations `up` ran (tests and the benchmark); see migrate() for the whole of it. */
   async up(opts: MigrateOptions): Promise<string[]> {
+    return (await this.migrate(opts)).migrations;
+  }
+
+  /**
+   * `migrate up`: the pending migrations, then (unless `to` or `inPlace: false`)
+   * what still differs from the configuration, changed in place, or refused
+   * with the difference before anything is changed. With pending migrations
+   * the comparison waits until they ran (they build from this configuration
+   * too); a final table that lacks configured columns is refused before them.
+   */
+  async migrate(opts: MigrateOptions): Promise<UpResult> {
     const p = this.pipeline;
+    const inPlace = opts.to === undefined && opts.inPlace !== false;
     await this.ensureDatabase(opts);
+    const storage = this.storage(opts.dryRun);
+    await this.assertNotAhead(storage);
+    const executed = new Set(await storage.executed());
+    const pendingBefore = migrations.filter((m) => !executed.has(m.name)).map((m) => m.name);
     const existing = await finalColumns(this.db, p);
+    let early: Plan | undefined;
+    if (pendingBefore.length === 0 && inPlace) {
+      early = await this.plan(opts.kafkaPassword, opts.recreateSource);
+      this.refuse(early.changes);
+    } else await this.checkFinalBeforeMigrations(existing, opts);
+    await storage.ensure();
+    const pending = await this.umzug(this.context(opts, existing !== undefined), storage).pending();
+    if (p.source.initialOffset === 'latest' && pending.length > 0 && opts.seedConsumerGroup) {
+      const group = p.source.consumerGroup;
+      if (opts.dryRun) opts.print(`-- consumer group ${group}: would start at the log end (initialOffset: latest)\n`);
+      else {
+        const n = await opts.seedConsumerGroup();
+        const where = n > 0 ? `starts at the log end of ${n} partitions` : 'has offsets already; left as it is';
+        opts.print(`  consumer group ${group}: ${where}`);
+      }
+    }
+    const umzug = this.umzug(this.context(opts, existing !== undefined), storage);
+    const done = await umzug.up(opts.to === undefined ? {} : { to: opts.to });
+    const migrated = done.map((m) => m.name);
+    if (!inPlace) return { migrations: migrated, changed: [] };
+    if (opts.dryRun && pendingBefore.length > 0) {
+      if (executed.size > 0)
+        opts.print(
+          '-- then the objects are compared with the configuration;' +
+            ' after up, winnow migrate plan shows what still differs\n',
+        );
+      return { migrations: migrated, changed: [] };
+    }
+    const plan = early ?? (await this.plan(opts.kafkaPassword, opts.recreateSource));
+    this.refuse(plan.changes, migrated);
+    const changed = plan.objects.filter((o) => o.state !== 'unchanged');
+    for (const o of changed) {
+      const diff = o.differences.map((d) => d.text).join('; ');
+      opts.print(`${opts.dryRun ? '-- ' : '  '}${o.state}  ${o.title}${diff ? `: ${diff}` : ''}`);
+    }
+    await this.runSteps(plan.changes.steps, opts);
+    return { migrations: migrated, changed: plan.changes.steps.length > 0 ? changed.map((o) => o.title) : [] };
+  }
+
+  /** Throws the refusal, in one line, when the plan refuses a change. */
+  private refuse(changes: ChangePlan, migrated: string[] = []): void {
+    if (changes.refused.length === 0) return;
+    const ran = migrated.length > 0 ? ` (the pending migrations ran: ${migrated.join(', ')})` : '';
+    throw new WinnowError('MIGRATION', `${describeRefusal(this.pipeline, changes.refused)}${ran}`, {
+      hint: refusalHint(this.pipeline, changes.refused),
+    });
+  }
+
+  /** The final table against the columns, before the first migrations build anything on it. */
+  private async checkFinalBeforeMigrations(existing: Column[] | undefined, opts: MigrateOptions): Promise<void> {
+    const p = this.pipeline;
     if (existing) {
       const diff = await finalTableDiff(this.db, p, existing);
       if (diff.some((d) => !d.startsWith('+'))) {
@@ -195,33 +304,74 @@ export class Migrator {
         hint: 'create the table first, or set sink.mode: create',
       });
     }
-    const storage = this.storage(opts.dryRun);
-    await storage.ensure();
-    await this.assertNotAhead(storage);
-    const pending = await this.umzug(this.context(opts, existing !== undefined), storage).pending();
-    if (p.source.initialOffset === 'latest' && pending.length > 0 && opts.seedConsumerGroup) {
-      if (opts.dryRun) opts.print(`-- consumer group ${p.source.consumerGroup}: would start at the log end (initialOffset: latest)\n`);
-      else {
-        const n = await opts.seedConsumerGroup();
-        opts.print(`  consumer group ${p.source.consumerGroup}: ${n > 0 ? `starts at the log end of ${n} partitions` : 'has offsets already; left as it is'}`);
-      }
-    }
-    const done = await this.umzug(this.context(opts, existing !== undefined), storage).up(opts.to === undefined ? {} : { to: opts.to });
-    if (existing && !opts.dryRun) await this.ensureInsertDeduplication(opts);
-    return done.map((m) => m.name);
   }
 
-  /** Insert deduplication on a non-replicated table needs a deduplication window (off by default). */
-  private async ensureInsertDeduplication(opts: MigrateOptions): Promise<void> {
+  private async runSteps(steps: Step[], opts: MigrateOptions): Promise<void> {
+    // Groups that took another's offsets in this run: only they get the final offsets too.
+    const carried = new Set<string>();
+    for (const s of steps) {
+      if (opts.dryRun) {
+        opts.print(s.kind === 'sql' ? `-- ${s.title}\n${s.display};\n` : `-- ${s.title}\n`);
+        continue;
+      }
+      try {
+        await this.runStep(s, opts, carried);
+      } catch (err) {
+        throw new WinnowError('MIGRATION', `${s.title}: ${describeError(err)}`, {
+          hint: 'the steps before it ran; winnow migrate up again finishes the change (it creates what is missing)',
+          cause: err,
+        });
+      }
+    }
+  }
+
+  private async runStep(s: Step, opts: MigrateOptions, carried: Set<string>): Promise<void> {
+    const t0 = Date.now();
+    if (s.kind === 'sql') {
+      await this.db.command(s.sql);
+      opts.print(`  ${s.title} (${Date.now() - t0} ms)`);
+      return;
+    }
+    const source = opts.source;
+    if (s.kind === 'copy-group') {
+      if (!source) {
+        if (!s.again)
+          opts.print(`  consumer group ${s.to}: no Kafka access here; a new group starts at the earliest offset`);
+        return;
+      }
+      if (s.again && !carried.has(s.to)) return;
+      const n = await source.copyGroupOffsets(s.from, s.to, s.topics, s.again);
+      if (n !== undefined) carried.add(s.to);
+      opts.print(
+        n === undefined
+          ? `  consumer group ${s.to}: has offsets already; left as it is`
+          : `  ${s.title} (${n} partitions)`,
+      );
+      return;
+    }
+    if (!source) return;
+    const n = await source.seedAtLatest(s.group, s.topics);
+    opts.print(`  ${s.title} (${n} partitions)`);
+  }
+
+  /** Pending migrations, every object against the configuration, and what up would change or refuse. */
+  async plan(kafkaPassword: string | undefined, recreateSource = false): Promise<Plan> {
+    const executed = new Set(await this.storage(true).executed());
+    const pending = migrations.filter((m) => !executed.has(m.name)).map((m) => m.name);
+    const objects = await inspect(this.db, this.pipeline, kafkaPassword);
+    const queue = objects.find((o) => o.role === 'queue');
+    if (recreateSource && queue?.state === 'unchanged') {
+      // What cannot be compared (a new Kafka password) is applied by recreating the queue anyway.
+      queue.state = 'differs';
+      queue.differences.push({ text: 'recreated as asked (--recreate-source)', fix: 'source' });
+    }
     const n = objectNames(this.pipeline);
-    const rows = await this.db.rows<{ engine: string; create: string }>(
-      'SELECT engine, create_table_query AS create FROM system.tables WHERE database = {db:String} AND name = {t:String}',
-      { db: n.database, t: n.final },
+    const [live] = await this.db.rows<{ q: string }>(
+      'SELECT create_table_query AS q FROM system.tables WHERE database = {db:String} AND name = {t:String}',
+      { db: n.database, t: n.queue },
     );
-    const row = rows[0];
-    if (!row || row.engine.startsWith('Replicated') || /non_replicated_deduplication_window\s*=\s*[1-9]/.test(row.create)) return;
-    await this.db.command(`ALTER TABLE ${qualified(n.database, n.final)} MODIFY SETTING non_replicated_deduplication_window = 10000`);
-    opts.print(`  set non_replicated_deduplication_window = 10000 on ${n.final} (re-run slices are recognised and not inserted twice)`);
+    const changes = planChanges(this.pipeline, objects, kafkaPassword, live ? parseCreateQuery(live.q) : undefined);
+    return { pending, objects, changes };
   }
 
   /** Creates the sink database only when it is missing: an existing one needs no CREATE DATABASE grant. */
@@ -245,6 +395,49 @@ export class Migrator {
     await this.assertNotAhead(storage);
     const done = await this.umzug(this.context(opts, true), storage).down({ to: 0 });
     return done.map((m) => m.name);
+  }
+
+  /**
+   * What `down` would drop, from the statements its migrations would run:
+   * each table with its rows, each view, and the pipeline's rows in the
+   * tables its database's pipelines share. Only what exists.
+   */
+  async downTargets(dropFinal: boolean): Promise<DownTarget[]> {
+    const statements: string[] = [];
+    await this.down({ dryRun: true, kafkaPassword: undefined, dropFinal, print: (line) => statements.push(line) });
+    const db = this.pipeline.sink.database;
+    const dropped: { kind: 'table' | 'view'; name: string }[] = [];
+    const shared: string[] = [];
+    for (const text of statements) {
+      const drop = /DROP (TABLE|VIEW) IF EXISTS `[^`]+`\.`([^`]+)`/.exec(text);
+      if (drop) dropped.push({ kind: drop[1] === 'VIEW' ? 'view' : 'table', name: drop[2]! });
+      const del = /DELETE FROM `[^`]+`\.`([^`]+)` WHERE pipeline =/.exec(text);
+      if (del) shared.push(del[1]!);
+    }
+    const names = [...new Set(dropped.map((d) => d.name))];
+    const live = new Map(
+      (
+        await this.db.rows<{ name: string; rows: string | null }>(
+          'SELECT name, total_rows AS rows FROM system.tables' +
+            ' WHERE database = {db:String} AND name IN {names:Array(String)}',
+          { db, names: [...names, ...shared] },
+        )
+      ).map((r) => [r.name, r.rows === null ? undefined : Number(r.rows)]),
+    );
+    const out: DownTarget[] = [];
+    for (const name of names) {
+      const d = dropped.find((x) => x.name === name)!;
+      if (live.has(name)) out.push({ kind: d.kind, name, rows: d.kind === 'view' ? undefined : live.get(name) });
+    }
+    for (const name of [...new Set(shared)]) {
+      if (!live.has(name)) continue;
+      const [c] = await this.db.rows<{ n: string }>(
+        `SELECT count() AS n FROM ${qualified(db, name)} WHERE pipeline = {p:String}`,
+        { p: this.pipeline.name },
+      );
+      out.push({ kind: 'rows', name, rows: Number(c?.n ?? 0) });
+    }
+    return out;
   }
 
   async status(): Promise<MigrationStatus[]> {

@@ -18,6 +18,7 @@ export const REPLAYS_TABLE = 'winnow_replays';
 export const CHECKS_TABLE = 'winnow_checks';
 export const REPAIRS_TABLE = 'winnow_repairs';
 export const LEASES_TABLE = 'winnow_leases';
+export const REPLAY_JOBS_TABLE = 'winnow_replay_jobs';
 
 export interface ObjectNames {
   database: string;
@@ -291,8 +292,9 @@ export function slicesTableSql(database: string): string {
 
 /**
  * The tables every pipeline of a database shares, as their migrations create
- * them (0001, 0003, 0004; the repairs log is in repairStatements). The slices
- * table then gets its deduplication window (0006), `rejected` and 'split' (0007).
+ * them (0001, 0003, 0004, 0012; the repairs log is in repairStatements). The slices
+ * table then gets its deduplication window (0006), `rejected` and 'split' (0007);
+ * the replays table its deduplication window (0012).
  */
 export function sharedTableStatements(database: string): Statement[] {
   const out: [string, string][] = [
@@ -300,6 +302,7 @@ export function sharedTableStatements(database: string): Statement[] {
     [`leases table ${LEASES_TABLE}`, renderDdl('create_leases', { table: qualified(database, LEASES_TABLE) })],
     [`replays table ${REPLAYS_TABLE}`, renderDdl('create_replays', { table: qualified(database, REPLAYS_TABLE) })],
     [`checks table ${CHECKS_TABLE}`, renderDdl('create_checks', { table: qualified(database, CHECKS_TABLE) })],
+    [`replay jobs table ${REPLAY_JOBS_TABLE}`, renderDdl('create_replay_jobs', { table: qualified(database, REPLAY_JOBS_TABLE) })],
   ];
   return out.map(([title, sql]) => ({ title, sql, display: sql }));
 }

@@ -334,10 +334,12 @@ async function grantChecks(db: Db, p: PipelineConfig, base: string, purposes: Gr
       if (Number(exists?.n ?? 0) === 0) queries.unshift(createDatabaseGrant(p));
     }
     const needs = queries.flatMap(grantNeeds);
+    const text = db.text?.bind(db);
+    if (!text) throw new Error('pre-flight needs a ClickHouse client that returns statement output (Db.text)');
     let held: boolean[];
     try {
       held = await Promise.all(
-        needs.map(async (n) => (await db.text(`CHECK GRANT ${n.privilege} ON ${n.on}`)).trim() === '1'),
+        needs.map(async (n) => (await text(`CHECK GRANT ${n.privilege} ON ${n.on}`)).trim() === '1'),
       );
     } catch (err) {
       if (chCode(err) === undefined) throw err;
@@ -582,7 +584,7 @@ function retrying(db: Db): Db {
     command: (sql, params, settings) => again(() => db.command(sql, params, settings)),
     rows: <T>(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings) =>
       again(() => db.rows<T>(sql, params, settings)),
-    text: (sql, params, settings) => again(() => db.text(sql, params, settings)),
+    ...(db.text ? { text: (sql, params, settings) => again(() => db.text!(sql, params, settings)) } : {}),
     ping: () => db.ping(),
     close: () => db.close(),
   };

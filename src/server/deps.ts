@@ -1,6 +1,6 @@
 import type { SliceRecord } from '../slicing/checkpoints.ts';
 import type { CheckReport } from '../operations/checker.ts';
-import type { ReplayResult } from '../operations/replay.ts';
+import type { ReplayJobStatus } from '../operations/replay-jobs.ts';
 import type { PipelineStats } from '../operations/stats.ts';
 export type { PartitionStats, PipelineStats } from '../operations/stats.ts';
 export interface PipelineSummary { name: string; topics: string[]; table: string; database: string; windowMs: number; key: string[] }
@@ -19,7 +19,13 @@ export interface AppDeps {
   readiness(): Promise<Readiness>;
   /** the newest consistency report, or null before the first check */
   consistency(name: string): Promise<CheckReport | null>;
-  /** runs a replay; `bearer` is the token the client sent (UNAUTHORIZED when it is not the configured one) */
-  replay(name: string, req: ReplayBody, bearer: string | undefined): Promise<ReplayResult>;
+  /**
+   * queues a replay job for the pipeline's lease holder; `bearer` is the token the client sent
+   * (UNAUTHORIZED when it is not the configured one)
+   */
+  replay(name: string, req: ReplayBody, bearer: string | undefined): Promise<ReplayJobStatus>;
+  /** a replay job's state and progress (NOT_FOUND when the pipeline has no such job) */
+  replayJob(name: string, jobId: string): Promise<ReplayJobStatus>;
 }
 export interface ReplayBody { fromTimestamp?: string; fromOffsets?: string; to?: string }
+export type { ReplayJobStatus } from '../operations/replay-jobs.ts';

@@ -1,7 +1,7 @@
 /**
  * The API's dependencies in a running daemon (`winnow run`): statistics from
- * ClickHouse and Kafka, slices and consistency reports from the daemon, replays
- * behind the bearer token and the lease, and the readiness checks.
+ * ClickHouse and Kafka, slices and consistency reports from the daemon, replay
+ * jobs queued behind the bearer token (the lease holder runs them), and the readiness checks.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { Db } from '../clickhouse/client.ts';
@@ -12,7 +12,8 @@ import { describeError, withoutRowValues, WinnowError } from '../errors.ts';
 import type { KafkaAdmins } from '../kafka/admins.ts';
 import type { Logger } from '../log.ts';
 import { Checker } from '../operations/checker.ts';
-import { replayBound, Replayer } from '../operations/replay.ts';
+import { configFingerprint, jobStatus, ReplayJobs } from '../operations/replay-jobs.ts';
+import { checkBound, replayBound } from '../operations/replay.ts';
 import { pipelineStats } from '../operations/stats.ts';
 import { objectNames } from '../provisioning/objects.ts';
 import type { AppDeps, Readiness } from './deps.ts';
@@ -74,14 +75,19 @@ export function liveDeps({ pipelines, daemon, admins, logger }: LiveSources): Ap
       checkBearer(r.pipeline, bearer);
       const from = body.fromOffsets !== undefined ? replayBound(body.fromOffsets, 'offsets') : replayBound(body.fromTimestamp ?? '', 'timestamp');
       const to = body.to === undefined ? undefined : replayBound(body.to, from.kind);
-      if (!(await r.holdsLease())) {
-        throw new WinnowError('CONFLICT', `another daemon (${r.leaseState.holder ?? 'unknown'}) processes pipeline ${name}; send the replay to it`);
-      }
-      const admin = await admins.adminIfReachable(r.pipeline);
-      const progress = (line: string): void => logger.info('replay progress', { pipeline: name, progress: line });
-      // Checked again under the lock: the lease may have gone meanwhile (a stop, a give-up).
-      const replayer = new Replayer(r.db, r.pipeline, admin, progress);
-      return r.underLease(() => replayer.run({ from, ...(to ? { to } : {}), reason: 'api' }));
+      for (const b of [from, ...(to ? [to] : [])]) checkBound(r.pipeline, b);
+      // Queued for whichever daemon holds the pipeline (this one or another): it runs it between slices.
+      const fingerprint = configFingerprint(r.pipeline);
+      const request = { kind: 'replay' as const, from, ...(to ? { to } : {}), fingerprint };
+      const job = await new ReplayJobs(r.db, r.pipeline).enqueue(request, 'api');
+      logger.info('replay job queued', { pipeline: name, job: job.jobId, by: 'api' });
+      return jobStatus(job);
+    },
+    async replayJob(name, id) {
+      const r = runner(name);
+      const job = await new ReplayJobs(r.db, r.pipeline).get(id);
+      if (!job) throw new WinnowError('NOT_FOUND', `pipeline ${name} has no replay job ${JSON.stringify(id)}`);
+      return jobStatus(job);
     },
     async readiness() {
       const checks: Readiness['checks'] = {};

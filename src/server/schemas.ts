@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import type { SliceRecord } from '../slicing/checkpoints.ts';
-import type { PartitionStats, PipelineStats, PipelineSummary, Readiness } from './deps.ts';
+import type { PartitionStats, PipelineStats, PipelineSummary, Readiness, ReplayJobStatus } from './deps.ts';
 
 export const components = z.registry<{ id: string }>();
 
@@ -187,16 +187,39 @@ export const ReplayRequestBody = z
   .refine((b) => (b.fromTimestamp === undefined) !== (b.fromOffsets === undefined), { message: 'give exactly one of fromTimestamp and fromOffsets' })
   .register(components, { id: 'ReplayRequest' });
 
-const rangeSchema = z.object({ topic: z.string(), partition: count, fromOffset: offset, toOffset: offset });
+export const ReplayJobParams = z.object({
+  name: z.string().min(1).describe('the pipeline name from the config file'),
+  id: z.string().min(1).describe('the job id the replay request returned'),
+});
 
-export const ReplayResultSchema = z
+export const ReplayJobSchema = z
   .object({
-    replayId: z.string(),
-    ranges: z.array(rangeSchema),
-    chunks: count,
-    rowsIn: count,
-    inserted: count,
-    duplicates: count,
-    rewound: z.array(z.object({ topic: z.string(), partition: count, offset })),
+    jobId: z.string(),
+    pipeline: z.string(),
+    kind: z.enum(['replay', 'deadletters']),
+    state: z
+      .enum(['queued', 'running', 'done', 'failed'])
+      .describe('queued until the lease holder claims it between two slices'),
+    requestedBy: z.string(),
+    requestedAt: z.string(),
+    updatedAt: z.string(),
+    holder: z.string().nullable().describe('the process that runs (or last ran) it'),
+    attempt: count.describe('how often it was claimed: a new lease holder resumes a job its predecessor left running'),
+    progress: z.object({
+      chunksDone: count,
+      chunksTotal: count.describe('0 until the ranges are planned'),
+      offsetsDone: count,
+      offsetsTotal: count,
+      rowsIn: count.describe('staged rows the done chunks read'),
+      inserted: count.describe('final rows the done chunks added (keys not represented within the window)'),
+      percent: z.number().int().min(0).max(100),
+    }),
+    error: z.string().nullable().describe('why it failed, or why a retry is pending'),
+    result: z
+      .record(z.string(), z.unknown())
+      .nullable()
+      .describe('once done: ranges, chunks, rowsIn, inserted, duplicates, rewound'),
   })
-  .register(components, { id: 'ReplayResult' });
+  .register(components, { id: 'ReplayJob' });
+
+const _job: Same<z.output<typeof ReplayJobSchema>, ReplayJobStatus> = true;

@@ -5,7 +5,8 @@
  * WINNOW_FAULT=<step>@<seq> makes the daemon kill itself with SIGKILL at that
  * step of the slice with that sequence number. Steps: beforeInsert,
  * duringInsert (the insert request is sent, its answer not read), afterInsert
- * (before the checkpoint), afterCommit.
+ * (before the checkpoint), afterCommit; afterReplayChunk@N kills it once chunk
+ * N of a replay job is inserted and recorded, before the job's progress says so.
  *
  * WINNOW_FAULT=fail:<step> makes every slice of the daemon fail at that step
  * with an INJECTED_FAULT error (duringInsert: not supported), as a daemon that
@@ -15,16 +16,18 @@
 import { WinnowError } from '../errors.ts';
 import type { StepHooks } from './processor.ts';
 
-const STEPS = ['beforeInsert', 'duringInsert', 'afterInsert', 'afterCommit'] as const;
+const STEPS = ['beforeInsert', 'duringInsert', 'afterInsert', 'afterCommit', 'afterReplayChunk'] as const;
 type Step = (typeof STEPS)[number];
-type Fault = { kind: 'kill'; step: Step; seq: number } | { kind: 'fail'; step: Exclude<Step, 'duringInsert'> };
+type Fault =
+  | { kind: 'kill'; step: Step; seq: number }
+  | { kind: 'fail'; step: Exclude<Step, 'duringInsert' | 'afterReplayChunk'> };
 
 export function parseFault(spec: string | undefined): Fault | undefined {
   if (!spec) return undefined;
   const fail = /^fail:(\w+)$/.exec(spec);
   if (fail) {
     const step = fail[1] as Step;
-    if (!STEPS.includes(step) || step === 'duringInsert') {
+    if (!STEPS.includes(step) || step === 'duringInsert' || step === 'afterReplayChunk') {
       throw new WinnowError(
         'USAGE',
         `WINNOW_FAULT=fail:<step> takes a step among beforeInsert, afterInsert, afterCommit, got "${spec}"`,
@@ -77,5 +80,7 @@ export function faultHooks(
       return { afterInsert: at };
     case 'afterCommit':
       return { afterCommit: at };
+    case 'afterReplayChunk':
+      return { afterReplayChunk: (chunk) => at({ seq: chunk }) };
   }
 }

@@ -29,6 +29,8 @@ export interface StepHooks {
   duringInsert?: (s: SliceRecord) => void;
   afterInsert?: (s: SliceRecord) => Promise<void> | void;
   afterCommit?: (s: SliceRecord) => Promise<void> | void;
+  /** a replay job's chunk (1-based) is inserted and recorded, its progress not yet written */
+  afterReplayChunk?: (chunk: number) => void;
 }
 
 /** Consecutive refused messages after which the final table, not the rows, is taken to be at fault. */

@@ -154,14 +154,24 @@ describe.runIf(restricted)('least privilege: the pipeline run by users with only
       60_000,
       'a consistent check of 200 rows',
     );
-    // A replay through the API, run by the daemon: over processed data it adds nothing.
+    // A replay through the API, a job the daemon runs (winnow_replay_jobs): over processed data it adds nothing.
     const replay = await fetch(`${daemon.api}/api/v1/pipelines/${r.pipeline}/replay`, {
       method: 'POST',
       headers: { authorization: 'Bearer grants-token', 'content-type': 'application/json' },
       body: JSON.stringify({ fromOffsets: '0:0,1:0' }),
     });
-    expect(replay.status).toBe(200);
-    expect(await replay.json()).toMatchObject({ inserted: 0 });
+    expect(replay.status).toBe(202);
+    const { jobId } = (await replay.json()) as { jobId: string };
+    const job = await waitFor(
+      async () => {
+        const res = await fetch(`${daemon!.api}/api/v1/pipelines/${r.pipeline}/replays/${jobId}`);
+        return (await res.json()) as { state: string; error: string | null; result: { inserted: number } | null };
+      },
+      (j) => j.state === 'done' || j.state === 'failed',
+      60_000,
+      'the API replay job',
+    );
+    expect(job).toMatchObject({ state: 'done', error: null, result: { inserted: 0 } });
     expect(await daemon.stop()).toBe(0);
     daemon = undefined;
     expect(await finalRows()).toEqual(expected.filter((x) => x !== 'k-no-n=0'));

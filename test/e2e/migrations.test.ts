@@ -11,6 +11,8 @@
  * renders it), and one whose history holds 0005 under its first name
  * 0005_seen_hash_and_kept_counts, which counts as 0005 (not as a migration of
  * a newer winnow) and whose kept counts 0009 drops; down forgets that name too.
+ * After the migrations, `migrate plan` (src/provisioning/drift.ts) finds every
+ * object as the builders build it (and `up` changes nothing more).
  */
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
@@ -129,11 +131,15 @@ describe('every migration in order builds what the live builders build', () => {
       const p = config(db);
       const done = await new Migrator(client, p).up({ ...quiet, kafkaPassword: kafkaPassword(p) });
       expect(done.at(-1)).toBe(migrations.at(-1)?.name);
+      // `migrate plan` compares the same way and finds nothing to change.
+      const plan = await new Migrator(client, p).plan(kafkaPassword(p));
+      expect(plan.objects.filter((o) => o.state !== 'unchanged')).toEqual([]);
+      expect(plan.changes).toEqual({ steps: [], refused: [] });
       const chain = await schema(client, db);
       await stopConsuming(client, p);
       const live = await liveSchema(client, config, kafkaPassword(p));
-      // The final table, 11 more objects of the pipeline, 5 tables its database's pipelines share, 2 repair copies.
-      expect(Object.keys(live)).toHaveLength(19);
+      // The final table, 11 more objects of the pipeline, 6 tables its database's pipelines share, 2 repair copies.
+      expect(Object.keys(live)).toHaveLength(20);
       expect(Object.keys(chain)).toEqual(Object.keys(live));
       for (const name of Object.keys(live)) expect(chain[name], name).toBe(live[name]);
     } finally {
@@ -163,6 +169,7 @@ describe('databases built by older winnows', () => {
         '0009_parse_once_and_queue_flush',
         '0010_lease_release',
         '0011_refuse_empty_keys',
+        '0012_replay_jobs',
       ]);
       const upgraded = await schema(client, db);
       await stopConsuming(client, p);
@@ -208,6 +215,7 @@ AS SELECT \`__slice\`, count() AS \`kept\` FROM ${qualified(db, n.kept)} GROUP B
         '0009_parse_once_and_queue_flush',
         '0010_lease_release',
         '0011_refuse_empty_keys',
+        '0012_replay_jobs',
       ]);
       const upgraded = await schema(client, db);
       await stopConsuming(client, p);
@@ -225,6 +233,7 @@ AS SELECT \`__slice\`, count() AS \`kept\` FROM ${qualified(db, n.kept)} GROUP B
         'winnow_leases',
         `winnow_migrations_${p.name}`,
         'winnow_repairs',
+        'winnow_replay_jobs',
         'winnow_replays',
         'winnow_slices',
       ]);

@@ -197,6 +197,9 @@ SETTINGS non_replicated_deduplication_window = 10000`);
         '0007_slice_refusals',
         '0008_repairs',
         '0009_parse_once_and_queue_flush',
+        '0010_lease_release',
+        '0011_refuse_empty_keys',
+        '0012_replay_jobs',
       ]);
 
       await migrator.up({ dryRun: false, kafkaPassword: undefined, print: () => undefined });

@@ -23,6 +23,7 @@ const ALTER_COMMANDS: [RegExp, string][] = [
   [/^MODIFY SETTING\b/, 'ALTER SETTINGS'],
   [/^ADD CONSTRAINT\b/, 'ALTER ADD CONSTRAINT'],
   [/^DROP CONSTRAINT\b/, 'ALTER DROP CONSTRAINT'],
+  [/^MODIFY QUERY\b/, 'ALTER VIEW MODIFY QUERY'],
 ];
 
 /** Privileges a statement needs. `engineOf` names the engine of a table an ATTACH brings back. */
@@ -48,8 +49,8 @@ export function privilegesOf(sql: string, engineOf: (table: string) => string): 
       return found[1];
     });
   }
-  if ((m = /^DETACH TABLE\s+(\S+)$/.exec(text))) return [`DROP TABLE ON ${m[1]}`];
-  if ((m = /^ATTACH TABLE\s+(\S+)$/.exec(text)))
+  if ((m = /^DETACH TABLE\s+(?:IF EXISTS\s+)?(\S+)$/.exec(text))) return [`DROP TABLE ON ${m[1]}`];
+  if ((m = /^ATTACH TABLE\s+(?:IF NOT EXISTS\s+)?(\S+)$/.exec(text)))
     return [`CREATE TABLE ON ${m[1]}`, `TABLE ENGINE ON ${engineOf(m[1]!)}`];
   if ((m = /^CREATE TABLE (IF NOT EXISTS )?\S+[\s\S]*?\bENGINE = ([A-Za-z]+)/.exec(text))) {
     return ['CREATE TABLE', `TABLE ENGINE ON ${engineName(m[2]!)}`];
@@ -95,10 +96,6 @@ export function recordingDb(
     rows<T>(sql: string, params?: Record<string, unknown>): Promise<T[]> {
       statements.push(sql);
       return Promise.resolve(answer(sql, params ?? {}) as T[]);
-    },
-    text(sql: string): Promise<string> {
-      statements.push(sql);
-      return Promise.resolve('');
     },
     ping: () => Promise.resolve(true),
     close: () => Promise.resolve(),

@@ -57,7 +57,10 @@ function worldDb(w: World): ReturnType<typeof recordingDb> {
   });
 }
 
-const quiet = { dryRun: false, kafkaPassword: undefined, print: () => undefined };
+// Migrations only: the recording Db cannot answer drift's comparison (it asks the server to format
+// CREATE statements). Drift's in-place steps need what the migrations need, plus a view's new query.
+const quiet = { dryRun: false, kafkaPassword: undefined, print: () => undefined, inPlace: false };
+const DRIFT_ONLY = ['ALTER VIEW MODIFY QUERY'];
 
 describe('the grants of migrate', () => {
   it('are what up, down and status need: each one needed, none missing', async () => {
@@ -79,7 +82,7 @@ describe('the grants of migrate', () => {
 
     const statements = [...fresh.statements, ...adopted.statements, ...down.statements, ...status.statements];
     const needed = new Set(statements.flatMap((sql) => privilegesOf(sql, () => 'unknown')));
-    expect([...needed].sort()).toEqual(privilegesGranted(grantQueries('migrate', p)).sort());
+    expect([...needed, ...DRIFT_ONLY].sort()).toEqual(privilegesGranted(grantQueries('migrate', p)).sort());
     expect(needed).toContain('TABLE ENGINE ON ReplicatedMergeTree');
     expect(needed).toContain('ALTER SETTINGS');
     expect(statements.some((s) => s.startsWith('CREATE DATABASE'))).toBe(false);
@@ -144,8 +147,8 @@ describe('the grants of migrate', () => {
   it('render as ready-to-run GRANT statements', () => {
     expect(grantStatements('migrate', pipeline({}), 'winnow_migrate')).toEqual([
       'GRANT SELECT, INSERT, ALTER DELETE, ALTER ADD COLUMN, ALTER MODIFY COLUMN, ALTER DROP COLUMN, ALTER TTL, ' +
-        'ALTER SETTINGS, ALTER ADD CONSTRAINT, ALTER DROP CONSTRAINT, CREATE TABLE, CREATE VIEW, DROP TABLE, ' +
-        'DROP VIEW ON `shop`.* TO `winnow_migrate`',
+        'ALTER SETTINGS, ALTER ADD CONSTRAINT, ALTER DROP CONSTRAINT, ALTER VIEW MODIFY QUERY, CREATE TABLE, ' +
+        'CREATE VIEW, DROP TABLE, DROP VIEW ON `shop`.* TO `winnow_migrate`',
       'GRANT TABLE ENGINE ON MergeTree, TABLE ENGINE ON ReplacingMergeTree, TABLE ENGINE ON Null, ' +
         'TABLE ENGINE ON Kafka TO `winnow_migrate`',
     ]);

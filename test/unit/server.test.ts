@@ -11,7 +11,7 @@
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CheckReport } from '../../src/operations/checker.ts';
-import type { ReplayResult } from '../../src/operations/replay.ts';
+import type { ReplayJobStatus } from '../../src/operations/replay-jobs.ts';
 import { WinnowError } from '../../src/errors.ts';
 import type { SliceRecord } from '../../src/slicing/checkpoints.ts';
 import { buildApp } from '../../src/server/app.ts';
@@ -61,6 +61,31 @@ const slice: SliceRecord = {
 
 const ready: Readiness = { ready: true, checks: { 'clicks.clickhouse': { ok: true }, 'clicks.slices': { ok: true } } };
 
+const queuedJob: ReplayJobStatus = {
+  jobId: 'replay-m1x2-0a1b2c3d',
+  pipeline: 'clicks',
+  kind: 'replay',
+  state: 'queued',
+  requestedBy: 'api',
+  requestedAt: '2026-11-27T10:00:00.000Z',
+  updatedAt: '2026-11-27T10:00:00.000Z',
+  holder: null,
+  attempt: 0,
+  progress: { chunksDone: 0, chunksTotal: 0, offsetsDone: 0, offsetsTotal: 0, rowsIn: 0, inserted: 0, percent: 0 },
+  error: null,
+  result: null,
+};
+
+const doneJob: ReplayJobStatus = {
+  ...queuedJob,
+  jobId: 'replay-m1x2-99999999',
+  state: 'done',
+  holder: 'vm:4242:c9847ce0',
+  attempt: 1,
+  progress: { chunksDone: 1, chunksTotal: 1, offsetsDone: 10, offsetsTotal: 10, rowsIn: 10, inserted: 0, percent: 100 },
+  result: { replayId: 'replay-m1x2-99999999', chunks: 1, rowsIn: 10, inserted: 0, duplicates: 10, rewound: [] },
+};
+
 function fakeDeps(overrides: Partial<AppDeps> = {}) {
   const deps = {
     pipelines: vi.fn((): PipelineSummary[] => [clicks]),
@@ -68,9 +93,14 @@ function fakeDeps(overrides: Partial<AppDeps> = {}) {
     slices: vi.fn((_name: string, limit: number): Promise<SliceRecord[]> => Promise.resolve([slice].slice(0, limit))),
     readiness: vi.fn((): Promise<Readiness> => Promise.resolve(ready)),
     consistency: vi.fn((): Promise<CheckReport | null> => Promise.resolve(null)),
-    replay: vi.fn((name: string, _req: ReplayBody, bearer: string | undefined): Promise<ReplayResult> => {
+    replay: vi.fn((name: string, _req: ReplayBody, bearer: string | undefined): Promise<ReplayJobStatus> => {
       if (bearer !== 'sesame') return Promise.reject(new WinnowError('UNAUTHORIZED', 'replay needs the bearer token'));
-      return Promise.resolve({ replayId: `replay-${name}`, ranges: [{ topic: 't', partition: 0, fromOffset: 0, toOffset: 9 }], chunks: 1, rowsIn: 10, inserted: 0, duplicates: 10, rewound: [] });
+      return Promise.resolve({ ...queuedJob, pipeline: name });
+    }),
+    replayJob: vi.fn((_name: string, id: string): Promise<ReplayJobStatus> => {
+      if (id === queuedJob.jobId) return Promise.resolve(queuedJob);
+      if (id === doneJob.jobId) return Promise.resolve(doneJob);
+      return Promise.reject(new WinnowError('NOT_FOUND', `no replay job ${id}`));
     }),
   };
   return Object.assign(deps, overrides);
@@ -196,7 +226,7 @@ describe('consistency and replay', () => {
     expect((await get(withReport, `/api/v1/pipelines/${clicks.name}/consistency`)).json()).toEqual({ report: { ok: true, pipeline: clicks.name } });
   });
 
-  it('POST replay without the bearer token is 401, with it runs', async () => {
+  it('POST replay without the bearer token is 401; with it, 202: the queued job and where to follow it', async () => {
     const deps = fakeDeps();
     const post = (headers: Record<string, string>, payload: unknown) =>
       start(deps).inject({ method: 'POST', url: `/api/v1/pipelines/${clicks.name}/replay`, headers, payload: payload as Record<string, unknown> });
@@ -208,8 +238,36 @@ describe('consistency and replay', () => {
     expect(wrong.statusCode).toBe(401);
     await app?.close();
     const ok = await post({ authorization: 'Bearer sesame' }, { fromTimestamp: '2026-11-27T00:00:00Z' });
-    expect(ok.statusCode).toBe(200);
-    expect(ok.json()).toMatchObject({ replayId: `replay-${clicks.name}`, inserted: 0, duplicates: 10 });
+    expect(ok.statusCode).toBe(202);
+    expect(ok.json()).toEqual({ ...queuedJob, pipeline: clicks.name });
+    expect(ok.headers['location']).toBe(`/api/v1/pipelines/${clicks.name}/replays/${queuedJob.jobId}`);
+    expect(deps.replay).toHaveBeenCalledWith(clicks.name, { fromTimestamp: '2026-11-27T00:00:00Z' }, 'sesame');
+  });
+
+  it('GET a replay job reports its state and progress; an unknown job or pipeline is 404', async () => {
+    const queued = await get(fakeDeps(), `/api/v1/pipelines/${clicks.name}/replays/${queuedJob.jobId}`);
+    expect(queued.status).toBe(200);
+    expect(queued.json()).toEqual(queuedJob);
+    const done = await get(fakeDeps(), `/api/v1/pipelines/${clicks.name}/replays/${doneJob.jobId}`);
+    expect(done.json()).toMatchObject({
+      state: 'done',
+      progress: { percent: 100, rowsIn: 10 },
+      result: { duplicates: 10 },
+    });
+    const unknown = await get(fakeDeps(), `/api/v1/pipelines/${clicks.name}/replays/replay-nope`);
+    expect(unknown.status).toBe(404);
+    expect(unknown.json()).toMatchObject({ error: { code: 'NOT_FOUND' } });
+    const deps = fakeDeps();
+    const noPipeline = await get(deps, `/api/v1/pipelines/nope/replays/${queuedJob.jobId}`);
+    expect(noPipeline.status).toBe(404);
+    expect(deps.replayJob).not.toHaveBeenCalled();
+  });
+
+  it('a job that breaks its schema is a 500, not a response nobody promised', async () => {
+    const paused = { ...queuedJob, state: 'paused' } as unknown as ReplayJobStatus;
+    const deps = fakeDeps({ replayJob: () => Promise.resolve(paused) });
+    const res = await get(deps, `/api/v1/pipelines/${clicks.name}/replays/x`);
+    expect(res.status).toBe(500);
   });
 
   it('POST replay needs exactly one lower bound and no unknown keys', async () => {
@@ -335,6 +393,7 @@ describe('openapi', () => {
         '/api/v1/pipelines/{name}/slices',
         '/api/v1/pipelines/{name}/consistency',
         '/api/v1/pipelines/{name}/replay',
+        '/api/v1/pipelines/{name}/replays/{id}',
         '/api/v1/openapi.json',
       ].sort(),
     );
@@ -347,6 +406,17 @@ describe('openapi', () => {
     ]);
     expect(Object.keys(slices?.responses ?? {})).toEqual(expect.arrayContaining(['200', '400', '404']));
     expect(doc.paths['/readyz']?.['get']?.responses).toHaveProperty('503');
+    const replayResponses = doc.paths['/api/v1/pipelines/{name}/replay']?.['post']?.responses ?? {};
+    expect(Object.keys(replayResponses)).toEqual(expect.arrayContaining(['202', '401']));
+    expect(doc.paths['/api/v1/pipelines/{name}/replay']?.['post']?.responses).not.toHaveProperty('200');
+    expect(doc.paths['/api/v1/pipelines/{name}/replays/{id}']?.['get']?.parameters).toEqual([
+      expect.objectContaining({ name: 'name', in: 'path', required: true }),
+      expect.objectContaining({ name: 'id', in: 'path', required: true }),
+    ]);
+    expect(doc.paths['/api/v1/pipelines/{name}/replays/{id}']?.['get']?.responses['200']).toMatchObject({
+      content: { 'application/json': { schema: { $ref: '#/components/schemas/ReplayJob' } } },
+    });
+    expect(doc.components.schemas).toHaveProperty('ReplayJob');
     expect(doc.paths['/metrics']?.['get']?.responses['200']).toMatchObject({ content: { 'text/plain; version=0.0.4; charset=utf-8': { schema: { type: 'string' } } } });
   });
 

@@ -37,6 +37,7 @@ import {
 } from '../../src/operations/deadletters.ts';
 import * as repairSql from '../../src/operations/repair-sql.ts';
 import { replayStagingSql, replaysSql } from '../../src/operations/replay.ts';
+import { replayJobsSql, type ReplayJob } from '../../src/operations/replay-jobs.ts';
 import { pipelineStats, stagedPerPartitionSql } from '../../src/operations/stats.ts';
 import { grantQueries } from '../../src/provisioning/grants.ts';
 import { downStatements, latestStatements, type Statement } from '../../src/provisioning/objects.ts';
@@ -152,6 +153,28 @@ const record: SliceRecord = {
 /** Every runtime statement built without a server, by name. */
 function runtimeStatements(p: PipelineConfig): Record<string, ParamSql> {
   const db = p.sink.database;
+  const job: ReplayJob = {
+    pipeline: p.name,
+    jobId: 'replay-1-0a',
+    rev: 2,
+    kind: 'replay',
+    state: 'running',
+    request: { kind: 'replay', from: { kind: 'timestamp', ms: 0 }, fingerprint: 'f' },
+    requestedBy: "cli:h'1",
+    requestedAtMs: 0,
+    holder: 'vm:1:a',
+    attempt: 1,
+    plan: {},
+    chunksDone: 0,
+    chunksTotal: 3,
+    offsetsDone: 0,
+    offsetsTotal: 30,
+    rowsIn: 0,
+    inserted: 0,
+    result: null,
+    error: '',
+    updatedAt: '',
+  };
   const seenScope = seenScopeSql(p, scope);
   const missing = keptNotInFinalSql(p, seenScope);
   const fromStaging = fromStagingSql(p, ranges, missing);
@@ -216,6 +239,10 @@ function runtimeStatements(p: PipelineConfig): Record<string, ParamSql> {
     'replays: record': replaysSql.record(db, { pipeline: p.name, replayId: 'replay-1', chunk: 1, ranges, rowsIn: 3, inserted: 1, reason: 'replay' }),
     'replays: ranges since': replaysSql.rangesSince(db, p.name, '2026-11-30 00:00:00.000'),
     'replays: inserted': replaysSql.insertedTotal(db, p.name),
+    'replay jobs: write': replayJobsSql.write(db, job),
+    'replay jobs: read newest': replayJobsSql.read(db, p.name, job.jobId),
+    'replay jobs: read a revision': replayJobsSql.read(db, p.name, job.jobId, 2),
+    'replay jobs: next open': replayJobsSql.nextOpen(db, p.name),
     'replay: first offsets after a time': replayStagingSql.firstAtOrAfter(p, 0),
     'replay: retained': replayStagingSql.retained(p),
     'replay: highest staged': replayStagingSql.highest(p, 'Orders.v2', 0, 0, 9),

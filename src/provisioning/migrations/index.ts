@@ -9,6 +9,7 @@ import { migration as m0008 } from './0008_repairs.ts';
 import { migration as m0009 } from './0009_parse_once_and_queue_flush.ts';
 import { migration as m0010 } from './0010_lease_release.ts';
 import { migration as m0011 } from './0011_refuse_empty_keys.ts';
+import { migration as m0012 } from './0012_replay_jobs.ts';
 import type { WinnowMigration } from './types.ts';
 
 /** Every migration, in order. A database that has run one not listed here is ahead of this code. */
@@ -24,5 +25,6 @@ export const migrations: WinnowMigration[] = [
   m0009,
   m0010,
   m0011,
+  m0012,
 ];
 export type { MigrationContext, MigrationStatement, WinnowMigration } from './types.ts';

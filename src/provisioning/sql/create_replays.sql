@@ -12,3 +12,4 @@ CREATE TABLE IF NOT EXISTS {{table}}
 )
 ENGINE = MergeTree
 ORDER BY (`pipeline`, `at`)
+SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 10000

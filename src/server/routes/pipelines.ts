@@ -8,8 +8,9 @@ import {
   PipelineList,
   PipelineParams,
   PipelineStatsSchema,
+  ReplayJobParams,
+  ReplayJobSchema,
   ReplayRequestBody,
-  ReplayResultSchema,
   SliceList,
   SlicesQuery,
 } from '../schemas.ts';
@@ -83,17 +84,54 @@ export const pipelineRoutes: FastifyPluginCallback<{ deps: AppDeps }> = (fastify
     {
       schema: {
         operationId: 'replay',
-        summary: 'Re-process processed offsets from an offset or a timestamp; adds no row for a key already represented within the window. Needs `Authorization: Bearer <api.replayToken>`.',
+        summary:
+          'Queue a replay of processed offsets from an offset or a timestamp for the daemon holding the pipeline, ' +
+          'which runs it between slices; adds no row for a key already represented within the window. ' +
+          'Answers 202 with the job at once: ' +
+          'follow it at /pipelines/{name}/replays/{id}. Needs `Authorization: Bearer <api.replayToken>`.',
         params: PipelineParams,
         body: ReplayRequestBody,
-        response: { 200: ReplayResultSchema, 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 500: ErrorResponse, 503: ErrorResponse },
+        response: {
+          202: ReplayJobSchema,
+          400: ErrorResponse,
+          401: ErrorResponse,
+          404: ErrorResponse,
+          500: ErrorResponse,
+          503: ErrorResponse,
+        },
+      },
+    },
+    async (request, reply) => {
+      requirePipeline(deps, request.params.name);
+      const auth = request.headers.authorization;
+      const bearer = auth?.startsWith('Bearer ') ? auth.slice('Bearer '.length) : undefined;
+      const job = await deps.replay(request.params.name, request.body, bearer);
+      const location = `${request.url.replace(/\/replay$/, '')}/replays/${job.jobId}`;
+      return reply.status(202).header('location', location).send(job);
+    },
+  );
+
+  app.get(
+    '/pipelines/:name/replays/:id',
+    {
+      schema: {
+        operationId: 'getReplayJob',
+        summary:
+          'State (queued, running, done, failed) and progress of a replay or dead-letter replay job, ' +
+          'and its result once done.',
+        params: ReplayJobParams,
+        response: {
+          200: ReplayJobSchema,
+          400: ErrorResponse,
+          404: ErrorResponse,
+          500: ErrorResponse,
+          503: ErrorResponse,
+        },
       },
     },
     async (request) => {
       requirePipeline(deps, request.params.name);
-      const auth = request.headers.authorization;
-      const bearer = auth?.startsWith('Bearer ') ? auth.slice('Bearer '.length) : undefined;
-      return deps.replay(request.params.name, request.body, bearer);
+      return deps.replayJob(request.params.name, request.params.id);
     },
   );
   done();

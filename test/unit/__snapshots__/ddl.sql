@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS `default`.`winnow_replays`
     `at` DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = MergeTree
-ORDER BY (`pipeline`, `at`);
+ORDER BY (`pipeline`, `at`)
+SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 10000;
 
 -- checks table winnow_checks
 CREATE TABLE IF NOT EXISTS `default`.`winnow_checks`
@@ -67,6 +68,35 @@ CREATE TABLE IF NOT EXISTS `default`.`winnow_checks`
 ENGINE = MergeTree
 ORDER BY (`pipeline`, `checked_at`)
 TTL toDateTime(`checked_at`) + INTERVAL 30 DAY;
+
+-- replay jobs table winnow_replay_jobs
+CREATE TABLE IF NOT EXISTS `default`.`winnow_replay_jobs`
+(
+    `pipeline` LowCardinality(String),
+    `job_id` String,
+    `rev` UInt32,
+    `kind` Enum8('replay' = 1, 'deadletters' = 2),
+    `state` Enum8('queued' = 1, 'running' = 2, 'done' = 3, 'failed' = 4),
+    `request` String,
+    `requested_by` String,
+    `requested_at` DateTime64(3, 'UTC'),
+    `holder` String,
+    `attempt` UInt32,
+    `plan` String,
+    `chunks_done` UInt32,
+    `chunks_total` UInt32,
+    `offsets_done` UInt64,
+    `offsets_total` UInt64,
+    `rows_in` UInt64,
+    `inserted` UInt64,
+    `result` String,
+    `error` String,
+    `updated_at` DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = MergeTree
+ORDER BY (`pipeline`, `job_id`, `rev`)
+TTL toDateTime(`updated_at`) + INTERVAL 30 DAY
+SETTINGS non_replicated_deduplication_window = 10000;
 
 -- leases of users: refuse claims of daemons older than lease protocol 2
 ALTER TABLE `default`.`winnow_leases` ADD CONSTRAINT IF NOT EXISTS `lease_protocol_users` CHECK protocol >= 2 OR pipeline != 'users';
