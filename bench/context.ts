@@ -16,7 +16,8 @@ export function createCtx(opts: Options, servers: BenchServers, started: number)
   return {
     opts,
     servers,
-    log: (line) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`),
+    log: (line) =>
+      process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`),
     cpu: (extra = () => []) => new CpuMeter(() => [servers.clickhouse.pid, servers.kafka.pid, process.pid, ...extra()]),
   };
 }
@@ -39,7 +40,10 @@ export async function waitUntil<T>(
     const v = await probe();
     if (done(v)) return v;
     const now = performance.now();
-    if (now - started > opts.timeoutMs) throw new Error(`timed out after ${Math.round(opts.timeoutMs / 1000)} s waiting for ${what}; last: ${JSON.stringify(v)}`);
+    if (now - started > opts.timeoutMs)
+      throw new Error(
+        `timed out after ${Math.round(opts.timeoutMs / 1000)} s waiting for ${what}; last: ${JSON.stringify(v)}`,
+      );
     if (opts.progress && now - lastReport > 5_000) {
       lastReport = now;
       opts.progress(v, (now - started) / 1000);
@@ -55,7 +59,10 @@ export function percentile(sorted: number[], p: number): number {
 }
 
 export function median(xs: number[]): number {
-  return percentile([...xs].sort((a, b) => a - b), 50);
+  return percentile(
+    [...xs].sort((a, b) => a - b),
+    50,
+  );
 }
 
 export const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en') : '-');

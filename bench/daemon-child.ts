@@ -22,7 +22,9 @@ process.on('disconnect', () => {
 });
 
 let queries: QueryStat[] = [];
-const db = instrument(connect({ url: spec.url, requestTimeoutMs: 600_000 }), spec.insertSettings, (q) => queries.push(q));
+const db = instrument(connect({ url: spec.url, requestTimeoutMs: 600_000 }), spec.insertSettings, (q) =>
+  queries.push(q),
+);
 const processor = new Processor(db, spec.pipeline);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

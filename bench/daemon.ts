@@ -45,7 +45,10 @@ export interface DaemonProcess {
 const script = fileURLToPath(new URL('./daemon-child.ts', import.meta.url));
 
 export function startDaemon(spec: ChildSpec, onError: (e: string) => void): DaemonProcess {
-  const child: ChildProcess = fork(script, [JSON.stringify(spec)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(script, [JSON.stringify(spec)], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const slices: SliceReport[] = [];
   const errors: string[] = [];
   let processed = 0;

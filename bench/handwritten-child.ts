@@ -36,7 +36,9 @@ interface UserEvent {
 
 async function consume(s: Extract<HandwrittenSpec, { mode: 'consume' }>): Promise<void> {
   const ch = createClient({ url: s.url });
-  const consumer = new Kafka({ clientId: 'handwritten', brokers: s.brokers, logLevel: logLevel.NOTHING }).consumer({ groupId: s.group });
+  const consumer = new Kafka({ clientId: 'handwritten', brokers: s.brokers, logLevel: logLevel.NOTHING }).consumer({
+    groupId: s.group,
+  });
   const seen = new Map<string, number>();
   let consumed = 0;
   let kept = 0;
@@ -47,7 +49,10 @@ async function consume(s: Extract<HandwrittenSpec, { mode: 'consume' }>): Promis
       seen.delete(k);
     }
   }, 10_000);
-  const report = setInterval(() => send({ kind: 'progress', consumed, kept, mapSize: seen.size, rss: process.memoryUsage().rss }), 250);
+  const report = setInterval(
+    () => send({ kind: 'progress', consumed, kept, mapSize: seen.size, rss: process.memoryUsage().rss }),
+    250,
+  );
   await consumer.connect();
   await consumer.subscribe({ topic: s.topic, fromBeginning: true });
   await consumer.run({
@@ -61,11 +66,22 @@ async function consume(s: Extract<HandwrittenSpec, { mode: 'consume' }>): Promis
         if (prior === undefined || Math.abs(t - prior) >= s.windowMs) {
           seen.delete(e.event_id);
           seen.set(e.event_id, t);
-          rows.push({ event_id: e.event_id, user_id: e.user_id, name: e.user_name, email: e.user_email, created_at: e.created_at });
+          rows.push({
+            event_id: e.event_id,
+            user_id: e.user_id,
+            name: e.user_name,
+            email: e.user_email,
+            created_at: e.created_at,
+          });
         }
       }
       if (rows.length > 0) {
-        await ch.insert({ table: s.table, values: rows, format: 'JSONEachRow', clickhouse_settings: { date_time_input_format: 'best_effort' } });
+        await ch.insert({
+          table: s.table,
+          values: rows,
+          format: 'JSONEachRow',
+          clickhouse_settings: { date_time_input_format: 'best_effort' },
+        });
       }
       const last = batch.messages[batch.messages.length - 1];
       if (last) payload.resolveOffset(last.offset);

@@ -10,11 +10,42 @@ import { randomUUID } from 'node:crypto';
 import type { Kafka, Producer } from 'kafkajs';
 import { CompressionTypes } from 'kafkajs';
 
-const FIRST = ['ada', 'alan', 'grace', 'linus', 'margaret', 'ken', 'barbara', 'dennis', 'frances', 'edsger', 'radia', 'john'];
-const LAST = ['lovelace', 'turing', 'hopper', 'torvalds', 'hamilton', 'thompson', 'liskov', 'ritchie', 'allen', 'dijkstra', 'perlman', 'backus'];
+const FIRST = [
+  'ada',
+  'alan',
+  'grace',
+  'linus',
+  'margaret',
+  'ken',
+  'barbara',
+  'dennis',
+  'frances',
+  'edsger',
+  'radia',
+  'john',
+];
+const LAST = [
+  'lovelace',
+  'turing',
+  'hopper',
+  'torvalds',
+  'hamilton',
+  'thompson',
+  'liskov',
+  'ritchie',
+  'allen',
+  'dijkstra',
+  'perlman',
+  'backus',
+];
 const SOURCES = ['web', 'ios', 'android', 'partner-api'];
 const COUNTRIES = ['DE', 'FR', 'US', 'BR', 'IN', 'JP', 'NG', 'SE'];
-const AGENTS = ['Mozilla/5.0 (X11; Linux x86_64)', 'Mozilla/5.0 (iPhone; iOS 17_4)', 'okhttp/4.12.0', 'Mozilla/5.0 (Windows NT 10.0)'];
+const AGENTS = [
+  'Mozilla/5.0 (X11; Linux x86_64)',
+  'Mozilla/5.0 (iPhone; iOS 17_4)',
+  'okhttp/4.12.0',
+  'Mozilla/5.0 (Windows NT 10.0)',
+];
 /** How far back a duplicate reaches: one of the last RECENT originals. */
 const RECENT = 20_000;
 
@@ -99,7 +130,10 @@ export async function createTopic(kafka: Kafka, topic: string, partitions: numbe
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+    await admin.createTopics({
+      topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
+      waitForLeaders: true,
+    });
   } finally {
     await admin.disconnect();
   }
@@ -134,7 +168,7 @@ export async function preload(
   let lastReport = started;
   const inFlight = new Set<Promise<unknown>>();
   try {
-    for (let sent = 0; sent < events; ) {
+    for (let sent = 0; sent < events;) {
       const n = Math.min(2_000, events - sent);
       const now = Date.now();
       const batch = Array.from({ length: n }, () => source.message(now));
@@ -237,7 +271,10 @@ export async function groupLag(kafka: Kafka, groupId: string, topic: string): Pr
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const [ends, committed] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId, topics: [topic] })]);
+    const [ends, committed] = await Promise.all([
+      admin.fetchTopicOffsets(topic),
+      admin.fetchOffsets({ groupId, topics: [topic] }),
+    ]);
     const done = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, Math.max(0, Number(p.offset))]));
     return ends.reduce((a, e) => a + Number(e.high) - (done.get(e.partition) ?? 0), 0);
   } finally {

@@ -142,7 +142,9 @@ export function parseOptions(argv: string[]): Options | 'help' {
   if (values.help) return 'help';
   const q = values.quick;
   const only = (values.only ?? SCENARIOS.filter((x) => x !== 'levers').join(',')).split(',').map((x) => x.trim());
-  for (const o of only) if (!(SCENARIOS as readonly string[]).includes(o)) throw new Error(`--only: unknown phase "${o}"; expected some of ${SCENARIOS.join(',')}`);
+  for (const o of only)
+    if (!(SCENARIOS as readonly string[]).includes(o))
+      throw new Error(`--only: unknown phase "${o}"; expected some of ${SCENARIOS.join(',')}`);
   const dupRatio = num('dup-ratio', values['dup-ratio'], 0.1);
   if (dupRatio > 0.9) throw new Error('--dup-ratio: at most 0.9');
   return {
@@ -153,7 +155,11 @@ export function parseOptions(argv: string[]): Options | 'help' {
     partitions: num('partitions', values.partitions, 3, 1),
     latencyRate: num('latency-rate', values['latency-rate'], 20_000, 1),
     latencySeconds: num('latency-seconds', values['latency-seconds'], q ? 10 : 30, 1),
-    liveRates: list('live-rates', values['live-rates'], q ? [10_000, 25_000, 50_000] : [25_000, 50_000, 60_000, 75_000, 100_000]).sort((a, b) => a - b),
+    liveRates: list(
+      'live-rates',
+      values['live-rates'],
+      q ? [10_000, 25_000, 50_000] : [25_000, 50_000, 60_000, 75_000, 100_000],
+    ).sort((a, b) => a - b),
     liveProbeSeconds: num('live-probe-seconds', values['live-probe-seconds'], q ? 4 : 15, 1),
     liveSeconds: num('live-seconds', values['live-seconds'], q ? 20 : 120, 1),
     stateSizes: list('state-sizes', values['state-sizes'], q ? [M, 5 * M] : [M, 10 * M, 100 * M]).sort((a, b) => a - b),

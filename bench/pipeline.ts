@@ -91,13 +91,18 @@ export async function migrate(db: Db, p: PipelineConfig, levers: Levers): Promis
 }
 
 /** Bytes on disk, rows and active parts per table of a database. */
-export async function diskUsage(db: Db, database: string): Promise<Record<string, { bytes: number; rows: number; parts: number }>> {
+export async function diskUsage(
+  db: Db,
+  database: string,
+): Promise<Record<string, { bytes: number; rows: number; parts: number }>> {
   const rows = await db.rows<{ table: string; bytes: string; rows: string; parts: string }>(
     `SELECT table, sum(bytes_on_disk) AS bytes, sum(rows) AS rows, count() AS parts
      FROM system.parts WHERE database = {db:String} AND active GROUP BY table ORDER BY table`,
     { db: database },
   );
-  return Object.fromEntries(rows.map((r) => [r.table, { bytes: Number(r.bytes), rows: Number(r.rows), parts: Number(r.parts) }]));
+  return Object.fromEntries(
+    rows.map((r) => [r.table, { bytes: Number(r.bytes), rows: Number(r.rows), parts: Number(r.parts) }]),
+  );
 }
 
 export async function count(db: Db, table: string, where = '1'): Promise<number> {

@@ -42,7 +42,8 @@ export function instrument(db: Db, insertSettings: Record<string, string>, onQue
     url: db.url,
     async command(sql, params, settings) {
       const kind = kindOf(settings);
-      const merged: ClickHouseSettings = kind === 'insert' ? { ...settings, ...(insertSettings as ClickHouseSettings) } : (settings ?? {});
+      const merged: ClickHouseSettings =
+        kind === 'insert' ? { ...settings, ...(insertSettings as ClickHouseSettings) } : (settings ?? {});
       const t0 = performance.now();
       const summary = await db.command(sql, params, merged);
       onQuery({ kind, ms: performance.now() - t0, summary });
@@ -75,7 +76,8 @@ export async function cpuSeconds(pid: number): Promise<number> {
 export async function memoryOf(pid: number): Promise<{ rss: number; peak: number }> {
   try {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
-    const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+    const kb = (name: string): number =>
+      Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
     return { rss: kb('VmRSS'), peak: kb('VmHWM') };
   } catch {
     return { rss: 0, peak: 0 };

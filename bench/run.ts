@@ -41,7 +41,10 @@ function machine(s: BenchServers): Machine {
   let commit = 'unknown';
   try {
     commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: here, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'sql', 'migrations'], { cwd: here, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'sql', 'migrations'], {
+      cwd: here,
+      encoding: 'utf8',
+    }).trim();
     if (dirty) commit += '+local changes';
   } catch {
     // not a git checkout: the commit stays unknown
@@ -62,7 +65,12 @@ function machine(s: BenchServers): Machine {
 
 /** CPU the machine spent on anything but this benchmark (other users' work skews every figure). */
 async function ours(s: BenchServers): Promise<{ busy: number; own: number }> {
-  const [busy, self, ch, kafka] = await Promise.all([machineBusySeconds(), selfTreeSeconds(), cpuSeconds(s.clickhouse.pid), cpuSeconds(s.kafka.pid)]);
+  const [busy, self, ch, kafka] = await Promise.all([
+    machineBusySeconds(),
+    selfTreeSeconds(),
+    cpuSeconds(s.clickhouse.pid),
+    cpuSeconds(s.kafka.pid),
+  ]);
   return { busy, own: self + ch + kafka };
 }
 
@@ -84,7 +92,10 @@ async function phase<T>(ctx: Ctx, r: BenchResult, name: string, run: () => Promi
     return out;
   } catch (err) {
     await account();
-    const msg = err instanceof Error ? `${err.message}${err.cause ? ` (cause: ${String((err.cause as Error).message ?? err.cause)})` : ''}` : String(err);
+    const msg =
+      err instanceof Error
+        ? `${err.message}${err.cause ? ` (cause: ${String((err.cause as Error).message ?? err.cause)})` : ''}`
+        : String(err);
     ctx.log(`== ${name} FAILED: ${msg}`);
     r.failures.push({ phase: name, error: msg });
     return undefined;
@@ -94,7 +105,15 @@ async function phase<T>(ctx: Ctx, r: BenchResult, name: string, run: () => Promi
 async function runAll(opts: Options, servers: BenchServers, started: number): Promise<BenchResult> {
   const ctx = createCtx(opts, servers, started);
   const want = (s: Scenario): boolean => opts.only.includes(s);
-  const r: BenchResult = { startedAt: new Date().toISOString(), seconds: 0, machine: machine(servers), options: opts, phases: [], failures: [], targets: [] };
+  const r: BenchResult = {
+    startedAt: new Date().toISOString(),
+    seconds: 0,
+    machine: machine(servers),
+    options: opts,
+    phases: [],
+    failures: [],
+    targets: [],
+  };
   if (want('drain') || want('rmt') || want('handwritten')) {
     r.preload = await phase(ctx, r, 'preload', () => preloadTopic(ctx));
     const pre = r.preload;
@@ -104,11 +123,18 @@ async function runAll(opts: Options, servers: BenchServers, started: number): Pr
         // A fast wrong answer is a failure: every distinct key once, nothing else.
         const d = r.drain;
         if (d && (d.finalRows !== d.unique || d.duplicateKeysInFinal !== 0)) {
-          r.failures.push({ phase: 'winnow drain', error: `final table holds ${d.finalRows} rows for ${d.unique} distinct keys (${d.duplicateKeysInFinal} duplicate keys)` });
+          r.failures.push({
+            phase: 'winnow drain',
+            error: `final table holds ${d.finalRows} rows for ${d.unique} distinct keys (${d.duplicateKeysInFinal} duplicate keys)`,
+          });
         }
       }
-      if (want('rmt')) r.rmt = await phase(ctx, r, 'baseline: Kafka engine -> ReplacingMergeTree', () => rmtBaseline(ctx, pre));
-      if (want('handwritten')) r.handwritten = await phase(ctx, r, 'baseline: hand-written kafkajs consumer', () => handwrittenBaseline(ctx, pre));
+      if (want('rmt'))
+        r.rmt = await phase(ctx, r, 'baseline: Kafka engine -> ReplacingMergeTree', () => rmtBaseline(ctx, pre));
+      if (want('handwritten'))
+        r.handwritten = await phase(ctx, r, 'baseline: hand-written kafkajs consumer', () =>
+          handwrittenBaseline(ctx, pre),
+        );
     }
   }
   if (want('latency') || want('live')) {
@@ -122,12 +148,17 @@ async function runAll(opts: Options, servers: BenchServers, started: number): Pr
       }
     });
   }
-  if (want('state')) r.state = await phase(ctx, r, 'per-slice cost and dedup stage vs seen keys', () => stateScaling(ctx));
+  if (want('state'))
+    r.state = await phase(ctx, r, 'per-slice cost and dedup stage vs seen keys', () => stateScaling(ctx));
   if (want('check')) {
     r.check = await phase(ctx, r, 'consistency check cost vs final rows', () => checkCost(ctx));
     // A check that finds a pipeline the benchmark built right inconsistent is a wrong answer.
     for (const c of r.check?.costs ?? []) {
-      if (!c.incrementalOk || c.fullOk === false) r.failures.push({ phase: 'consistency check cost vs final rows', error: `the check found ${fmtInt(c.finalRows)} consistent final rows inconsistent` });
+      if (!c.incrementalOk || c.fullOk === false)
+        r.failures.push({
+          phase: 'consistency check cost vs final rows',
+          error: `the check found ${fmtInt(c.finalRows)} consistent final rows inconsistent`,
+        });
     }
   }
   if (want('levers')) r.levers = await phase(ctx, r, 'seen-keys layouts', () => seenLayouts(ctx));
@@ -165,7 +196,9 @@ async function main(): Promise<number> {
   }
   const text = render(result);
   process.stdout.write(text + '\n');
-  const out = opts.out ?? path.join(here, 'results', `${result.startedAt.replace(/[:.]/g, '-')}${opts.quick ? '-quick' : ''}.json`);
+  const out =
+    opts.out ??
+    path.join(here, 'results', `${result.startedAt.replace(/[:.]/g, '-')}${opts.quick ? '-quick' : ''}.json`);
   await mkdir(path.dirname(out), { recursive: true });
   await writeFile(out, JSON.stringify({ ...result, table: text.split('\n') }, null, 2) + '\n');
   process.stdout.write(`\nresults: ${path.relative(process.cwd(), out)}\n`);

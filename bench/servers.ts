@@ -29,8 +29,19 @@ export async function startServers(opts: { keep: boolean; log: (line: string) =>
   const dir = await mkdtemp(path.join(os.tmpdir(), 'winnow-bench-'));
   const started = Date.now();
   const results = await Promise.allSettled([
-    startEmbeddedClickHouse({ dataDir: path.join(dir, 'clickhouse'), logFile: path.join(dir, 'clickhouse.log'), httpPort: 0, tcpPort: 0 }),
-    startEmbeddedKafka({ dataDir: path.join(dir, 'kafka'), logFile: path.join(dir, 'kafka.log'), port: 0, saslPort: 0, controllerPort: 0 }),
+    startEmbeddedClickHouse({
+      dataDir: path.join(dir, 'clickhouse'),
+      logFile: path.join(dir, 'clickhouse.log'),
+      httpPort: 0,
+      tcpPort: 0,
+    }),
+    startEmbeddedKafka({
+      dataDir: path.join(dir, 'kafka'),
+      logFile: path.join(dir, 'kafka.log'),
+      port: 0,
+      saslPort: 0,
+      controllerPort: 0,
+    }),
   ]);
   const [ch, kf] = results;
   if (ch.status === 'rejected' || kf.status === 'rejected') {
@@ -40,7 +51,9 @@ export async function startServers(opts: { keep: boolean; log: (line: string) =>
   }
   const clickhouse = ch.value;
   const kafka = kf.value;
-  opts.log(`servers up in ${((Date.now() - started) / 1000).toFixed(1)} s: ClickHouse ${clickhouse.version} ${clickhouse.url}, Kafka ${kafka.version} ${kafka.brokers.join(',')}; logs in ${dir}`);
+  opts.log(
+    `servers up in ${((Date.now() - started) / 1000).toFixed(1)} s: ClickHouse ${clickhouse.version} ${clickhouse.url}, Kafka ${kafka.version} ${kafka.brokers.join(',')}; logs in ${dir}`,
+  );
   const client = createClient({
     url: clickhouse.url,
     request_timeout: 600_000,

@@ -47,7 +47,8 @@ function fail(code: number, message: string): never {
 }
 
 function parseConfig(raw: string | undefined): ClickHouseChildConfig {
-  if (!raw) fail(CHILD_EXIT.badConfig, 'expected the configuration as a JSON argument; this process is started by winnow');
+  if (!raw)
+    fail(CHILD_EXIT.badConfig, 'expected the configuration as a JSON argument; this process is started by winnow');
   try {
     const cfg = JSON.parse(raw) as ClickHouseChildConfig;
     const ok =
@@ -64,7 +65,10 @@ function parseConfig(raw: string | undefined): ClickHouseChildConfig {
   }
 }
 
-export function resolveLibrary(platform = process.platform, arch = process.arch): { path: string } | { missing: string } {
+export function resolveLibrary(
+  platform = process.platform,
+  arch = process.arch,
+): { path: string } | { missing: string } {
   const key = `${platform}-${arch}`;
   const pkg = LIBRARY_PACKAGES[key];
   if (!pkg) {
@@ -136,12 +140,23 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(CHILD_EXIT.libraryMissing, `could not load ${lib.path}: ${(err as Error).message}`);
   }
-  const call = <T extends import('ffi-rs').FieldType>(funcName: string, retType: T, paramsType: import('ffi-rs').FieldType[], paramsValue: unknown[]) =>
-    ffi.load({ library: 'chdb', funcName, retType, paramsType, paramsValue });
+  const call = <T extends import('ffi-rs').FieldType>(
+    funcName: string,
+    retType: T,
+    paramsType: import('ffi-rs').FieldType[],
+    paramsValue: unknown[],
+  ) => ffi.load({ library: 'chdb', funcName, retType, paramsType, paramsValue });
 
   const argv = clickhouseArgv(cfg);
-  process.stderr.write(`winnow clickhouse-child: pid ${process.pid}, library ${lib.path}, http ${cfg.host}:${cfg.httpPort}, tcp ${cfg.tcpPort}\n`);
-  const result = call('chdb_query_cmdline', DataType.External, [DataType.I32, DataType.StringArray], [argv.length, argv]);
+  process.stderr.write(
+    `winnow clickhouse-child: pid ${process.pid}, library ${lib.path}, http ${cfg.host}:${cfg.httpPort}, tcp ${cfg.tcpPort}\n`,
+  );
+  const result = call(
+    'chdb_query_cmdline',
+    DataType.External,
+    [DataType.I32, DataType.StringArray],
+    [argv.length, argv],
+  );
 
   // Errors come back two ways: argument errors as the result's error text;
   // query errors are printed on stderr by ClickHouse and leave the output empty.
@@ -184,5 +199,7 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
-  main().catch((err: unknown) => fail(CHILD_EXIT.clickhouseFailed, `unexpected failure: ${(err as Error).stack ?? String(err)}`));
+  main().catch((err: unknown) =>
+    fail(CHILD_EXIT.clickhouseFailed, `unexpected failure: ${(err as Error).stack ?? String(err)}`),
+  );
 }

@@ -45,10 +45,13 @@ export async function writeUsersConfig(dataDir: string, users: ClickHouseUser[])
     if (seen.has(u.name)) throw new WinnowError('CONFIG_INVALID', `ClickHouse user ${u.name} is listed twice`);
     seen.add(u.name);
     if (u.password === '') {
-      throw new WinnowError('CONFIG_INVALID', `ClickHouse user ${u.name} has an empty password`, { hint: 'give it a password' });
+      throw new WinnowError('CONFIG_INVALID', `ClickHouse user ${u.name} has an empty password`, {
+        hint: 'give it a password',
+      });
     }
   }
-  const loopback = '<networks><ip>127.0.0.0/8</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota>';
+  const loopback =
+    '<networks><ip>127.0.0.0/8</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota>';
   const entries = users.map((u) => {
     const hash = createHash('sha256').update(u.password, 'utf8').digest('hex');
     const grants = u.grants ? `<grants>${u.grants.map((g) => `<query>${xmlText(g)}</query>`).join('')}</grants>` : '';
@@ -69,6 +72,8 @@ export async function writeUsersConfig(dataDir: string, users: ClickHouseUser[])
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await writeFile(path.join(dir, 'users.xml'), usersXml, { mode: 0o600 });
   const configFile = path.join(dir, 'config.xml');
-  await writeFile(configFile, '<clickhouse>\n  <users_config>users.xml</users_config>\n</clickhouse>\n', { mode: 0o600 });
+  await writeFile(configFile, '<clickhouse>\n  <users_config>users.xml</users_config>\n</clickhouse>\n', {
+    mode: 0o600,
+  });
   return configFile;
 }

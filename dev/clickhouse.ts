@@ -92,7 +92,15 @@ export async function startEmbeddedClickHouse(opts: EmbeddedClickHouseOptions): 
     if (wantHttp !== 0) await assertPortFree(httpPort, host, 'ClickHouse HTTP', portHint(httpPort, 'http'));
     if (wantTcp !== 0) await assertPortFree(tcpPort, host, 'ClickHouse TCP', portHint(tcpPort, 'tcp'));
 
-    const config: ClickHouseChildConfig = { dataDir, host, httpPort, tcpPort, logFile, logLevel: 'information', configFile };
+    const config: ClickHouseChildConfig = {
+      dataDir,
+      host,
+      httpPort,
+      tcpPort,
+      logFile,
+      logLevel: 'information',
+      configFile,
+    };
     try {
       return await launch(config, { readyTimeoutMs, stopTimeoutMs, logger });
     } catch (err) {
@@ -257,9 +265,13 @@ async function classifyEarlyExit(w: ReadyWait, exit: Exit): Promise<WinnowError>
   if (listen) {
     const port = Number(listen[1]);
     const kind = port === config.tcpPort ? 'tcp' : 'http';
-    return new WinnowError('PORT_IN_USE', `ClickHouse ${kind.toUpperCase()} port ${port} on ${config.host} is already in use`, {
-      hint: portHint(port, kind),
-    });
+    return new WinnowError(
+      'PORT_IN_USE',
+      `ClickHouse ${kind.toUpperCase()} port ${port} on ${config.host} is already in use`,
+      {
+        hint: portHint(port, kind),
+      },
+    );
   }
   // The cause is the exception ClickHouse printed, not whatever it logged while shutting down.
   const cause = [...lines].reverse().find((l) => /DB::Exception|<Error>|<Fatal>/.test(l));
@@ -272,7 +284,8 @@ async function killAndWait(child: ChildProcess, exited: Promise<Exit>): Promise<
   if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
   child.kill('SIGKILL');
   const exit = await within(exited, KILL_WAIT_MS);
-  if (!exit) throw new WinnowError('INTERNAL', `ClickHouse process ${child.pid} survived SIGKILL for ${KILL_WAIT_MS} ms`);
+  if (!exit)
+    throw new WinnowError('INTERNAL', `ClickHouse process ${child.pid} survived SIGKILL for ${KILL_WAIT_MS} ms`);
 }
 
 /** The promise's value, or undefined once ms have passed (without keeping the event loop alive after). */

@@ -37,7 +37,11 @@ export async function readDevState(stateDir: string): Promise<DevState | undefin
   }
   try {
     const state = JSON.parse(text) as DevState;
-    if (typeof state.supervisorPid === 'number' && typeof state.clickhouse?.pid === 'number' && typeof state.kafka?.pid === 'number') {
+    if (
+      typeof state.supervisorPid === 'number' &&
+      typeof state.clickhouse?.pid === 'number' &&
+      typeof state.kafka?.pid === 'number'
+    ) {
       return state;
     }
   } catch {
@@ -59,7 +63,6 @@ export async function writeDevState(state: DevState): Promise<void> {
 export async function removeDevState(stateDir: string): Promise<void> {
   await rm(stateFile(stateDir), { force: true });
 }
-
 
 /** The command line of `pid` (arguments joined by spaces), or undefined where there is no /proc or no such process. */
 function cmdline(pid: number): string | undefined {
@@ -109,16 +112,16 @@ export interface OneLineError {
 export function oneLineError(err: unknown, detailsIn: string): OneLineError {
   const code = err instanceof WinnowError ? err.code : 'INTERNAL';
   const [message, messageCut] = firstLine(err instanceof Error ? err.message : String(err));
-  const [hint, hintCut] = err instanceof WinnowError && err.hint !== undefined ? firstLine(err.hint) : [undefined, false];
+  const [hint, hintCut] =
+    err instanceof WinnowError && err.hint !== undefined ? firstLine(err.hint) : [undefined, false];
   let fix = hint;
-  if ((messageCut || hintCut) && !/\.log\b/.test(fix ?? '')) fix = fix ? `${fix}; details in ${detailsIn}` : `details in ${detailsIn}`;
+  if ((messageCut || hintCut) && !/\.log\b/.test(fix ?? ''))
+    fix = fix ? `${fix}; details in ${detailsIn}` : `details in ${detailsIn}`;
   return fix ? { code, message: message || code, hint: fix } : { code, message: message || code };
 }
 
 function firstLine(text: string): [string, boolean] {
   const lines = text.split(/\r?\n/);
-  const first = (lines[0] ?? '')
-    .replace(/(;\s*last log lines)?\s*:\s*$/i, '')
-    .trim();
+  const first = (lines[0] ?? '').replace(/(;\s*last log lines)?\s*:\s*$/i, '').trim();
   return [first, lines.slice(1).some((l) => l.trim() !== '')];
 }

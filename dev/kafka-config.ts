@@ -95,7 +95,10 @@ log4j.logger.kafka.request.logger=WARN
 
 export function validateUser(name: string, password: string): void {
   if (!/^[A-Za-z0-9._-]+$/.test(name)) {
-    throw new WinnowError('CONFIG_INVALID', `SASL user name "${name}" may only contain letters, digits, '.', '_' and '-'`);
+    throw new WinnowError(
+      'CONFIG_INVALID',
+      `SASL user name "${name}" may only contain letters, digits, '.', '_' and '-'`,
+    );
   }
   if (password === '' || /[\r\n]/.test(password)) {
     throw new WinnowError('CONFIG_INVALID', `the password of SASL user "${name}" must be non-empty and on one line`);
@@ -116,8 +119,17 @@ export async function assertRequestedPortsFree(requested: Ports, host: string): 
       throw new WinnowError('CONFIG_INVALID', `${PORT_FLAGS[k][0]} port ${port} is not a port number`);
     }
     const twin = explicit.find((o) => o !== k && requested[o] === port);
-    if (twin) throw new WinnowError('CONFIG_INVALID', `${PORT_FLAGS[k][0]} and ${PORT_FLAGS[twin][0]} listeners both ask for port ${port}`);
-    await assertPortFree(port, host, PORT_FLAGS[k][0], `stop whatever listens there or choose another port with ${PORT_FLAGS[k][1]}`);
+    if (twin)
+      throw new WinnowError(
+        'CONFIG_INVALID',
+        `${PORT_FLAGS[k][0]} and ${PORT_FLAGS[twin][0]} listeners both ask for port ${port}`,
+      );
+    await assertPortFree(
+      port,
+      host,
+      PORT_FLAGS[k][0],
+      `stop whatever listens there or choose another port with ${PORT_FLAGS[k][1]}`,
+    );
   }
 }
 
@@ -133,7 +145,11 @@ export async function choosePorts(requested: Ports, host: string): Promise<Ports
       }
     }
   };
-  return { plaintext: await pick(requested.plaintext), sasl: await pick(requested.sasl), controller: await pick(requested.controller) };
+  return {
+    plaintext: await pick(requested.plaintext),
+    sasl: await pick(requested.sasl),
+    controller: await pick(requested.controller),
+  };
 }
 
 /** A wildcard listen address cannot be advertised; clients on this machine use loopback. */

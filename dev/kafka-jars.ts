@@ -74,7 +74,12 @@ export async function ensureKafkaJars(opts: EnsureKafkaJarsOptions = {}): Promis
     const { count, bytes } = await checkJars(path.join(staging, 'jars'), version);
     await writeFile(path.join(staging, 'jars', COMPLETE_MARKER), `${new Date().toISOString()}\n`);
     await moveIntoPlace(path.join(staging, 'jars'), jarsDir);
-    logger.info('Kafka broker jars ready', { version, jars: count, mb: Math.round(bytes / 1e6), ms: Date.now() - started });
+    logger.info('Kafka broker jars ready', {
+      version,
+      jars: count,
+      mb: Math.round(bytes / 1e6),
+      ms: Date.now() - started,
+    });
     return jarsDir;
   } finally {
     await rm(staging, { recursive: true, force: true });
@@ -133,9 +138,13 @@ export async function checkJava(): Promise<number> {
   }
   const major = parseJavaMajor(out.output);
   if (out.code !== 0 || major === undefined) {
-    throw new WinnowError('JAVA_MISSING', `\`java -version\` failed or was not understood: ${lastLines(out.output, 3)}`, {
-      hint: JAVA_HINT,
-    });
+    throw new WinnowError(
+      'JAVA_MISSING',
+      `\`java -version\` failed or was not understood: ${lastLines(out.output, 3)}`,
+      {
+        hint: JAVA_HINT,
+      },
+    );
   }
   if (major < MIN_JAVA) {
     throw new WinnowError(
@@ -168,7 +177,10 @@ async function runMaven(pom: string, outDir: string, logger: Logger): Promise<vo
   let files = 0;
   const started = Date.now();
   const progress = setInterval(() => {
-    logger.info('still downloading the Kafka broker jars', { files, seconds: Math.round((Date.now() - started) / 1000) });
+    logger.info('still downloading the Kafka broker jars', {
+      files,
+      seconds: Math.round((Date.now() - started) / 1000),
+    });
   }, 5000);
   try {
     result = await run('mvn', args, (line) => {
@@ -193,7 +205,10 @@ async function runMaven(pom: string, outDir: string, logger: Logger): Promise<vo
     throw new WinnowError(
       'DOWNLOAD_FAILED',
       `Maven could not download the Kafka broker jars (exit code ${result.code}):\n${mavenErrors(result.output)}`,
-      { hint: 'check network access to https://repo.maven.apache.org (or a mirror in ~/.m2/settings.xml), then retry', retryable: true },
+      {
+        hint: 'check network access to https://repo.maven.apache.org (or a mirror in ~/.m2/settings.xml), then retry',
+        retryable: true,
+      },
     );
   }
 }
@@ -201,9 +216,13 @@ async function runMaven(pom: string, outDir: string, logger: Logger): Promise<vo
 async function checkJars(dir: string, version: string): Promise<{ count: number; bytes: number }> {
   const names = (await readdir(dir)).filter((n) => n.endsWith('.jar'));
   if (!names.includes(`kafka_2.13-${version}.jar`)) {
-    throw new WinnowError('DOWNLOAD_FAILED', `Maven finished but kafka_2.13-${version}.jar is not among the ${names.length} jars in ${dir}`, {
-      hint: 'check that the version exists on Maven Central',
-    });
+    throw new WinnowError(
+      'DOWNLOAD_FAILED',
+      `Maven finished but kafka_2.13-${version}.jar is not among the ${names.length} jars in ${dir}`,
+      {
+        hint: 'check that the version exists on Maven Central',
+      },
+    );
   }
   let bytes = 0;
   for (const n of names) bytes += (await stat(path.join(dir, n))).size;
@@ -219,7 +238,6 @@ async function removeAbandonedDownloads(versionDir: string, logger: Logger): Pro
     await rm(path.join(versionDir, name), { recursive: true, force: true });
   }
 }
-
 
 /** Renames the finished download over an unfinished one; a concurrent finished one wins. */
 async function moveIntoPlace(from: string, to: string): Promise<void> {
@@ -237,7 +255,11 @@ async function moveIntoPlace(from: string, to: string): Promise<void> {
   }
 }
 
-function run(cmd: string, args: string[], onLine?: (line: string) => void): Promise<{ code: number | null; output: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  onLine?: (line: string) => void,
+): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
@@ -263,7 +285,9 @@ function run(cmd: string, args: string[], onLine?: (line: string) => void): Prom
 function mavenErrors(output: string): string {
   const lines = output.replace(/\x1b\[[0-9;]*m/g, '').split('\n');
   const errors = lines.filter(
-    (l) => /^\[ERROR\] \S/.test(l) && !/To see the full stack trace|Re-run Maven|For more information|\[Help \d+\] http/.test(l),
+    (l) =>
+      /^\[ERROR\] \S/.test(l) &&
+      !/To see the full stack trace|Re-run Maven|For more information|\[Help \d+\] http/.test(l),
   );
   return errors.length > 0 ? errors.slice(0, 10).join('\n') : lastLines(lines.join('\n'), 20);
 }

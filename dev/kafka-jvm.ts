@@ -30,26 +30,38 @@ export async function formatOnce(layout: Layout, jarsDir: string, logger: Logger
     await writeFile(idFile, `${clusterId}\n`);
   }
   logger.info('formatting Kafka log dirs', { dataDir: layout.dataDir, clusterId });
-  const fromOffset = await appendBanner(layout.logFile, `formatting the log dirs in ${layout.dataDir} (cluster id ${clusterId})`);
-  const child = await spawnWithLog(layout.logFile, 'java', [
-    '-Xmx256m',
-    `-Dlog4j.configuration=${pathToFileURL(layout.log4j).href}`,
-    '-cp',
-    path.join(jarsDir, '*'),
-    'kafka.tools.StorageTool',
-    'format',
-    '--ignore-formatted',
-    '-t',
-    clusterId,
-    '-c',
-    layout.serverProperties,
-  ], layout.dataDir);
+  const fromOffset = await appendBanner(
+    layout.logFile,
+    `formatting the log dirs in ${layout.dataDir} (cluster id ${clusterId})`,
+  );
+  const child = await spawnWithLog(
+    layout.logFile,
+    'java',
+    [
+      '-Xmx256m',
+      `-Dlog4j.configuration=${pathToFileURL(layout.log4j).href}`,
+      '-cp',
+      path.join(jarsDir, '*'),
+      'kafka.tools.StorageTool',
+      'format',
+      '--ignore-formatted',
+      '-t',
+      clusterId,
+      '-c',
+      layout.serverProperties,
+    ],
+    layout.dataDir,
+  );
   const exit = await exitOf(child);
   if (exit.code !== 0) {
     const log = await readLogSince(layout.logFile, fromOffset);
-    throw new WinnowError('PROCESS_EXITED', `formatting the Kafka log dirs failed (${describeExit(exit)}):\n${summarizeLog(log)}`, {
-      hint: `see ${layout.logFile}`,
-    });
+    throw new WinnowError(
+      'PROCESS_EXITED',
+      `formatting the Kafka log dirs failed (${describeExit(exit)}):\n${summarizeLog(log)}`,
+      {
+        hint: `see ${layout.logFile}`,
+      },
+    );
   }
 }
 
@@ -87,15 +99,24 @@ export function startWatchdog(pid: number, logger: Logger): ChildProcess {
   const script =
     'while read -r line; do :; done; kill -TERM "$1" 2>/dev/null || exit 0; i=0; ' +
     'while kill -0 "$1" 2>/dev/null; do i=$((i+1)); if [ "$i" -ge 30 ]; then kill -KILL "$1"; exit 0; fi; sleep 1; done';
-  const watchdog = spawn('sh', ['-c', script, 'winnow-kafka-watchdog', String(pid)], { stdio: ['pipe', 'ignore', 'ignore'] });
-  watchdog.once('error', (err) => logger.warn('no watchdog for the Kafka broker; it would outlive a crash of this process', { err }));
+  const watchdog = spawn('sh', ['-c', script, 'winnow-kafka-watchdog', String(pid)], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
+  watchdog.once('error', (err) =>
+    logger.warn('no watchdog for the Kafka broker; it would outlive a crash of this process', { err }),
+  );
   watchdog.stdin?.on('error', (err) => logger.debug('Kafka watchdog pipe closed', { err }));
   watchdog.unref();
   (watchdog.stdin as Socket | null)?.unref();
   return watchdog;
 }
 
-export async function terminate(child: ChildProcess, exited: Promise<ExitInfo>, timeoutMs: number, logger: Logger): Promise<void> {
+export async function terminate(
+  child: ChildProcess,
+  exited: Promise<ExitInfo>,
+  timeoutMs: number,
+  logger: Logger,
+): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const started = Date.now();
   child.kill('SIGTERM');
@@ -122,14 +143,18 @@ export function describeExit(exit: ExitInfo): string {
 export function summarizeLog(log: string): string {
   const lines = log.split('\n').filter((l) => l.trim() !== '');
   const errors = lines.filter(
-    (l) => /^\[[^\]]+\] (ERROR|FATAL) /.test(l) || /^(Error|Exception)\b/.test(l) || /^[\w.$]+(Exception|Error)\b/.test(l),
+    (l) =>
+      /^\[[^\]]+\] (ERROR|FATAL) /.test(l) || /^(Error|Exception)\b/.test(l) || /^[\w.$]+(Exception|Error)\b/.test(l),
   );
   const picked = errors.length > 0 ? [...new Set(errors)].slice(-8) : lines.slice(-15);
   return picked.map((l) => `  ${l.length > 400 ? `${l.slice(0, 400)}...` : l}`).join('\n');
 }
 
 export async function appendBanner(logFile: string, what: string): Promise<number> {
-  const before = await stat(logFile).then((s) => s.size, () => 0);
+  const before = await stat(logFile).then(
+    (s) => s.size,
+    () => 0,
+  );
   await appendFile(logFile, `==== winnow ${new Date().toISOString()}: ${what}\n`);
   return before;
 }

@@ -33,7 +33,11 @@ export async function claimDataDir(layout: Layout): Promise<void> {
 
 export function dataDirLocked(layout: Layout, pid?: number, starting = false): WinnowError {
   const by =
-    pid === undefined ? 'another Kafka process' : starting ? `a process starting a broker (pid ${pid})` : `a running Kafka broker (pid ${pid})`;
+    pid === undefined
+      ? 'another Kafka process'
+      : starting
+        ? `a process starting a broker (pid ${pid})`
+        : `a running Kafka broker (pid ${pid})`;
   const hint =
     pid === undefined
       ? 'stop that broker first or choose another data dir'

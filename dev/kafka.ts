@@ -38,7 +38,17 @@ import {
   type Ports,
 } from './kafka-config.ts';
 import { ensureKafkaJars, KAFKA_VERSION } from './kafka-jars.ts';
-import { appendBanner, describeExit, exitOf, formatOnce, spawnWithLog, startWatchdog, summarizeLog, terminate, type ExitInfo } from './kafka-jvm.ts';
+import {
+  appendBanner,
+  describeExit,
+  exitOf,
+  formatOnce,
+  spawnWithLog,
+  startWatchdog,
+  summarizeLog,
+  terminate,
+  type ExitInfo,
+} from './kafka-jvm.ts';
 import { claimDataDir, dataDirLocked, removePidFile, STARTING } from './kafka-lock.ts';
 import { readLogSince } from './process.ts';
 
@@ -140,8 +150,11 @@ export async function startEmbeddedKafka(opts: EmbeddedKafkaOptions): Promise<Ru
         return { ...broker, sasl: { mechanism: 'plain', username, password } };
       } catch (err) {
         // A port picked as free can be taken by someone else before the JVM binds it.
-        const taken = err instanceof WinnowError && err.code === 'PORT_IN_USE' ? bindFailurePort(err.message) : undefined;
-        const picked = taken !== undefined && Object.entries(requested).some(([k, v]) => v === 0 && ports[k as keyof Ports] === taken);
+        const taken =
+          err instanceof WinnowError && err.code === 'PORT_IN_USE' ? bindFailurePort(err.message) : undefined;
+        const picked =
+          taken !== undefined &&
+          Object.entries(requested).some(([k, v]) => v === 0 && ports[k as keyof Ports] === taken);
         if (!picked || attempt >= MAX_BIND_ATTEMPTS) throw err;
         logger.warn('a free port was taken before Kafka bound it; retrying with other ports', { port: taken });
       }
@@ -180,27 +193,40 @@ async function launch(
   const brokers = [`${hostPort(advertised, ports.plaintext)}`];
   const saslBrokers = [`${hostPort(advertised, ports.sasl)}`];
 
-  const fromOffset = await appendBanner(layout.logFile, `starting Kafka ${KAFKA_VERSION} (${brokers[0]}, SASL ${saslBrokers[0]})`);
+  const fromOffset = await appendBanner(
+    layout.logFile,
+    `starting Kafka ${KAFKA_VERSION} (${brokers[0]}, SASL ${saslBrokers[0]})`,
+  );
   const started = Date.now();
-  const child = await spawnWithLog(layout.logFile, 'java', [
-    ...JVM_OPTIONS,
-    `-Djava.security.auth.login.config=${layout.jaas}`,
-    `-Dlog4j.configuration=${pathToFileURL(layout.log4j).href}`,
-    '-cp',
-    path.join(jarsDir, '*'),
-    'kafka.Kafka',
-    layout.serverProperties,
-  ], layout.dataDir);
+  const child = await spawnWithLog(
+    layout.logFile,
+    'java',
+    [
+      ...JVM_OPTIONS,
+      `-Djava.security.auth.login.config=${layout.jaas}`,
+      `-Dlog4j.configuration=${pathToFileURL(layout.log4j).href}`,
+      '-cp',
+      path.join(jarsDir, '*'),
+      'kafka.Kafka',
+      layout.serverProperties,
+    ],
+    layout.dataDir,
+  );
   const pid = child.pid;
   if (pid === undefined) {
     const exit = await exitOf(child);
-    throw new WinnowError('PROCESS_EXITED', `could not start java for Kafka: ${exit.error?.message ?? 'unknown error'}`);
+    throw new WinnowError(
+      'PROCESS_EXITED',
+      `could not start java for Kafka: ${exit.error?.message ?? 'unknown error'}`,
+    );
   }
   const watchdog = startWatchdog(pid, logger);
   // Settles once the broker is gone and its watchdog and pid file with it.
   const exited = exitOf(child).then(async (exit) => {
     watchdog.kill('SIGKILL');
-    await removePidFile(layout.pidFile, String(pid), STARTING).catch((err: unknown) => logger.warn('could not remove the Kafka pid file', { err }));
+    await removePidFile(layout.pidFile, String(pid), STARTING).catch((err: unknown) =>
+      logger.warn('could not remove the Kafka pid file', { err }),
+    );
     return exit;
   });
 
@@ -298,13 +324,21 @@ function exitError(exit: ExitInfo, log: string, layout: Layout, ports: Ports): W
     const port = Number(bind?.[1]);
     const key = (Object.keys(ports) as (keyof Ports)[]).find((k) => ports[k] === port);
     const [what, flag] = key ? PORT_FLAGS[key] : ['Kafka', '--kafka-port'];
-    return new WinnowError('PORT_IN_USE', `${what} port ${bind?.[1] ?? '?'} is already in use (the broker could not bind it)`, {
-      hint: `stop whatever listens there or choose another port with ${flag}`,
-    });
+    return new WinnowError(
+      'PORT_IN_USE',
+      `${what} port ${bind?.[1] ?? '?'} is already in use (the broker could not bind it)`,
+      {
+        hint: `stop whatever listens there or choose another port with ${flag}`,
+      },
+    );
   }
-  return new WinnowError('PROCESS_EXITED', `Kafka exited before it was ready (${describeExit(exit)}); last log lines:\n${summarizeLog(log)}`, {
-    hint: `see ${layout.logFile}`,
-  });
+  return new WinnowError(
+    'PROCESS_EXITED',
+    `Kafka exited before it was ready (${describeExit(exit)}); last log lines:\n${summarizeLog(log)}`,
+    {
+      hint: `see ${layout.logFile}`,
+    },
+  );
 }
 
 function bindFailurePort(message: string): number | undefined {

@@ -36,7 +36,12 @@ export function assertPortFree(port: number, host: string, what: string, hint?: 
     server.once('error', (err: NodeJS.ErrnoException) => {
       const fix = hint ?? `stop whatever listens there (ss -ltnp | grep :${port}) or choose another port`;
       if (err.code === 'EADDRINUSE') {
-        reject(new WinnowError('PORT_IN_USE', `${what} port ${port} on ${host} is already in use`, { hint: fix, cause: err }));
+        reject(
+          new WinnowError('PORT_IN_USE', `${what} port ${port} on ${host} is already in use`, {
+            hint: fix,
+            cause: err,
+          }),
+        );
       } else if (err.code === 'EACCES') {
         reject(
           new WinnowError('PORT_IN_USE', `${what} port ${port} on ${host} cannot be bound (permission denied)`, {

@@ -67,9 +67,13 @@ async function preflight(opts: SupervisorOptions): Promise<void> {
   for (const [i, k] of asked.entries()) {
     const twin = asked.slice(0, i).find((o) => opts[o] === opts[k]);
     if (twin) {
-      throw new WinnowError('CONFIG_INVALID', `${PORT_FLAGS[twin][1]} and ${PORT_FLAGS[k][1]} both ask for port ${opts[k]}`, {
-        hint: 'give each listener its own port, or 0 for any free one',
-      });
+      throw new WinnowError(
+        'CONFIG_INVALID',
+        `${PORT_FLAGS[twin][1]} and ${PORT_FLAGS[k][1]} both ask for port ${opts[k]}`,
+        {
+          hint: 'give each listener its own port, or 0 for any free one',
+        },
+      );
     }
   }
   await Promise.all([
@@ -146,7 +150,10 @@ async function main(): Promise<void> {
       readyTimeoutMs: opts.readyTimeoutMs,
       logger,
     }).then((r) => {
-      send({ type: 'progress', message: `Kafka ${r.version} ready at ${r.brokers.join(',')} (${Date.now() - started} ms)` });
+      send({
+        type: 'progress',
+        message: `Kafka ${r.version} ready at ${r.brokers.join(',')} (${Date.now() - started} ms)`,
+      });
       return r;
     }),
   ]);
@@ -155,7 +162,11 @@ async function main(): Promise<void> {
   const failed = [ch, kf].find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed || !clickhouse || !kafka) {
     await stopAll();
-    reportError(failed?.reason ?? new WinnowError('INTERNAL', 'a server start neither failed nor succeeded'), opts, logger);
+    reportError(
+      failed?.reason ?? new WinnowError('INTERNAL', 'a server start neither failed nor succeeded'),
+      opts,
+      logger,
+    );
     process.exit(1);
   }
 

@@ -46,23 +46,35 @@ interface Stats {
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { rate: { type: 'string', default: '500' }, duration: { type: 'string' }, port: { type: 'string', default: '8080' } },
+    options: {
+      rate: { type: 'string', default: '500' },
+      duration: { type: 'string' },
+      port: { type: 'string', default: '8080' },
+    },
   });
   const rate = Number(values.rate);
   if (!Number.isFinite(rate) || rate <= 0) throw new Error(`--rate must be a positive number, got "${values.rate}"`);
   const duration = values.duration === undefined ? undefined : Number(values.duration);
-  if (duration !== undefined && !(duration > 0)) throw new Error(`--duration must be a positive number of seconds, got "${values.duration}"`);
+  if (duration !== undefined && !(duration > 0))
+    throw new Error(`--duration must be a positive number of seconds, got "${values.duration}"`);
 
   say('starting the embedded ClickHouse and Kafka (the first run downloads Kafka, about 46 MB)');
   const before = await winnow(['dev', 'status', '--json']);
   const alreadyRunning = before.code === 0;
   if ((await winnow(['dev', 'up'])).code !== 0) return 1;
 
-  const kafka = new Kafka({ brokers: ['localhost:9093'], logLevel: logLevel.NOTHING, sasl: { mechanism: 'plain', username: 'admin', password: 'admin-secret' } });
+  const kafka = new Kafka({
+    brokers: ['localhost:9093'],
+    logLevel: logLevel.NOTHING,
+    sasl: { mechanism: 'plain', username: 'admin', password: 'admin-secret' },
+  });
   const admin = kafka.admin();
   await admin.connect();
   if (!(await admin.listTopics()).includes('users')) {
-    await admin.createTopics({ topics: [{ topic: 'users', numPartitions: 1, replicationFactor: 1 }], waitForLeaders: true });
+    await admin.createTopics({
+      topics: [{ topic: 'users', numPartitions: 1, replicationFactor: 1 }],
+      waitForLeaders: true,
+    });
     say('created topic users');
   }
   await admin.disconnect();
@@ -74,10 +86,15 @@ async function main(): Promise<number> {
   const logFile = path.join(process.cwd(), '.winnow', 'logs', 'demo-run.log');
   const log = openSync(logFile, 'a');
   say(`winnow run --config examples/users.yaml --port ${values.port}  (logs: ${logFile})`);
-  const daemon: ChildProcess = spawn(process.execPath, [bin, 'run', '--config', config, '--port', values.port], { stdio: ['ignore', log, log] });
+  const daemon: ChildProcess = spawn(process.execPath, [bin, 'run', '--config', config, '--port', values.port], {
+    stdio: ['ignore', log, log],
+  });
   const api = `http://127.0.0.1:${values.port}`;
   for (let i = 0; ; i++) {
-    const ok = await fetch(`${api}/healthz`).then((r) => r.ok, () => false);
+    const ok = await fetch(`${api}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     if (daemon.exitCode !== null || i > 100) {
       say(`the daemon did not start; see ${logFile}`);
@@ -86,8 +103,15 @@ async function main(): Promise<number> {
     await new Promise((r) => setTimeout(r, 200));
   }
 
-  say(`producing ~${rate} events/s with ~20% duplicates of recent event_ids to users at localhost:9093 (SASL PLAIN admin)`);
-  const producer = await startProducer({ brokers: ['localhost:9093'], topic: 'users', rate, sasl: { username: 'admin', password: 'admin-secret' } });
+  say(
+    `producing ~${rate} events/s with ~20% duplicates of recent event_ids to users at localhost:9093 (SASL PLAIN admin)`,
+  );
+  const producer = await startProducer({
+    brokers: ['localhost:9093'],
+    topic: 'users',
+    rate,
+    sasl: { username: 'admin', password: 'admin-secret' },
+  });
   const started = Date.now();
   const report = async (): Promise<void> => {
     const s = (await fetch(`${api}/api/v1/pipelines/users/stats`).then((r) => r.json())) as Stats;

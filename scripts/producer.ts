@@ -8,8 +8,34 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 
-const FIRST = ['ada', 'alan', 'grace', 'linus', 'margaret', 'ken', 'barbara', 'dennis', 'frances', 'edsger', 'radia', 'john'];
-const LAST = ['lovelace', 'turing', 'hopper', 'torvalds', 'hamilton', 'thompson', 'liskov', 'ritchie', 'allen', 'dijkstra', 'perlman', 'backus'];
+const FIRST = [
+  'ada',
+  'alan',
+  'grace',
+  'linus',
+  'margaret',
+  'ken',
+  'barbara',
+  'dennis',
+  'frances',
+  'edsger',
+  'radia',
+  'john',
+];
+const LAST = [
+  'lovelace',
+  'turing',
+  'hopper',
+  'torvalds',
+  'hamilton',
+  'thompson',
+  'liskov',
+  'ritchie',
+  'allen',
+  'dijkstra',
+  'perlman',
+  'backus',
+];
 
 export interface UserEvent {
   event_id: string;
@@ -32,7 +58,13 @@ function isoNow(): string {
 
 export function fakeEvent(): UserEvent {
   const user = `${pick(FIRST)}${pick(LAST)}${Math.floor(Math.random() * 100)}`;
-  return { event_id: randomUUID(), user_id: randomUUID(), created_at: isoNow(), user_name: user, user_email: `${user}@example.com` };
+  return {
+    event_id: randomUUID(),
+    user_id: randomUUID(),
+    created_at: isoNow(),
+    user_name: user,
+    user_email: `${user}@example.com`,
+  };
 }
 
 export interface ProducerCounts {
@@ -46,7 +78,12 @@ export interface RunningProducer {
 }
 
 /** Sends about `rate` events per second (plus ~20% duplicates) until stopped. */
-export async function startProducer(opts: { brokers: string[]; topic: string; rate: number; sasl?: { username: string; password: string } }): Promise<RunningProducer> {
+export async function startProducer(opts: {
+  brokers: string[];
+  topic: string;
+  rate: number;
+  sasl?: { username: string; password: string };
+}): Promise<RunningProducer> {
   const kafka = new Kafka({
     clientId: 'winnow-demo-producer',
     brokers: opts.brokers,
@@ -110,8 +147,13 @@ async function main(): Promise<void> {
     rate,
     ...(values.plaintext ? {} : { sasl: { username: 'admin', password: 'admin-secret' } }),
   });
-  process.stdout.write(`producing ~${rate} events/s (+~20% duplicates) to ${values.topic} at ${values.brokers}; Ctrl-C stops\n`);
-  const timer = setInterval(() => process.stdout.write(`sent ${p.counts.events} events, ${p.counts.duplicates} duplicates\n`), 5000);
+  process.stdout.write(
+    `producing ~${rate} events/s (+~20% duplicates) to ${values.topic} at ${values.brokers}; Ctrl-C stops\n`,
+  );
+  const timer = setInterval(
+    () => process.stdout.write(`sent ${p.counts.events} events, ${p.counts.duplicates} duplicates\n`),
+    5000,
+  );
   await new Promise<void>((r) => process.once('SIGINT', () => r()));
   clearInterval(timer);
   await p.stop();

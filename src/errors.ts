@@ -31,11 +31,7 @@ export class WinnowError extends Error {
   readonly hint: string | undefined;
   readonly retryable: boolean;
 
-  constructor(
-    code: ErrorCode,
-    message: string,
-    opts: { hint?: string; retryable?: boolean; cause?: unknown } = {},
-  ) {
+  constructor(code: ErrorCode, message: string, opts: { hint?: string; retryable?: boolean; cause?: unknown } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'WinnowError';
     this.code = code;

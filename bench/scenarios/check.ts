@@ -59,7 +59,15 @@ export async function checkCost(ctx: Ctx): Promise<CheckResult> {
     const database = `bench_check_${size}`;
     const topic = `users_check_${size}`;
     await createTopic(servers.kafkaClient('bench-check'), topic, parts);
-    const p = benchPipeline({ name: 'check', database, brokers: servers.kafka.brokers, topic, windowMs: opts.windowMs, levers: { ...opts.levers, maxSliceRows: opts.sliceRows }, clickhouseUrl: servers.clickhouse.url });
+    const p = benchPipeline({
+      name: 'check',
+      database,
+      brokers: servers.kafka.brokers,
+      topic,
+      windowMs: opts.windowMs,
+      levers: { ...opts.levers, maxSliceRows: opts.sliceRows },
+      clickhouseUrl: servers.clickhouse.url,
+    });
     const n = objectNames(p);
     await migrate(db, p, opts.levers);
     await stopConsumption(db, p);
@@ -78,14 +86,38 @@ export async function checkCost(ctx: Ctx): Promise<CheckResult> {
       {},
       big,
     );
-    await db.command(`INSERT INTO ${database}.${n.final} (event_id, user_id, name, email, created_at) SELECT event_id, user_id, name, email, created_at FROM (${rows})`, {}, big);
-    await db.command(`INSERT INTO ${database}.${n.seen} (event_id, __t, __slice) SELECT event_id, __t, 'prefill' FROM (${rows})`, {}, big);
+    await db.command(
+      `INSERT INTO ${database}.${n.final} (event_id, user_id, name, email, created_at) SELECT event_id, user_id, name, email, created_at FROM (${rows})`,
+      {},
+      big,
+    );
+    await db.command(
+      `INSERT INTO ${database}.${n.seen} (event_id, __t, __slice) SELECT event_id, __t, 'prefill' FROM (${rows})`,
+      {},
+      big,
+    );
     const perPartition = Math.ceil(size / parts);
-    const ranges = Array.from({ length: parts }, (_x, i) => ({ topic, partition: i, fromOffset: 0, toOffset: perPartition - 1 }));
+    const ranges = Array.from({ length: parts }, (_x, i) => ({
+      topic,
+      partition: i,
+      fromOffset: 0,
+      toOffset: perPartition - 1,
+    }));
     const now = new Date().toISOString();
     await new Checkpoints(db, database).record({
-      pipeline: p.name, seq: 1, sliceId: 'prefill', status: 'committed', ranges, nextOffsets: ranges.map((r) => ({ topic, partition: r.partition, offset: perPartition })),
-      rowsIn: size, inserted: size, duplicates: 0, rejected: 0, plannedAt: now, committedAt: now, durationMs: 0,
+      pipeline: p.name,
+      seq: 1,
+      sliceId: 'prefill',
+      status: 'committed',
+      ranges,
+      nextOffsets: ranges.map((r) => ({ topic, partition: r.partition, offset: perPartition })),
+      rowsIn: size,
+      inserted: size,
+      duplicates: 0,
+      rejected: 0,
+      plannedAt: now,
+      committedAt: now,
+      durationMs: 0,
     });
     const fillSeconds = (performance.now() - t0) / 1000;
     const checker = new Checker(db, p);
@@ -95,10 +127,22 @@ export async function checkCost(ctx: Ctx): Promise<CheckResult> {
       const f = await checker.run({ repair: true, full: true });
       fullMs = f.durationMs;
       fullOk = f.ok;
-      ctx.log(`check: full check at ${fmtInt(size)} final rows: ${fmtInt(fullMs)} ms (${f.ok ? 'consistent' : 'NOT consistent'})`);
+      ctx.log(
+        `check: full check at ${fmtInt(size)} final rows: ${fmtInt(fullMs)} ms (${f.ok ? 'consistent' : 'NOT consistent'})`,
+      );
     } else {
       // Too big to wait for a full check here: the incremental one starts from a consistent report, as a daemon's would.
-      const report = { scope: { mode: 'full', fromSeq: 0, toSeq: 1, slices: 1, replayChunks: 0, startedAt: now.replace('T', ' ').replace('Z', '') }, offsets: { checked: false, partitions: [] } };
+      const report = {
+        scope: {
+          mode: 'full',
+          fromSeq: 0,
+          toSeq: 1,
+          slices: 1,
+          replayChunks: 0,
+          startedAt: now.replace('T', ' ').replace('Z', ''),
+        },
+        offsets: { checked: false, partitions: [] },
+      };
       const q = checksSql.record(database, p.name, true, JSON.stringify(report));
       await db.command(q.sql, q.params);
     }
@@ -132,7 +176,13 @@ export async function checkCost(ctx: Ctx): Promise<CheckResult> {
       fullOk,
     };
     result.costs.push(cost);
-    ctx.log(`check: incremental check at ${fmtInt(cost.finalRows)} final rows after ${slices} slices (${fmtInt(traffic)} rows, ${fmtInt(slicesMs)} ms): ${fmtInt(cost.incrementalMs)} ms = ${(cost.checkToSlices * 100).toFixed(1)}% of those slices' time, ${(cost.shareOfInterval * 100).toFixed(2)}% of a 1-minute check interval (${inc.scope.mode}, proof by ${inc.proof}, ${inc.ok ? 'consistent' : 'NOT consistent'}); steps: ${Object.entries(inc.stepsMs).map(([k, v]) => `${k} ${fmtInt(v)}`).join(', ')} ms`);
+    ctx.log(
+      `check: incremental check at ${fmtInt(cost.finalRows)} final rows after ${slices} slices (${fmtInt(traffic)} rows, ${fmtInt(slicesMs)} ms): ${fmtInt(cost.incrementalMs)} ms = ${(cost.checkToSlices * 100).toFixed(1)}% of those slices' time, ${(cost.shareOfInterval * 100).toFixed(2)}% of a 1-minute check interval (${inc.scope.mode}, proof by ${inc.proof}, ${inc.ok ? 'consistent' : 'NOT consistent'}); steps: ${Object.entries(
+        inc.stepsMs,
+      )
+        .map(([k, v]) => `${k} ${fmtInt(v)}`)
+        .join(', ')} ms`,
+    );
     await db.command(`DROP DATABASE IF EXISTS ${database} SYNC`);
   }
   return result;

@@ -35,7 +35,12 @@ export interface DrainResult {
   errors: string[];
 }
 
-export function sliceSummary(slices: SliceReport[]): Pick<DrainResult, 'slices' | 'sliceRowsMedian' | 'insertRowsPerSecond' | 'insertMemoryMax' | 'insertMemoryMedian' | 'overheadMsMedian'> {
+export function sliceSummary(
+  slices: SliceReport[],
+): Pick<
+  DrainResult,
+  'slices' | 'sliceRowsMedian' | 'insertRowsPerSecond' | 'insertMemoryMax' | 'insertMemoryMedian' | 'overheadMsMedian'
+> {
   const rows = slices.reduce((a, s) => a + s.rowsIn, 0);
   const insertMs = slices.reduce((a, s) => a + s.insertMs, 0);
   return {
@@ -69,8 +74,9 @@ export async function drain(ctx: Ctx, pre: Preloaded): Promise<DrainResult> {
   const started = performance.now();
   try {
     const migrateMs = await migrate(db, p, opts.levers);
-    daemon = startDaemon({ url: servers.clickhouse.url, pipeline: p, insertSettings: opts.levers.insert, tickMs: opts.levers.tickMs }, (e) =>
-      ctx.log(`drain: controller error: ${e}`),
+    daemon = startDaemon(
+      { url: servers.clickhouse.url, pipeline: p, insertSettings: opts.levers.insert, tickMs: opts.levers.tickMs },
+      (e) => ctx.log(`drain: controller error: ${e}`),
     );
     let stagedAt = NaN;
     const d = daemon;
@@ -85,7 +91,10 @@ export async function drain(ctx: Ctx, pre: Preloaded): Promise<DrainResult> {
       {
         timeoutMs: Math.max(180_000, (pre.events / 5_000) * 1000),
         everyMs: 100,
-        progress: (v, s) => ctx.log(`drain: ${s.toFixed(0)} s, staged ${fmtInt(v.staged)}, processed ${fmtInt(v.processed)}, final ${fmtInt(v.finalRows)} / ${fmtInt(pre.unique)}`),
+        progress: (v, s) =>
+          ctx.log(
+            `drain: ${s.toFixed(0)} s, staged ${fmtInt(v.staged)}, processed ${fmtInt(v.processed)}, final ${fmtInt(v.finalRows)} / ${fmtInt(pre.unique)}`,
+          ),
       },
     );
     const seconds = (performance.now() - started) / 1000;

@@ -29,7 +29,10 @@ export interface HandwrittenResult {
 
 const script = fileURLToPath(new URL('../handwritten-child.ts', import.meta.url));
 
-function spawn(spec: HandwrittenSpec, onMessage: (m: HandwrittenMessage) => void): { pid: number; stop(): Promise<void> } {
+function spawn(
+  spec: HandwrittenSpec,
+  onMessage: (m: HandwrittenMessage) => void,
+): { pid: number; stop(): Promise<void> } {
   const child = fork(script, [JSON.stringify(spec)], {
     execArgv: ['--import', 'tsx', '--expose-gc', '--max-old-space-size=16384'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -51,16 +54,30 @@ async function mapMemory(ctx: Ctx, keys: number): Promise<MapMemory> {
   let got: MapMemory | undefined;
   let failure: string | undefined;
   const c = spawn({ mode: 'map', keys }, (m) => {
-    if (m.kind === 'map') got = { keys: m.keys, rss: m.rss, heapUsed: m.heapUsed, bytesPerKey: m.heapUsed / Math.max(1, m.keys), ...(m.error ? { error: m.error } : {}) };
+    if (m.kind === 'map')
+      got = {
+        keys: m.keys,
+        rss: m.rss,
+        heapUsed: m.heapUsed,
+        bytesPerKey: m.heapUsed / Math.max(1, m.keys),
+        ...(m.error ? { error: m.error } : {}),
+      };
     if (m.kind === 'error') failure = m.error;
   });
   try {
-    await waitUntil(`a Map of ${fmtInt(keys)} keys`, () => Promise.resolve(got ?? failure), (v) => v !== undefined, { timeoutMs: 180_000, everyMs: 100 });
+    await waitUntil(
+      `a Map of ${fmtInt(keys)} keys`,
+      () => Promise.resolve(got ?? failure),
+      (v) => v !== undefined,
+      { timeoutMs: 180_000, everyMs: 100 },
+    );
   } finally {
     await c.stop();
   }
   if (!got) throw new Error(`handwritten: the Map probe failed: ${failure ?? 'no answer'}`);
-  ctx.log(`handwritten: Map of ${fmtInt(got.keys)} keys: rss ${(got.rss / 2 ** 20).toFixed(0)} MiB${got.error ? ` (${got.error})` : ''}`);
+  ctx.log(
+    `handwritten: Map of ${fmtInt(got.keys)} keys: rss ${(got.rss / 2 ** 20).toFixed(0)} MiB${got.error ? ` (${got.error})` : ''}`,
+  );
   return got;
 }
 
@@ -69,8 +86,16 @@ export async function handwrittenBaseline(ctx: Ctx, pre: Preloaded): Promise<Han
   const db = servers.db();
   const d = 'bench_handwritten';
   await db.command(`CREATE DATABASE IF NOT EXISTS ${d}`);
-  await db.command(`CREATE TABLE ${d}.users_dedup (event_id UUID, user_id UUID, name String, email String, created_at DateTime) ENGINE = MergeTree ORDER BY event_id`);
-  let last: Extract<HandwrittenMessage, { kind: 'progress' }> = { kind: 'progress', consumed: 0, kept: 0, mapSize: 0, rss: 0 };
+  await db.command(
+    `CREATE TABLE ${d}.users_dedup (event_id UUID, user_id UUID, name String, email String, created_at DateTime) ENGINE = MergeTree ORDER BY event_id`,
+  );
+  let last: Extract<HandwrittenMessage, { kind: 'progress' }> = {
+    kind: 'progress',
+    consumed: 0,
+    kept: 0,
+    mapSize: 0,
+    rss: 0,
+  };
   let peak = 0;
   let done: Extract<HandwrittenMessage, { kind: 'done' }> | undefined;
   let pid = -1;
@@ -78,7 +103,15 @@ export async function handwrittenBaseline(ctx: Ctx, pre: Preloaded): Promise<Han
   await cpu.begin();
   const started = performance.now();
   const child = spawn(
-    { mode: 'consume', brokers: servers.kafka.brokers, topic: pre.topic, group: 'bench_handwritten', url: servers.clickhouse.url, table: `${d}.users_dedup`, windowMs: opts.windowMs },
+    {
+      mode: 'consume',
+      brokers: servers.kafka.brokers,
+      topic: pre.topic,
+      group: 'bench_handwritten',
+      url: servers.clickhouse.url,
+      table: `${d}.users_dedup`,
+      windowMs: opts.windowMs,
+    },
     (m) => {
       if (m.kind === 'progress') {
         last = m;
@@ -89,11 +122,19 @@ export async function handwrittenBaseline(ctx: Ctx, pre: Preloaded): Promise<Han
   );
   pid = child.pid;
   try {
-    await waitUntil('the hand-written consumer to drain the topic', () => count(db, `${d}.users_dedup`), (n) => n >= pre.unique && last.consumed >= pre.events, {
-      timeoutMs: Math.max(180_000, (pre.events / 2_000) * 1000),
-      everyMs: 100,
-      progress: (n, s) => ctx.log(`handwritten: ${s.toFixed(0)} s, consumed ${fmtInt(last.consumed)}, final ${fmtInt(n)} / ${fmtInt(pre.unique)}`),
-    });
+    await waitUntil(
+      'the hand-written consumer to drain the topic',
+      () => count(db, `${d}.users_dedup`),
+      (n) => n >= pre.unique && last.consumed >= pre.events,
+      {
+        timeoutMs: Math.max(180_000, (pre.events / 2_000) * 1000),
+        everyMs: 100,
+        progress: (n, s) =>
+          ctx.log(
+            `handwritten: ${s.toFixed(0)} s, consumed ${fmtInt(last.consumed)}, final ${fmtInt(n)} / ${fmtInt(pre.unique)}`,
+          ),
+      },
+    );
     const seconds = (performance.now() - started) / 1000;
     const cpuSeconds = await cpu.seconds();
     await child.stop();
@@ -107,7 +148,9 @@ export async function handwrittenBaseline(ctx: Ctx, pre: Preloaded): Promise<Han
       mapSize: last.mapSize,
       mapMemory: [],
     };
-    ctx.log(`handwritten: ${fmtInt(result.eventsPerSecond)} events/s, peak RSS ${(result.peakRss / 2 ** 20).toFixed(0)} MiB`);
+    ctx.log(
+      `handwritten: ${fmtInt(result.eventsPerSecond)} events/s, peak RSS ${(result.peakRss / 2 ** 20).toFixed(0)} MiB`,
+    );
     for (const k of opts.mapKeys) result.mapMemory.push(await mapMemory(ctx, k));
     return result;
   } finally {

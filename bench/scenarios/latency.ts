@@ -48,7 +48,10 @@ export async function latency(ctx: Ctx, rig: Rig): Promise<LatencyResult> {
     if (!rig.onSent && pending.size === 0) break;
     const ids = [...pending.keys()].slice(0, 5_000);
     if (ids.length > 0) {
-      const rows = await rig.db.rows<{ id: string }>(`SELECT toString(event_id) AS id FROM ${rig.final} WHERE event_id IN {ids:Array(UUID)}`, { ids });
+      const rows = await rig.db.rows<{ id: string }>(
+        `SELECT toString(event_id) AS id FROM ${rig.final} WHERE event_id IN {ids:Array(UUID)}`,
+        { ids },
+      );
       const at = Date.now();
       for (const r of rows) {
         const t = pending.get(r.id);
@@ -59,7 +62,9 @@ export async function latency(ctx: Ctx, rig: Rig): Promise<LatencyResult> {
     polls++;
     if (performance.now() - lastReport > 5_000) {
       lastReport = performance.now();
-      ctx.log(`latency: ${((lastReport - started) / 1000).toFixed(0)} s at ${fmtInt(rate)} events/s offered, ${samples.length} samples, backlog ${fmtInt(rig.backlog())}`);
+      ctx.log(
+        `latency: ${((lastReport - started) / 1000).toFixed(0)} s at ${fmtInt(rate)} events/s offered, ${samples.length} samples, backlog ${fmtInt(rig.backlog())}`,
+      );
     }
     await sleep(100);
   }
@@ -78,6 +83,8 @@ export async function latency(ctx: Ctx, rig: Rig): Promise<LatencyResult> {
     maxMs: sorted[sorted.length - 1] ?? NaN,
     pollMs: elapsed / Math.max(1, polls),
   };
-  ctx.log(`latency: p50 ${fmtInt(result.p50Ms)} ms, p95 ${fmtInt(result.p95Ms)} ms, p99 ${fmtInt(result.p99Ms)} ms (${result.samples} samples, ${result.missing} missing)`);
+  ctx.log(
+    `latency: p50 ${fmtInt(result.p50Ms)} ms, p95 ${fmtInt(result.p95Ms)} ms, p99 ${fmtInt(result.p99Ms)} ms (${result.samples} samples, ${result.missing} missing)`,
+  );
   return result;
 }

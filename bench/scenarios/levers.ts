@@ -22,7 +22,8 @@ export interface LeversResult {
   layouts: Layout[];
 }
 
-const key = (k: string): string => `reinterpretAsUUID(concat(reinterpretAsString(sipHash64(1, ${k})), reinterpretAsString(sipHash64(1, ${k}, 1))))`;
+const key = (k: string): string =>
+  `reinterpretAsUUID(concat(reinterpretAsString(sipHash64(1, ${k})), reinterpretAsString(sipHash64(1, ${k}, 1))))`;
 
 interface Variant {
   name: string;
@@ -88,7 +89,9 @@ export async function seenLayouts(ctx: Ctx): Promise<LeversResult> {
   await db.command(`CREATE DATABASE IF NOT EXISTS ${d}`);
   await db.command(`CREATE TABLE ${d}.slice (event_id UUID) ENGINE = MergeTree ORDER BY tuple()`);
   // One in ten slice keys was seen; the rest are new.
-  await db.command(`INSERT INTO ${d}.slice SELECT if(number % 10 = 0, ${key(`toUInt64(sipHash64(number) % ${n})`)}, generateUUIDv4(number)) FROM numbers(${sliceKeys})`);
+  await db.command(
+    `INSERT INTO ${d}.slice SELECT if(number % 10 = 0, ${key(`toUInt64(sipHash64(number) % ${n})`)}, generateUUIDv4(number)) FROM numbers(${sliceKeys})`,
+  );
   const layouts: Layout[] = [];
   for (const v of variants(d, n, opts.windowMs)) {
     if (v.maxKeys !== undefined && n > v.maxKeys) {
@@ -110,10 +113,13 @@ export async function seenLayouts(ctx: Ctx): Promise<LeversResult> {
         runs.push({ ms: performance.now() - t1, readRows: s.readRows, memory: s.memoryBytes });
       }
       const found = await db.rows<{ c: string }>(v.lookup.replace('SELECT count()', 'SELECT count() AS c'));
-      const size = await db.rows<{ b: string | null }>(`SELECT total_bytes AS b FROM system.tables WHERE database = {d:String} AND name = {t:String}`, {
-        d,
-        t: table.split('.')[1] ?? '',
-      });
+      const size = await db.rows<{ b: string | null }>(
+        `SELECT total_bytes AS b FROM system.tables WHERE database = {d:String} AND name = {t:String}`,
+        {
+          d,
+          t: table.split('.')[1] ?? '',
+        },
+      );
       const l: Layout = {
         name: v.name,
         fillSeconds,
@@ -124,11 +130,15 @@ export async function seenLayouts(ctx: Ctx): Promise<LeversResult> {
         found: Number(found[0]?.c ?? 0),
       };
       layouts.push(l);
-      ctx.log(`levers: ${v.name}: lookup ${l.lookupMsMedian.toFixed(0)} ms, read ${fmtInt(l.readRows)} rows, found ${fmtInt(l.found)}`);
+      ctx.log(
+        `levers: ${v.name}: lookup ${l.lookupMsMedian.toFixed(0)} ms, read ${fmtInt(l.readRows)} rows, found ${fmtInt(l.found)}`,
+      );
     } catch (err) {
       ctx.log(`levers: ${v.name} failed: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
-      await db.command(`DROP TABLE IF EXISTS ${table} SYNC`).catch((err: unknown) => ctx.log(`levers: drop ${table}: ${String(err)}`));
+      await db
+        .command(`DROP TABLE IF EXISTS ${table} SYNC`)
+        .catch((err: unknown) => ctx.log(`levers: drop ${table}: ${String(err)}`));
     }
   }
   return { seenKeys: n, sliceKeys, layouts };

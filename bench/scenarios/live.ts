@@ -56,7 +56,9 @@ async function step(ctx: Ctx, rig: Rig, rate: number, seconds: number, label: st
     else if (now >= mid) low2 = Math.min(low2, b);
     if (now - lastReport > 5_000) {
       lastReport = now;
-      ctx.log(`live: ${label} ${fmtInt(rate)} events/s, ${((now - started) / 1000).toFixed(0)} / ${seconds} s, backlog ${fmtInt(b)}`);
+      ctx.log(
+        `live: ${label} ${fmtInt(rate)} events/s, ${((now - started) / 1000).toFixed(0)} / ${seconds} s, backlog ${fmtInt(b)}`,
+      );
     }
   }
   const s = (performance.now() - started) / 1000;

@@ -23,7 +23,9 @@ export async function preloadTopic(ctx: Ctx): Promise<Preloaded> {
   ctx.log(`preload: producing ${fmtInt(opts.events)} events to ${topic} (${opts.partitions} partitions)`);
   const r = await preload(kafka, topic, source, opts.events, (line) => ctx.log(line));
   const c = source.counts;
-  ctx.log(`preload: ${fmtInt(r.rate)} events/s, ${(c.bytes / c.messages).toFixed(0)} bytes/event, ${fmtInt(c.duplicates)} duplicates`);
+  ctx.log(
+    `preload: ${fmtInt(r.rate)} events/s, ${(c.bytes / c.messages).toFixed(0)} bytes/event, ${fmtInt(c.duplicates)} duplicates`,
+  );
   return {
     topic,
     events: c.messages,

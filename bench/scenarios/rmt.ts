@@ -45,11 +45,17 @@ export async function rmtBaseline(ctx: Ctx, pre: Preloaded): Promise<RmtResult> 
     // Merges may already have removed duplicates, so the row count cannot say when all arrived; the
     // Kafka engine commits after the views wrote a block, so the group's lag can.
     const kafka = servers.kafkaClient('bench-rmt-lag');
-    await waitUntil('the ReplacingMergeTree to receive every message', () => groupLag(kafka, GROUP, pre.topic), (lag) => lag === 0, {
-      timeoutMs: Math.max(180_000, (pre.events / 5_000) * 1000),
-      everyMs: 100,
-      progress: (lag, s) => ctx.log(`rmt: ${s.toFixed(0)} s, ${fmtInt(pre.events - lag)} / ${fmtInt(pre.events)} messages written`),
-    });
+    await waitUntil(
+      'the ReplacingMergeTree to receive every message',
+      () => groupLag(kafka, GROUP, pre.topic),
+      (lag) => lag === 0,
+      {
+        timeoutMs: Math.max(180_000, (pre.events / 5_000) * 1000),
+        everyMs: 100,
+        progress: (lag, s) =>
+          ctx.log(`rmt: ${s.toFixed(0)} s, ${fmtInt(pre.events - lag)} / ${fmtInt(pre.events)} messages written`),
+      },
+    );
     const seconds = (performance.now() - started) / 1000;
     const cpuSeconds = await cpu.seconds();
     await db.command(`DROP VIEW ${d}.users_mv SYNC`);
@@ -76,10 +82,16 @@ export async function rmtBaseline(ctx: Ctx, pre: Preloaded): Promise<RmtResult> 
       rowsAfterOptimize: await count(db, `${d}.users_dedup`),
       disk,
     };
-    ctx.log(`rmt: ${fmtInt(result.eventsPerSecond)} events/s; count() FINAL ${countFinalMs.toFixed(0)} ms, OPTIMIZE FINAL ${optimizeFinalMs.toFixed(0)} ms`);
+    ctx.log(
+      `rmt: ${fmtInt(result.eventsPerSecond)} events/s; count() FINAL ${countFinalMs.toFixed(0)} ms, OPTIMIZE FINAL ${optimizeFinalMs.toFixed(0)} ms`,
+    );
     return result;
   } finally {
-    await db.command(`DROP VIEW IF EXISTS ${d}.users_mv SYNC`).catch((err: unknown) => ctx.log(`rmt: cleanup: ${String(err)}`));
-    await db.command(`DROP TABLE IF EXISTS ${d}.users_queue SYNC`).catch((err: unknown) => ctx.log(`rmt: cleanup: ${String(err)}`));
+    await db
+      .command(`DROP VIEW IF EXISTS ${d}.users_mv SYNC`)
+      .catch((err: unknown) => ctx.log(`rmt: cleanup: ${String(err)}`));
+    await db
+      .command(`DROP TABLE IF EXISTS ${d}.users_queue SYNC`)
+      .catch((err: unknown) => ctx.log(`rmt: cleanup: ${String(err)}`));
   }
 }

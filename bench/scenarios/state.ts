@@ -112,10 +112,13 @@ export class StateRig {
   }
 
   async seenParts(): Promise<number> {
-    const rows = await this.db.rows<{ n: string }>(`SELECT count() AS n FROM system.parts WHERE database = {d:String} AND table = {t:String} AND active`, {
-      d: this.database,
-      t: this.names.seen,
-    });
+    const rows = await this.db.rows<{ n: string }>(
+      `SELECT count() AS n FROM system.parts WHERE database = {d:String} AND table = {t:String} AND active`,
+      {
+        d: this.database,
+        t: this.names.seen,
+      },
+    );
     return Number(rows[0]?.n ?? 0);
   }
 
@@ -123,7 +126,10 @@ export class StateRig {
   async settleMerges(): Promise<void> {
     const deadline = performance.now() + 60_000;
     while (performance.now() < deadline) {
-      const rows = await this.db.rows<{ n: string }>(`SELECT count() AS n FROM system.merges WHERE database = {d:String}`, { d: this.database });
+      const rows = await this.db.rows<{ n: string }>(
+        `SELECT count() AS n FROM system.merges WHERE database = {d:String}`,
+        { d: this.database },
+      );
       if (Number(rows[0]?.n ?? 0) === 0) return;
       await sleep(500);
     }
@@ -145,14 +151,22 @@ function byKind(queries: QueryStat[]): Record<string, number> {
 async function tickTimed(
   rig: StateRig,
   proc: Processor,
-): Promise<{ rows: number; inserted: number; insert: QueryStat; tickMs: number; byKind: Record<string, number> } | undefined> {
+): Promise<
+  { rows: number; inserted: number; insert: QueryStat; tickMs: number; byKind: Record<string, number> } | undefined
+> {
   rig.queries = [];
   const t0 = performance.now();
   const out = await proc.runOneSlice();
   if (!out) return undefined;
   const insert = rig.queries.find((q) => q.kind === 'insert');
   if (!insert) throw new Error('state: a slice without an insert');
-  return { rows: out.slice.rowsIn, inserted: out.slice.inserted, insert, tickMs: performance.now() - t0, byKind: byKind(rig.queries) };
+  return {
+    rows: out.slice.rowsIn,
+    inserted: out.slice.inserted,
+    insert,
+    tickMs: performance.now() - t0,
+    byKind: byKind(rig.queries),
+  };
 }
 
 export async function stateScaling(ctx: Ctx): Promise<StateResult> {
@@ -160,13 +174,23 @@ export async function stateScaling(ctx: Ctx): Promise<StateResult> {
   const database = 'bench_state';
   const topic = 'users_state';
   await createTopic(servers.kafkaClient('bench-state'), topic, opts.partitions);
-  const p = benchPipeline({ name: 'state', database, brokers: servers.kafka.brokers, topic, windowMs: opts.windowMs, levers: opts.levers, clickhouseUrl: servers.clickhouse.url });
+  const p = benchPipeline({
+    name: 'state',
+    database,
+    brokers: servers.kafka.brokers,
+    topic,
+    windowMs: opts.windowMs,
+    levers: opts.levers,
+    clickhouseUrl: servers.clickhouse.url,
+  });
   const rig = new StateRig(ctx, database, topic, objectNames(p));
   await migrate(rig.db, p, opts.levers);
   // Nothing is produced to this topic; the queue is not needed.
   await stopConsumption(rig.db, p);
   const result: StateResult = { sliceCosts: [], dedupStage: undefined, prefill: [], disk: {} };
-  const marks = [...new Set([...opts.stateSizes, ...(opts.dedupSeen > 0 ? [opts.dedupSeen] : [])])].sort((a, b) => a - b);
+  const marks = [...new Set([...opts.stateSizes, ...(opts.dedupSeen > 0 ? [opts.dedupSeen] : [])])].sort(
+    (a, b) => a - b,
+  );
   const small = rig.processor(p, opts.sliceRows);
   const big = rig.processor(p, opts.levers.maxSliceRows);
   for (const size of marks) {
@@ -190,10 +214,14 @@ export async function stateScaling(ctx: Ctx): Promise<StateResult> {
         readRowsMedian: median(runs.map((r) => r.insert.summary?.readRows ?? 0)),
         memoryMedian: median(runs.map((r) => r.insert.summary?.memoryBytes ?? 0)),
         tickMsMedian: median(runs.map((r) => r.tickMs)),
-        byKindMs: Object.fromEntries(['plan', 'checkpoint', 'insert', 'count', 'other'].map((k) => [k, median(runs.map((r) => r.byKind[k] ?? 0))])),
+        byKindMs: Object.fromEntries(
+          ['plan', 'checkpoint', 'insert', 'count', 'other'].map((k) => [k, median(runs.map((r) => r.byKind[k] ?? 0))]),
+        ),
       };
       result.sliceCosts.push(c);
-      ctx.log(`state: ${fmtInt(c.seenKeys)} seen keys: slice of ${fmtInt(c.sliceRows)} rows inserted in ${c.insertMsMedian.toFixed(0)} ms (read ${fmtInt(c.readRowsMedian)} rows, ${(c.memoryMedian / 2 ** 20).toFixed(0)} MiB)`);
+      ctx.log(
+        `state: ${fmtInt(c.seenKeys)} seen keys: slice of ${fmtInt(c.sliceRows)} rows inserted in ${c.insertMsMedian.toFixed(0)} ms (read ${fmtInt(c.readRowsMedian)} rows, ${(c.memoryMedian / 2 ** 20).toFixed(0)} MiB)`,
+      );
     }
     if (size === opts.dedupSeen) {
       const seenKeys = await count(rig.db, `${database}.${rig.names.seen}`);
@@ -212,8 +240,19 @@ export async function stateScaling(ctx: Ctx): Promise<StateResult> {
         memoryMax = Math.max(memoryMax, r.insert.summary?.memoryBytes ?? 0);
         slices++;
       }
-      result.dedupStage = { seenKeys, rows, slices, insertSeconds: insertMs / 1000, rowsPerSecond: rows / (insertMs / 1000), tickRowsPerSecond: rows / (tickMs / 1000), memoryMax, inserted };
-      ctx.log(`state: dedup stage at ${fmtInt(seenKeys)} seen keys: ${fmtInt(result.dedupStage.rowsPerSecond)} rows/s (${slices} slices of up to ${fmtInt(opts.levers.maxSliceRows)})`);
+      result.dedupStage = {
+        seenKeys,
+        rows,
+        slices,
+        insertSeconds: insertMs / 1000,
+        rowsPerSecond: rows / (insertMs / 1000),
+        tickRowsPerSecond: rows / (tickMs / 1000),
+        memoryMax,
+        inserted,
+      };
+      ctx.log(
+        `state: dedup stage at ${fmtInt(seenKeys)} seen keys: ${fmtInt(result.dedupStage.rowsPerSecond)} rows/s (${slices} slices of up to ${fmtInt(opts.levers.maxSliceRows)})`,
+      );
     }
   }
   result.disk = await diskUsage(rig.db, database);

@@ -41,20 +41,25 @@ export async function startRig(ctx: Ctx, name: string, rate: number): Promise<Ri
   });
   const db = servers.db();
   await migrate(db, pipeline, opts.levers);
-  const daemon = startDaemon({ url: servers.clickhouse.url, pipeline, insertSettings: opts.levers.insert, tickMs: opts.levers.tickMs }, (e) =>
-    ctx.log(`${name}: controller error: ${e}`),
+  const daemon = startDaemon(
+    { url: servers.clickhouse.url, pipeline, insertSettings: opts.levers.insert, tickMs: opts.levers.tickMs },
+    (e) => ctx.log(`${name}: controller error: ${e}`),
   );
   let producer: PacedProducer | undefined;
   const stop = async (): Promise<{ maxRss: number }> => {
     const results = await Promise.allSettled([producer?.stop(), daemon.stop()]);
-    await stopConsumption(db, pipeline).catch((err: unknown) => ctx.log(`${name}: could not stop consumption: ${String(err)}`));
+    await stopConsumption(db, pipeline).catch((err: unknown) =>
+      ctx.log(`${name}: could not stop consumption: ${String(err)}`),
+    );
     const [p, d] = results;
     if (p.status === 'rejected') ctx.log(`${name}: producer: ${String(p.reason)}`);
     return { maxRss: d.status === 'fulfilled' ? Math.max(d.value.maxRss, daemon.peakRss()) : daemon.peakRss() };
   };
   try {
     let onSent: Rig['onSent'];
-    producer = await startPaced(kafka, topic, new EventSource(opts.partitions, opts.dupRatio, 7), rate, (m) => onSent?.(m));
+    producer = await startPaced(kafka, topic, new EventSource(opts.partitions, opts.dupRatio, 7), rate, (m) =>
+      onSent?.(m),
+    );
     const rig: Rig = {
       db,
       pipeline,
@@ -71,7 +76,12 @@ export async function startRig(ctx: Ctx, name: string, rate: number): Promise<Ri
       stop,
     };
     // The Kafka engine joins its consumer group first; measure from the first visible rows on.
-    await waitUntil('the first rows in the final table', () => count(db, rig.final), (n) => n > 0, { timeoutMs: 90_000, everyMs: 200 });
+    await waitUntil(
+      'the first rows in the final table',
+      () => count(db, rig.final),
+      (n) => n > 0,
+      { timeoutMs: 90_000, everyMs: 200 },
+    );
     return rig;
   } catch (err) {
     await stop();

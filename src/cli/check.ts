@@ -55,15 +55,19 @@ export function formatReport(r: CheckReport, repaired: boolean): string {
     `  ${mark(r.offsets.ok)} Kafka offsets: ${r.offsets.checked ? `${r.offsets.partitions.length} partitions` : (r.offsets.error ?? 'not checked')}`,
     ...r.offsets.partitions
       .filter((p) => p.gapOffsets > 0)
-      .map((p) => `       ${p.topic}/${p.partition}: ${p.gapOffsets} offsets missing: ${p.legitimate} legitimate, ${p.emptyDeadLettered} empty messages dead-lettered, ${p.lost.length} LOST${p.lost.length ? ` (${p.lost.slice(0, 10).join(', ')})` : ''}`),
+      .map(
+        (p) =>
+          `       ${p.topic}/${p.partition}: ${p.gapOffsets} offsets missing: ${p.legitimate} legitimate, ${p.emptyDeadLettered} empty messages dead-lettered, ${p.lost.length} LOST${p.lost.length ? ` (${p.lost.slice(0, 10).join(', ')})` : ''}`,
+      ),
   ];
-  if (r.retention.droppedSeenPartitions > 0) lines.push(`  dropped ${r.retention.droppedSeenPartitions} expired seen-key partitions`);
+  if (r.retention.droppedSeenPartitions > 0)
+    lines.push(`  dropped ${r.retention.droppedSeenPartitions} expired seen-key partitions`);
   return lines.join('\n');
 }
 
 export const checkCommand: Command = {
   name: 'check',
-  summary: 'check and repair the pipelines\' consistency (no duplicates, no gaps, counts that reconcile)',
+  summary: "check and repair the pipelines' consistency (no duplicates, no gaps, counts that reconcile)",
   help,
   async run(args) {
     const { values } = parseFlags('check', args, flags, false);
@@ -76,7 +80,9 @@ export const checkCommand: Command = {
           const lease = await commandLease(target);
           if (!lease.held) {
             repair = false;
-            process.stderr.write(`winnow check: pipeline ${pipeline.name} is run by a daemon (${lease.holder ?? '?'}); reporting only, the daemon repairs\n`);
+            process.stderr.write(
+              `winnow check: pipeline ${pipeline.name} is run by a daemon (${lease.holder ?? '?'}); reporting only, the daemon repairs\n`,
+            );
           }
         }
         try {

@@ -28,7 +28,10 @@ export function parsePort(command: string, flag: string, value: string | undefin
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) {
-    throw new WinnowError('USAGE', `${command}: --${flag} must be a port number 0-65535 (0 picks a free one), got "${value}"`);
+    throw new WinnowError(
+      'USAGE',
+      `${command}: --${flag} must be a port number 0-65535 (0 picks a free one), got "${value}"`,
+    );
   }
   return n;
 }

@@ -29,7 +29,10 @@ export interface Loaded {
  * (`sink.url http://... (pipeline p): ...`), never a statement.
  */
 export function dbFor(p: PipelineConfig, logger?: Logger): Db {
-  const password = p.sink.password === undefined ? undefined : resolveSecret(p.sink.password, process.env, `pipelines.${p.name}.sink.password`);
+  const password =
+    p.sink.password === undefined
+      ? undefined
+      : resolveSecret(p.sink.password, process.env, `pipelines.${p.name}.sink.password`);
   return connect({
     url: p.sink.url,
     user: p.sink.user,
@@ -49,7 +52,9 @@ export async function load(file: string, only?: string, logger?: Logger): Promis
   const config = await loadConfigFile(file);
   const chosen = only ? config.pipelines.filter((p) => p.name === only) : config.pipelines;
   if (only && chosen.length === 0) {
-    throw new WinnowError('USAGE', `no pipeline named "${only}" in ${file}`, { hint: `pipelines: ${config.pipelines.map((p) => p.name).join(', ')}` });
+    throw new WinnowError('USAGE', `no pipeline named "${only}" in ${file}`, {
+      hint: `pipelines: ${config.pipelines.map((p) => p.name).join(', ')}`,
+    });
   }
   const pipelines = chosen.map((pipeline) => ({ pipeline, db: dbFor(pipeline, logger) }));
   return {
@@ -67,7 +72,10 @@ type PipelineFlags = { config?: string | undefined; pipeline?: string | undefine
  * Runs a command over the pipelines of --config (only --pipeline when given)
  * with Kafka admins connected on demand; closes both whatever happens.
  */
-export async function withPipelines<T>(flags: PipelineFlags, fn: (pipelines: Target[], admins: KafkaAdmins) => Promise<T>): Promise<T> {
+export async function withPipelines<T>(
+  flags: PipelineFlags,
+  fn: (pipelines: Target[], admins: KafkaAdmins) => Promise<T>,
+): Promise<T> {
   const loaded = await load(configPath(flags.config), flags.pipeline);
   const admins = new KafkaAdmins();
   try {
@@ -79,10 +87,15 @@ export async function withPipelines<T>(flags: PipelineFlags, fn: (pipelines: Tar
 }
 
 /** withPipelines for a command that acts on one pipeline: the file's only one, or the one --pipeline names. */
-export function withOnePipeline<T>(command: string, flags: PipelineFlags, fn: (target: Target, admins: KafkaAdmins) => Promise<T>): Promise<T> {
+export function withOnePipeline<T>(
+  command: string,
+  flags: PipelineFlags,
+  fn: (target: Target, admins: KafkaAdmins) => Promise<T>,
+): Promise<T> {
   return withPipelines(flags, (pipelines, admins) => {
     const [only, ...more] = pipelines;
-    if (only === undefined || more.length > 0) throw new WinnowError('USAGE', `${command}: the file has several pipelines; choose one with --pipeline`);
+    if (only === undefined || more.length > 0)
+      throw new WinnowError('USAGE', `${command}: the file has several pipelines; choose one with --pipeline`);
     return fn(only, admins);
   });
 }
@@ -96,6 +109,8 @@ export function commandLease({ pipeline, db }: Target): Promise<LeaseState> {
 export async function requireCommandLease(target: Target, hint: string): Promise<void> {
   const lease = await commandLease(target);
   if (!lease.held) {
-    throw new WinnowError('CONFLICT', `pipeline ${target.pipeline.name} is run by a daemon (${lease.holder ?? '?'})`, { hint });
+    throw new WinnowError('CONFLICT', `pipeline ${target.pipeline.name} is run by a daemon (${lease.holder ?? '?'})`, {
+      hint,
+    });
   }
 }

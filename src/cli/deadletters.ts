@@ -77,14 +77,19 @@ export const deadlettersCommand: Command = {
     return withOnePipeline('deadletters', values, async (target, admins) => {
       const { pipeline, db } = target;
       if (action === 'list') {
-        if (values.all || values.offsets) throw new WinnowError('USAGE', 'deadletters list: --all and --offsets go with replay');
+        if (values.all || values.offsets)
+          throw new WinnowError('USAGE', 'deadletters list: --all and --offsets go with replay');
         const limit = Number(values.limit ?? '20');
-        if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new WinnowError('USAGE', `deadletters list: --limit must be an integer 1-10000, got "${values.limit}"`);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
+          throw new WinnowError('USAGE', `deadletters list: --limit must be an integer 1-10000, got "${values.limit}"`);
         const { total, letters } = await listDeadLetters(db, pipeline, limit);
         if (values.json) process.stdout.write(JSON.stringify({ total, letters }, null, 2) + '\n');
         else {
-          process.stdout.write(`pipeline ${pipeline.name}: ${total} dead letters${total > letters.length ? ` (newest ${letters.length} shown)` : ''}\n`);
-          for (const l of letters) process.stdout.write(`  ${l.topic}/${l.partition}:${l.offset}  ${l.error}\n      ${printable(l.raw)}\n`);
+          process.stdout.write(
+            `pipeline ${pipeline.name}: ${total} dead letters${total > letters.length ? ` (newest ${letters.length} shown)` : ''}\n`,
+          );
+          for (const l of letters)
+            process.stdout.write(`  ${l.topic}/${l.partition}:${l.offset}  ${l.error}\n      ${printable(l.raw)}\n`);
         }
         return 0;
       }

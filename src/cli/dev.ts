@@ -66,7 +66,10 @@ export const devCommand: Command = {
       const stateDir = stateDirOf(args);
       const line = oneLineError(err, path.join(stateDir ?? defaultStateDir(), 'logs'));
       if (line.code === 'USAGE' && line.hint === undefined) line.hint = 'see: winnow dev --help';
-      throw new WinnowError(line.code as ErrorCode, line.message, { cause: err, ...(line.hint === undefined ? {} : { hint: line.hint }) });
+      throw new WinnowError(line.code as ErrorCode, line.message, {
+        cause: err,
+        ...(line.hint === undefined ? {} : { hint: line.hint }),
+      });
     }
   },
 };
@@ -90,9 +93,13 @@ async function runDev(args: string[]): Promise<number> {
     case 'up': {
       const timeout = Number(values.timeout ?? '120');
       if (!Number.isFinite(timeout) || timeout <= 0) {
-        throw new WinnowError('USAGE', `dev up: --timeout must be a positive number of seconds, got "${values.timeout}"`, {
-          hint: 'e.g. --timeout 120',
-        });
+        throw new WinnowError(
+          'USAGE',
+          `dev up: --timeout must be a positive number of seconds, got "${values.timeout}"`,
+          {
+            hint: 'e.g. --timeout 120',
+          },
+        );
       }
       return up(
         {
@@ -137,7 +144,9 @@ function liveness(state: DevState): Liveness {
 
 function printState(state: DevState, live: Liveness, json: boolean, reused?: boolean): void {
   if (json) {
-    process.stdout.write(JSON.stringify({ ...state, running: live, ...(reused === undefined ? {} : { reused }) }) + '\n');
+    process.stdout.write(
+      JSON.stringify({ ...state, running: live, ...(reused === undefined ? {} : { reused }) }) + '\n',
+    );
     return;
   }
   const mark = (ok: boolean): string => (ok ? 'running' : 'NOT running');
@@ -198,11 +207,19 @@ async function up(opts: SupervisorOptions, json: boolean): Promise<number> {
   if (outcome.type === 'error') {
     // It stops both servers before it exits; return only once it has.
     await waitForExit(child.pid, 30_000);
-    throw new WinnowError(outcome.code as ErrorCode, outcome.message, outcome.hint === undefined ? {} : { hint: outcome.hint });
+    throw new WinnowError(
+      outcome.code as ErrorCode,
+      outcome.message,
+      outcome.hint === undefined ? {} : { hint: outcome.hint },
+    );
   }
   // Died without a word (crashed, killed): its log's last error line is the best cause there is.
   const lines = await readFile(supervisorLog, 'utf8').then(
-    (t) => t.split('\n').map((l) => l.trim()).filter(Boolean),
+    (t) =>
+      t
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean),
     () => [] as string[],
   );
   const cause = lines.filter((l) => /error/i.test(l)).pop() ?? lines.pop();
@@ -273,14 +290,18 @@ async function down(stateDir: string, json: boolean): Promise<number> {
   const started = Date.now();
   await stopState(state);
   const ms = Date.now() - started;
-  process.stdout.write(json ? JSON.stringify({ stopped: true, ms }) + '\n' : `stopped ClickHouse and Kafka (${ms} ms)\n`);
+  process.stdout.write(
+    json ? JSON.stringify({ stopped: true, ms }) + '\n' : `stopped ClickHouse and Kafka (${ms} ms)\n`,
+  );
   return 0;
 }
 
 async function status(stateDir: string, json: boolean): Promise<number> {
   const state = await readDevState(stateDir);
   if (!state) {
-    process.stdout.write(json ? JSON.stringify({ running: false }) + '\n' : 'not running (start with: npx winnow dev up)\n');
+    process.stdout.write(
+      json ? JSON.stringify({ running: false }) + '\n' : 'not running (start with: npx winnow dev up)\n',
+    );
     return 3;
   }
   const live = liveness(state);

@@ -72,16 +72,15 @@ export const runCommand: Command = {
       grants: ['run' as const],
       outcome: 'not started',
       ok: (line: string) => logger.info(line),
-      fail: (line: string, check?: Check) => logger.error(line, { command: 'run', ...(check ? { key: check.key } : {}) }),
+      fail: (line: string, check?: Check) =>
+        logger.error(line, { command: 'run', ...(check ? { key: check.key } : {}) }),
       unreachable: (line: string, check: Check) =>
         logger.warn(`${line}; starting anyway, retrying until it answers`, { key: check.key }),
     };
-    const passed = await passesPreflight(loaded.config, loaded.pipelines, preflight).catch(
-      async (err: unknown) => {
-        await loaded.close();
-        throw err;
-      },
-    );
+    const passed = await passesPreflight(loaded.config, loaded.pipelines, preflight).catch(async (err: unknown) => {
+      await loaded.close();
+      throw err;
+    });
     if (!passed) {
       await loaded.close();
       return 1;

@@ -16,7 +16,11 @@ Options:
   --pipeline NAME  only this pipeline (default: all)
   --json           one JSON object: { "pipelines": [...] }`;
 
-const flags = { config: { type: 'string' }, pipeline: { type: 'string' }, json: { type: 'boolean', default: false } } as const;
+const flags = {
+  config: { type: 'string' },
+  pipeline: { type: 'string' },
+  json: { type: 'boolean', default: false },
+} as const;
 
 export function formatStats(s: PipelineStats, windowMs: number): string {
   const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
@@ -28,7 +32,8 @@ export function formatStats(s: PipelineStats, windowMs: number): string {
       ? `  last slice #${s.lastSlice.seq} at ${s.lastSlice.committedAt ?? '-'}: ${s.lastSlice.rowsIn} in, ${s.lastSlice.inserted} inserted, ${s.lastSlice.duplicates} duplicates, ${Math.round(s.lastSlice.durationMs)} ms`
       : '  no slice yet',
     ...s.partitions.map(
-      (p) => `  ${p.topic}/${p.partition}: next offset ${p.nextOffset}, staged up to ${p.stagedHigh ?? '-'}, log end ${p.logEnd ?? '-'}, lag ${p.lag ?? '-'}`,
+      (p) =>
+        `  ${p.topic}/${p.partition}: next offset ${p.nextOffset}, staged up to ${p.stagedHigh ?? '-'}, log end ${p.logEnd ?? '-'}, lag ${p.lag ?? '-'}`,
     ),
   ];
   if (s.lastError) lines.push(`  last error: ${s.lastError}`);

@@ -171,7 +171,11 @@ export function connect(opts: DbOptions): Db {
       ? { level: ClickHouseLogLevel.WARN, LoggerClass: clientLogger(opts.logger) }
       : { level: ClickHouseLogLevel.OFF },
     // Progress headers keep long slice inserts from looking idle to proxies and to the client.
-    clickhouse_settings: { send_progress_in_http_headers: 1, http_headers_progress_interval_ms: '60000', ...opts.settings },
+    clickhouse_settings: {
+      send_progress_in_http_headers: 1,
+      http_headers_progress_interval_ms: '60000',
+      ...opts.settings,
+    },
   });
   const where = opts.where ?? `ClickHouse ${opts.url}`;
   return {
@@ -186,7 +190,12 @@ export function connect(opts: DbOptions): Db {
     },
     async rows<T>(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings) {
       try {
-        const rs = await client.query({ query: sql, query_params: params ?? {}, format: 'JSONEachRow', clickhouse_settings: settings ?? {} });
+        const rs = await client.query({
+          query: sql,
+          query_params: params ?? {},
+          format: 'JSONEachRow',
+          clickhouse_settings: settings ?? {},
+        });
         return await rs.json<T>();
       } catch (err) {
         throw classify(err, where);

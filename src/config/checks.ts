@@ -4,7 +4,14 @@
  * same object failed, so one run reports every problem; hence they read their
  * input defensively: a value may be parsed, half parsed or raw.
  */
-import { isReservedColumnName, PROTOCOLS, RESERVED_COLUMN_NAMES, RESERVED_COLUMN_PREFIX, SASL_MECHANISMS, TIME_COLUMN_TYPE } from './rules.ts';
+import {
+  isReservedColumnName,
+  PROTOCOLS,
+  RESERVED_COLUMN_NAMES,
+  RESERVED_COLUMN_PREFIX,
+  SASL_MECHANISMS,
+  TIME_COLUMN_TYPE,
+} from './rules.ts';
 
 /** The part of zod's refinement context these checks use. */
 export interface IssueSink {
@@ -101,7 +108,11 @@ export function checkPipeline(value: unknown, ctx: IssueSink): void {
   for (const [i, name] of key) {
     const facts = column(['dedup', 'key', i], name);
     if (facts?.optional) {
-      issue(ctx, ['dedup', 'key', i], `column "${name}" is optional; a key column must be in every message (optional: false)`);
+      issue(
+        ctx,
+        ['dedup', 'key', i],
+        `column "${name}" is optional; a key column must be in every message (optional: false)`,
+      );
     }
   }
 
@@ -115,7 +126,11 @@ export function checkPipeline(value: unknown, ctx: IssueSink): void {
         `expected a column of type Date, Date32, DateTime or DateTime64, got "${timeColumn}" of type ${facts.type}`,
       );
     } else if (facts?.optional) {
-      issue(ctx, ['dedup', 'time', 'column'], `column "${timeColumn}" is optional; the time column must be in every message (optional: false)`);
+      issue(
+        ctx,
+        ['dedup', 'time', 'column'],
+        `column "${timeColumn}" is optional; the time column must be in every message (optional: false)`,
+      );
     }
   }
 
@@ -148,7 +163,11 @@ export function checkConfig(value: unknown, ctx: IssueSink): void {
       const id = `${str(sink?.['url']) ?? ''} ${str(sink?.['database']) ?? ''}.${table}`;
       const i = tables.get(id);
       if (i !== undefined) {
-        issue(ctx, ['pipelines', j, 'sink', 'table'], `table "${table}" is already the sink of pipelines[${i}]; each pipeline needs its own final table`);
+        issue(
+          ctx,
+          ['pipelines', j, 'sink', 'table'],
+          `table "${table}" is already the sink of pipelines[${i}]; each pipeline needs its own final table`,
+        );
       } else tables.set(id, j);
     }
     // Kafka engine tables in one consumer group split the messages between them.
@@ -156,7 +175,11 @@ export function checkConfig(value: unknown, ctx: IssueSink): void {
     if (group !== undefined) {
       const i = groups.get(group);
       if (i !== undefined) {
-        issue(ctx, ['pipelines', j, 'source', 'consumerGroup'], `consumer group "${group}" is already used by pipelines[${i}]; each pipeline needs its own`);
+        issue(
+          ctx,
+          ['pipelines', j, 'source', 'consumerGroup'],
+          `consumer group "${group}" is already used by pipelines[${i}]; each pipeline needs its own`,
+        );
       } else groups.set(group, j);
     }
   });

@@ -34,12 +34,17 @@ export function parseConfig(text: string, source: string, env: Env = process.env
       const at = e.linePos?.[0];
       // prettyErrors appends " at line L, column C:" and a source excerpt; keep the first part.
       const message = e.message.split(/ at line \d+, column \d+:?\n|\n/)[0] ?? e.message;
-      return { path: at ? `line ${at.line}, column ${at.col}` : '(unknown position)', message: `YAML syntax: ${message}` };
+      return {
+        path: at ? `line ${at.line}, column ${at.col}` : '(unknown position)',
+        message: `YAML syntax: ${message}`,
+      };
     });
     throw configError(source, lines, doc.errors[0]);
   }
   if (doc.contents === null) {
-    throw configError(source, [{ path: '(top level)', message: 'the file is empty; expected a mapping with keys server, pipelines' }]);
+    throw configError(source, [
+      { path: '(top level)', message: 'the file is empty; expected a mapping with keys server, pipelines' },
+    ]);
   }
   return validateConfig(doc.toJS({ maxAliasCount: 100 }), source, env);
 }
@@ -59,9 +64,13 @@ export function resolveSecret(s: Secret, env: Env = process.env, path = 'a secre
   if (typeof s === 'string') return s;
   const value = env[s.env];
   if (value === undefined) {
-    throw new WinnowError('CONFIG_INVALID', `config error: environment variable ${s.env} (named at ${path}) is not set`, {
-      hint: `export ${s.env}=... before starting winnow`,
-    });
+    throw new WinnowError(
+      'CONFIG_INVALID',
+      `config error: environment variable ${s.env} (named at ${path}) is not set`,
+      {
+        hint: `export ${s.env}=... before starting winnow`,
+      },
+    );
   }
   return value;
 }

@@ -31,7 +31,8 @@ export * from './rules.ts';
  */
 function expected(form: string): { error: (iss: { code?: string; input?: unknown }) => string } {
   return {
-    error: (iss) => (iss.code === 'invalid_type' && iss.input === undefined ? `required; expected ${form}` : `expected ${form}`),
+    error: (iss) =>
+      iss.code === 'invalid_type' && iss.input === undefined ? `required; expected ${form}` : `expected ${form}`,
   };
 }
 
@@ -45,7 +46,9 @@ function strictObject<S extends z.core.$ZodLooseShape>(shape: S) {
   return z.strictObject(shape, {
     error: (iss) => {
       if (iss.code === 'unrecognized_keys') {
-        return iss.keys.map((k) => `unknown key${didYouMean(k, allowed)}; expected one of ${allowed.join(', ')}`).join('\n');
+        return iss.keys
+          .map((k) => `unknown key${didYouMean(k, allowed)}; expected one of ${allowed.join(', ')}`)
+          .join('\n');
       }
       return expected(form).error(iss);
     },
@@ -114,8 +117,10 @@ function duration(bounds: { above?: number; min?: number; max?: number }) {
       return z.NEVER;
     };
     if (ms === undefined) return fail(DURATION_FORM);
-    if (bounds.above !== undefined && ms <= bounds.above) return fail(`a duration above ${formatDuration(bounds.above)}`);
-    if (bounds.min !== undefined && ms < bounds.min) return fail(`a duration of at least ${formatDuration(bounds.min)}`);
+    if (bounds.above !== undefined && ms <= bounds.above)
+      return fail(`a duration above ${formatDuration(bounds.above)}`);
+    if (bounds.min !== undefined && ms < bounds.min)
+      return fail(`a duration of at least ${formatDuration(bounds.min)}`);
     if (bounds.max !== undefined && ms > bounds.max) return fail(`a duration of at most ${formatDuration(bounds.max)}`);
     return ms;
   });
@@ -128,13 +133,11 @@ function duration(bounds: { above?: number; min?: number; max?: number }) {
 function secret(env: Env | undefined) {
   const form = 'a non-empty string or { env: NAME } (quote numbers)';
   const reference = strictObject({ env: text('an environment variable name like KAFKA_PASSWORD', ENV_NAME) });
-  return z
-    .union([z.string().min(1, expected(form)), reference], expected(form))
-    .superRefine((v, ctx) => {
-      if (env !== undefined && typeof v === 'object' && env[v.env] === undefined) {
-        ctx.addIssue({ code: 'custom', message: `environment variable ${v.env} is not set` });
-      }
-    });
+  return z.union([z.string().min(1, expected(form)), reference], expected(form)).superRefine((v, ctx) => {
+    if (env !== undefined && typeof v === 'object' && env[v.env] === undefined) {
+      ctx.addIssue({ code: 'custom', message: `environment variable ${v.env} is not set` });
+    }
+  });
 }
 
 const timeSchema = z
@@ -168,17 +171,15 @@ const columnSchema = strictObject({
     },
     { when: () => true },
   )
-  .transform(
-    (c): ColumnConfig => ({
-      name: c.name,
-      type: c.type,
-      source:
-        c.expr !== undefined
-          ? { kind: 'expr', expr: c.expr }
-          : { kind: 'path', path: typeof c.path === 'string' ? c.path.split('.') : (c.path ?? [c.name]) },
-      optional: c.optional,
-    }),
-  );
+  .transform((c): ColumnConfig => ({
+    name: c.name,
+    type: c.type,
+    source:
+      c.expr !== undefined
+        ? { kind: 'expr', expr: c.expr }
+        : { kind: 'path', path: typeof c.path === 'string' ? c.path.split('.') : (c.path ?? [c.name]) },
+    optional: c.optional,
+  }));
 
 const BROKER_FORM = 'a broker address host:port with a port from 1 to 65535';
 
@@ -256,17 +257,18 @@ export function createConfigSchema(env?: Env) {
     api: strictObject({ replayToken: secret(env).optional() }).prefault({}),
   })
     .superRefine(checkPipeline, { when: () => true })
-    .transform(
-      (p): PipelineConfig => ({
-        name: p.name,
-        source: { ...p.source, consumerGroup: p.source.consumerGroup ?? `${DEFAULTS.source.consumerGroupPrefix}${p.name}` },
-        columns: p.columns,
-        dedup: p.dedup,
-        sink: { ...p.sink, orderBy: p.sink.orderBy ?? [...p.dedup.key] },
-        schedule: p.schedule,
-        api: p.api,
-      }),
-    );
+    .transform((p): PipelineConfig => ({
+      name: p.name,
+      source: {
+        ...p.source,
+        consumerGroup: p.source.consumerGroup ?? `${DEFAULTS.source.consumerGroupPrefix}${p.name}`,
+      },
+      columns: p.columns,
+      dedup: p.dedup,
+      sink: { ...p.sink, orderBy: p.sink.orderBy ?? [...p.dedup.key] },
+      schedule: p.schedule,
+      api: p.api,
+    }));
 
   return strictObject({
     server: strictObject({

@@ -19,5 +19,8 @@ export function cronFor(intervalMs: number): { expression: string; effectiveMs: 
   const m = Math.max(1, Math.round(s / 60));
   const divisors = [1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60];
   const d = divisors.reduce((best, x) => (Math.abs(x - m) < Math.abs(best - m) ? x : best), 1);
-  return { expression: d === 60 ? '0 0 * * * *' : d === 1 ? '0 * * * * *' : `0 */${d} * * * *`, effectiveMs: d * 60_000 };
+  return {
+    expression: d === 60 ? '0 0 * * * *' : d === 1 ? '0 * * * * *' : `0 */${d} * * * *`,
+    effectiveMs: d * 60_000,
+  };
 }

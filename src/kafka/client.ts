@@ -17,7 +17,8 @@ export function kafkaConfigFor(p: PipelineConfig, env: Record<string, string | u
   };
   if (ssl) config.ssl = p.source.tls?.ca ? { ca: [readFileSync(p.source.tls.ca, 'utf8')] } : true;
   if (a.protocol === 'SASL_PLAINTEXT' || a.protocol === 'SASL_SSL') {
-    const password = a.password === undefined ? '' : resolveSecret(a.password, env, `pipelines.${p.name}.source.auth.password`);
+    const password =
+      a.password === undefined ? '' : resolveSecret(a.password, env, `pipelines.${p.name}.source.auth.password`);
     const username = a.username ?? '';
     const mechanism = (a.mechanism ?? 'PLAIN').toLowerCase() as 'plain' | 'scram-sha-256' | 'scram-sha-512';
     config.sasl = { mechanism, username, password } as SASLOptions;

@@ -12,7 +12,14 @@ export interface FetchedRecord {
  * Records with offsets in [from, to] of one partition. Transaction markers
  * and compacted-away offsets have no record: the returned list skips them.
  */
-export async function fetchRange(kafka: Kafka, topic: string, partition: number, from: number, to: number, timeoutMs = 15_000): Promise<FetchedRecord[]> {
+export async function fetchRange(
+  kafka: Kafka,
+  topic: string,
+  partition: number,
+  from: number,
+  to: number,
+  timeoutMs = 15_000,
+): Promise<FetchedRecord[]> {
   const consumer = kafka.consumer({ groupId: `winnow-check-${randomUUID()}`, maxWaitTimeInMs: 500 });
   const out: FetchedRecord[] = [];
   await consumer.connect();

@@ -67,7 +67,11 @@ async function seedOnce(admin: Admin, groupId: string, topics: string[]): Promis
   for (const topic of topics) {
     if (!known.has(topic)) continue; // a topic created later starts at offset 0, which is its end
     const ends = await admin.fetchTopicOffsets(topic);
-    await admin.setOffsets({ groupId, topic, partitions: ends.map((p) => ({ partition: p.partition, offset: p.high })) });
+    await admin.setOffsets({
+      groupId,
+      topic,
+      partitions: ends.map((p) => ({ partition: p.partition, offset: p.high })),
+    });
     set += ends.length;
   }
   return set;

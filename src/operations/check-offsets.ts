@@ -63,7 +63,13 @@ export function gapsSql(p: PipelineConfig, fromStart: boolean): string {
    ORDER BY o`;
 }
 
-export async function checkOffsets(db: Db, p: PipelineConfig, kafka: CheckerKafka | undefined, scope: CheckScope, repair: boolean): Promise<OffsetsReport> {
+export async function checkOffsets(
+  db: Db,
+  p: PipelineConfig,
+  kafka: CheckerKafka | undefined,
+  scope: CheckScope,
+  repair: boolean,
+): Promise<OffsetsReport> {
   if (!kafka) return { ok: true, checked: false, error: 'Kafka not consulted', partitions: [] };
   let kafkaOffsets: PartitionOffsets[];
   try {
@@ -74,13 +80,28 @@ export async function checkOffsets(db: Db, p: PipelineConfig, kafka: CheckerKafk
   const partitions: PartitionCheck[] = [];
   let budget = MAX_GAP_OFFSETS;
   for (const k of kafkaOffsets) {
-    const pc: PartitionCheck = { topic: k.topic, partition: k.partition, committed: k.committed, firstConsumed: null, checkedTo: null, gapOffsets: 0, legitimate: 0, emptyDeadLettered: 0, lost: [] };
+    const pc: PartitionCheck = {
+      topic: k.topic,
+      partition: k.partition,
+      committed: k.committed,
+      firstConsumed: null,
+      checkedTo: null,
+      gapOffsets: 0,
+      legitimate: 0,
+      emptyDeadLettered: 0,
+      lost: [],
+    };
     partitions.push(pc);
     if (k.committed === null) continue;
     const earlier = scope.offsetsFrom.get(`${k.topic}/${k.partition}`);
     // A committed offset that went back (the group was rewound for a replay): compare from the start again.
     const from = earlier && earlier.from <= k.committed ? earlier.from : 0;
-    const gaps = await db.rows<{ first: string; a: string; b: string; last: string }>(gapsSql(p, from === 0), { t: k.topic, p: k.partition, f: from, c: k.committed });
+    const gaps = await db.rows<{ first: string; a: string; b: string; last: string }>(gapsSql(p, from === 0), {
+      t: k.topic,
+      p: k.partition,
+      f: from,
+      c: k.committed,
+    });
     // Not the committed offset: offsets missing just below it show as a gap only once a later one is there.
     pc.checkedTo = gaps.length > 0 ? Number(gaps[gaps.length - 1]?.last) + 1 : from;
     pc.firstConsumed = from > 0 ? (earlier?.firstConsumed ?? null) : gaps[0] ? Number(gaps[0].first) : null;

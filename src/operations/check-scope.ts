@@ -37,7 +37,16 @@ export interface CheckScope extends ScopeSummary {
 /** What a check needs of the newest consistent report before it (checker.ts reads it). */
 export interface PriorReport {
   scope?: ScopeSummary;
-  offsets?: { checked: boolean; partitions: { topic: string; partition: number; committed: number | null; checkedTo?: number | null; firstConsumed: number | null }[] };
+  offsets?: {
+    checked: boolean;
+    partitions: {
+      topic: string;
+      partition: number;
+      committed: number | null;
+      checkedTo?: number | null;
+      firstConsumed: number | null;
+    }[];
+  };
 }
 
 /** Overlapping or adjacent ranges of one partition become one. Pure. */
@@ -71,19 +80,30 @@ export async function checkScope(db: Db, p: PipelineConfig, prior: PriorReport |
     return { ...base, mode: 'full', fromSeq: 0, slices: toSeq, replayChunks: 0, ranges };
   }
   const fromSeq = Math.min(prior.scope.toSeq, toSeq);
-  const [slices, replays] = await Promise.all([checkpoints.committedRanges(p.name, fromSeq, toSeq), replayedRangesSince(db, p, prior.scope.startedAt)]);
+  const [slices, replays] = await Promise.all([
+    checkpoints.committedRanges(p.name, fromSeq, toSeq),
+    replayedRangesSince(db, p, prior.scope.startedAt),
+  ]);
   const ranges = mergeRanges([...slices, ...replays].flat());
   if (prior.offsets?.checked) {
     for (const x of prior.offsets.partitions) {
       const from = x.checkedTo ?? null;
-      if (from !== null && from > 0) base.offsetsFrom.set(`${x.topic}/${x.partition}`, { from, firstConsumed: x.firstConsumed });
+      if (from !== null && from > 0)
+        base.offsetsFrom.set(`${x.topic}/${x.partition}`, { from, firstConsumed: x.firstConsumed });
     }
   }
   return { ...base, mode: 'incremental', fromSeq, slices: slices.length, replayChunks: replays.length, ranges };
 }
 
 export function scopeSummary(s: CheckScope): ScopeSummary {
-  return { mode: s.mode, fromSeq: s.fromSeq, toSeq: s.toSeq, slices: s.slices, replayChunks: s.replayChunks, startedAt: s.startedAt };
+  return {
+    mode: s.mode,
+    fromSeq: s.fromSeq,
+    toSeq: s.toSeq,
+    slices: s.slices,
+    replayChunks: s.replayChunks,
+    startedAt: s.startedAt,
+  };
 }
 
 /**
@@ -96,5 +116,8 @@ export function seenScopeSql(p: PipelineConfig, s: CheckScope): ParamSql {
   const n = objectNames(p);
   const key = p.dedup.key.map(ident).join(', ');
   const cond = rangesCondition(s.ranges, 's');
-  return { sql: `\`__h\` IN (SELECT sipHash64(${key}) FROM ${qualified(n.database, n.staging)} WHERE ${cond.sql})`, params: cond.params };
+  return {
+    sql: `\`__h\` IN (SELECT sipHash64(${key}) FROM ${qualified(n.database, n.staging)} WHERE ${cond.sql})`,
+    params: cond.params,
+  };
 }

@@ -27,7 +27,14 @@ import { qualified, type ParamSql } from '../clickhouse/sql.ts';
 import { UNTOKENED_INSERT_SELECT } from '../clickhouse/token-dedup.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { checkOffsets, type CheckerKafka, type OffsetsReport } from './check-offsets.ts';
-import { checkScope, scopeSummary, seenScopeSql, type CheckScope, type PriorReport, type ScopeSummary } from './check-scope.ts';
+import {
+  checkScope,
+  scopeSummary,
+  seenScopeSql,
+  type CheckScope,
+  type PriorReport,
+  type ScopeSummary,
+} from './check-scope.ts';
 import { CHECKS_TABLE } from '../provisioning/objects.ts';
 import {
   completenessSql,
@@ -57,9 +64,24 @@ export interface CheckReport {
   ok: boolean;
   scope: ScopeSummary;
   uniqueness: { ok: boolean; violations: number; examples: string[] };
-  doubled: { ok: boolean; groups: number; keys: number; extraSeenCopies: number; finalRemoved: number; seenRemoved: number; repairs: RepairOutcome[] };
+  doubled: {
+    ok: boolean;
+    groups: number;
+    keys: number;
+    extraSeenCopies: number;
+    finalRemoved: number;
+    seenRemoved: number;
+    repairs: RepairOutcome[];
+  };
   completeness: { ok: boolean; missing: number; examples: string[] };
-  seenVsFinal: { ok: boolean; keptNotInFinal: number; reinsertedFromStaging: number; unrepairable: number; finalWithoutSeen: number; seenRestored: number };
+  seenVsFinal: {
+    ok: boolean;
+    keptNotInFinal: number;
+    reinsertedFromStaging: number;
+    unrepairable: number;
+    finalWithoutSeen: number;
+    seenRestored: number;
+  };
   counts: { ok: boolean; finalRows: number; insertedBySlices: number; insertedByReplays: number; note: string | null };
   offsets: OffsetsReport;
   retention: { droppedSeenPartitions: number };
@@ -115,7 +137,14 @@ const CTE = { enable_materialized_cte: 1 } as const;
 type Lock = NonNullable<CheckOptions['lock']>;
 type Step = <T>(name: string, fn: () => Promise<T>) => Promise<T>;
 const sum = (rs: RepairOutcome[], k: 'finalRemoved' | 'seenRemoved'): number => rs.reduce((s, r) => s + r[k], 0);
-const NOTHING_MISSING: CheckReport['seenVsFinal'] = { ok: true, keptNotInFinal: 0, reinsertedFromStaging: 0, unrepairable: 0, finalWithoutSeen: 0, seenRestored: 0 };
+const NOTHING_MISSING: CheckReport['seenVsFinal'] = {
+  ok: true,
+  keptNotInFinal: 0,
+  reinsertedFromStaging: 0,
+  unrepairable: 0,
+  finalWithoutSeen: 0,
+  seenRestored: 0,
+};
 
 export class Checker {
   constructor(
@@ -152,7 +181,9 @@ export class Checker {
       }
     };
     const lock = opts.lock ?? (<T>(fn: () => Promise<T>): Promise<T> => fn());
-    const scope = await step('scope', async () => checkScope(this.db, this.p, full ? undefined : await Checker.lastConsistent(this.db, this.p)));
+    const scope = await step('scope', async () =>
+      checkScope(this.db, this.p, full ? undefined : await Checker.lastConsistent(this.db, this.p)),
+    );
     const repairer = new Repairer(this.db, this.p, this.hooks);
     const resumed = opts.repair ? await step('resume', () => lock(() => repairer.resumePending())) : [];
     // The cheap proof first (check-sql.ts); the exact queries only when it finds something, or cannot
@@ -165,7 +196,15 @@ export class Checker {
     if (proven) {
       return this.report(started, scope, {
         uniqueness: { ok: true, violations: 0, examples: [] },
-        doubled: { ok: true, groups: 0, keys: 0, extraSeenCopies: 0, finalRemoved: sum(resumed, 'finalRemoved'), seenRemoved: sum(resumed, 'seenRemoved'), repairs: resumed },
+        doubled: {
+          ok: true,
+          groups: 0,
+          keys: 0,
+          extraSeenCopies: 0,
+          finalRemoved: sum(resumed, 'finalRemoved'),
+          seenRemoved: sum(resumed, 'seenRemoved'),
+          repairs: resumed,
+        },
         completeness: { ok: true, missing: 0, examples: [] },
         seenVsFinal: NOTHING_MISSING,
         counts: proven,
@@ -179,10 +218,23 @@ export class Checker {
     const seenVsFinal = await step('seenVsFinal', () => this.seenVsFinal(scope, opts.repair, lock));
     const completeness = await step('completeness', () => this.completeness(scope.ranges));
     const counts = await step('counts', () => lock(() => this.counts()));
-    return this.report(started, scope, { uniqueness, doubled, completeness, seenVsFinal, counts, ...(await this.tail(opts, scope, lock, step)), proof: 'lookups', stepsMs });
+    return this.report(started, scope, {
+      uniqueness,
+      doubled,
+      completeness,
+      seenVsFinal,
+      counts,
+      ...(await this.tail(opts, scope, lock, step)),
+      proof: 'lookups',
+      stepsMs,
+    });
   }
 
-  private report(started: number, scope: CheckScope, r: Omit<CheckReport, 'pipeline' | 'checkedAt' | 'durationMs' | 'ok' | 'scope'>): CheckReport {
+  private report(
+    started: number,
+    scope: CheckScope,
+    r: Omit<CheckReport, 'pipeline' | 'checkedAt' | 'durationMs' | 'ok' | 'scope'>,
+  ): CheckReport {
     return {
       pipeline: this.p.name,
       checkedAt: new Date().toISOString(),
@@ -194,9 +246,16 @@ export class Checker {
   }
 
   /** Kafka offsets and seen-key retention, whichever way the rest was proved. */
-  private async tail(opts: CheckOptions, scope: CheckScope, lock: Lock, step: Step): Promise<Pick<CheckReport, 'offsets' | 'retention'>> {
+  private async tail(
+    opts: CheckOptions,
+    scope: CheckScope,
+    lock: Lock,
+    step: Step,
+  ): Promise<Pick<CheckReport, 'offsets' | 'retention'>> {
     const offsets = await step('offsets', () => checkOffsets(this.db, this.p, this.kafka, scope, opts.repair));
-    const retention = { droppedSeenPartitions: opts.repair ? await step('retention', () => lock(() => this.dropExpiredSeen())) : 0 };
+    const retention = {
+      droppedSeenPartitions: opts.repair ? await step('retention', () => lock(() => this.dropExpiredSeen())) : 0,
+    };
     return { offsets, retention };
   }
 
@@ -208,7 +267,10 @@ export class Checker {
    */
   private async scopeProof(ranges: SliceRange[]): Promise<boolean> {
     const q = scopeProofSql(this.p, ranges);
-    const rows = await this.db.rows<{ doubledOrTooClose: string; unrepresented: string }>(q.sql, q.params, { ...CTE, ...HASH_LOOKUP });
+    const rows = await this.db.rows<{ doubledOrTooClose: string; unrepresented: string }>(q.sql, q.params, {
+      ...CTE,
+      ...HASH_LOOKUP,
+    });
     const r = rows[0];
     return r !== undefined && Number(r.doubledOrTooClose) === 0 && Number(r.unrepresented) === 0;
   }
@@ -218,7 +280,13 @@ export class Checker {
    * first; found ones are repaired while no slice runs. The other checks then
    * see the repaired tables.
    */
-  private async doubled(repairer: Repairer, resumed: RepairOutcome[], scope: CheckScope, repair: boolean, lock: Lock): Promise<CheckReport['doubled']> {
+  private async doubled(
+    repairer: Repairer,
+    resumed: RepairOutcome[],
+    scope: CheckScope,
+    repair: boolean,
+    lock: Lock,
+  ): Promise<CheckReport['doubled']> {
     const scoped = seenScopeSql(this.p, scope);
     const repairs = [...resumed];
     const found = await repairer.find(scoped);
@@ -325,7 +393,11 @@ export class Checker {
       finalRows,
       insertedBySlices: bySlices,
       insertedByReplays: byReplays,
-      note: match ? null : adopted ? 'adopted table: rows written by others are not counted' : `final table has ${finalRows - bySlices - byReplays} rows more than winnow inserted (negative: fewer)`,
+      note: match
+        ? null
+        : adopted
+          ? 'adopted table: rows written by others are not counted'
+          : `final table has ${finalRows - bySlices - byReplays} rows more than winnow inserted (negative: fewer)`,
     };
   }
 

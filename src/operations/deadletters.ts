@@ -64,7 +64,13 @@ export function deadLetterListSql(p: PipelineConfig, limit: number): ParamSql {
 }
 
 /** An empty message (the Kafka engine skips it) the checker found in a gap of the offsets. */
-export function emptyDeadLetterSql(p: PipelineConfig, topic: string, partition: number, offset: number, timestampMs: number): ParamSql {
+export function emptyDeadLetterSql(
+  p: PipelineConfig,
+  topic: string,
+  partition: number,
+  offset: number,
+  timestampMs: number,
+): ParamSql {
   return {
     sql: `INSERT INTO ${errorsOf(p)} (_raw, __error, _topic, _partition, _offset, _timestamp_ms, _ingested_at)
      VALUES ('', 'empty message (the Kafka engine skips it; recorded by the checker)', {t:String}, {p:UInt32}, {o:UInt64}, fromUnixTimestamp64Milli({ts:Int64}), now64(3))`,
@@ -72,7 +78,14 @@ export function emptyDeadLetterSql(p: PipelineConfig, topic: string, partition: 
   };
 }
 
-export async function deadLetterEmpty(db: Db, p: PipelineConfig, topic: string, partition: number, offset: number, timestampMs: number): Promise<void> {
+export async function deadLetterEmpty(
+  db: Db,
+  p: PipelineConfig,
+  topic: string,
+  partition: number,
+  offset: number,
+  timestampMs: number,
+): Promise<void> {
   const q = emptyDeadLetterSql(p, topic, partition, offset, timestampMs);
   await db.command(q.sql, q.params);
 }
@@ -121,18 +134,41 @@ export function replaySelectionSql(p: PipelineConfig, which: OffsetSpec[] | 'all
 /** Forgets the refusals of these messages (replayed through the dedup). */
 export function forgetRefusedSql(p: PipelineConfig, offsets: OffsetSpec[]): ParamSql {
   const done = selection(offsets, p.source.topics);
-  return { sql: `DELETE FROM ${errorsOf(p)} WHERE (${done.sql}) AND startsWith(__error, {refused:String})`, params: { ...done.params, refused: REFUSED_BY_FINAL } };
+  return {
+    sql: `DELETE FROM ${errorsOf(p)} WHERE (${done.sql}) AND startsWith(__error, {refused:String})`,
+    params: { ...done.params, refused: REFUSED_BY_FINAL },
+  };
 }
 
-export async function listDeadLetters(db: Db, p: PipelineConfig, limit: number): Promise<{ total: number; letters: DeadLetter[] }> {
+export async function listDeadLetters(
+  db: Db,
+  p: PipelineConfig,
+  limit: number,
+): Promise<{ total: number; letters: DeadLetter[] }> {
   const list = deadLetterListSql(p, limit);
   const [counts, rows] = await Promise.all([
     deadLetterCounts(db, p),
-    db.rows<{ topic: string; partition: number; offset: string; timestamp: string | null; ingested_at: string; error: string; raw: string }>(list.sql, list.params),
+    db.rows<{
+      topic: string;
+      partition: number;
+      offset: string;
+      timestamp: string | null;
+      ingested_at: string;
+      error: string;
+      raw: string;
+    }>(list.sql, list.params),
   ]);
   return {
     total: counts.total,
-    letters: rows.map((r) => ({ topic: r.topic, partition: r.partition, offset: Number(r.offset), timestamp: r.timestamp, ingestedAt: r.ingested_at, error: r.error, raw: r.raw })),
+    letters: rows.map((r) => ({
+      topic: r.topic,
+      partition: r.partition,
+      offset: Number(r.offset),
+      timestamp: r.timestamp,
+      ingestedAt: r.ingested_at,
+      error: r.error,
+      raw: r.raw,
+    })),
   };
 }
 

@@ -88,7 +88,10 @@ export function saveFinalSql(p: PipelineConfig, repairId: string): ParamSql {
 /** Distinct keys a repair saved. */
 export function savedKeysSql(p: PipelineConfig, repairId: string): ParamSql {
   const x = parts(p);
-  return { sql: `SELECT count() AS n FROM (SELECT DISTINCT ${x.key} FROM ${x.saveSeen} WHERE \`__repair\` = {r:String})`, params: { r: repairId } };
+  return {
+    sql: `SELECT count() AS n FROM (SELECT DISTINCT ${x.key} FROM ${x.saveSeen} WHERE \`__repair\` = {r:String})`,
+    params: { r: repairId },
+  };
 }
 
 export type RepairTarget = 'final' | 'seen';
@@ -96,7 +99,10 @@ export type RepairTarget = 'final' | 'seen';
 /** Copies a repair removes from one table, as saved: found minus what must remain. */
 export function savedSurplusSql(p: PipelineConfig, t: RepairTarget, repairId: string): ParamSql {
   const x = parts(p);
-  return { sql: `SELECT sum(\`__found\` - \`__copies\`) AS n FROM ${t === 'final' ? x.saveFinal : x.saveSeen} WHERE \`__repair\` = {r:String}`, params: { r: repairId } };
+  return {
+    sql: `SELECT sum(\`__found\` - \`__copies\`) AS n FROM ${t === 'final' ? x.saveFinal : x.saveSeen} WHERE \`__repair\` = {r:String}`,
+    params: { r: repairId },
+  };
 }
 
 interface TargetParts {
@@ -138,7 +144,10 @@ function stateSql(x: Parts, tp: TargetParts): string {
 /** Copies beyond what must remain, and copies missing, of one table (read only). */
 export function reconcileStateSql(p: PipelineConfig, t: RepairTarget, repairId: string): ParamSql {
   const x = parts(p);
-  return { sql: `SELECT length(extra) AS extra, missing FROM (${stateSql(x, target(x, t))})`, params: { repair: repairId } };
+  return {
+    sql: `SELECT length(extra) AS extra, missing FROM (${stateSql(x, target(x, t))})`,
+    params: { repair: repairId },
+  };
 }
 
 /**
@@ -200,13 +209,32 @@ export function restoreSql(p: PipelineConfig, t: RepairTarget, repairId: string)
 /** A step of a repair without coordinates: saved (what was found) or done (what was removed). */
 export function logStepSql(
   p: PipelineConfig,
-  s: { repairId: string; step: 'saved' | 'done'; attempt: number; keys: number; finalRemoved: number; seenRemoved: number; restored: number; note: string },
+  s: {
+    repairId: string;
+    step: 'saved' | 'done';
+    attempt: number;
+    keys: number;
+    finalRemoved: number;
+    seenRemoved: number;
+    restored: number;
+    note: string;
+  },
 ): ParamSql {
   const x = parts(p);
   return {
     sql: `INSERT INTO ${x.log} (pipeline, repair_id, step, attempt, keys, final_removed, seen_removed, restored, note)
       VALUES ({pipeline:String}, {repair:String}, {step:String}, {attempt:UInt32}, {keys:UInt64}, {fr:UInt64}, {sr:UInt64}, {restored:UInt64}, {note:String})`,
-    params: { pipeline: p.name, repair: s.repairId, step: s.step, attempt: s.attempt, keys: s.keys, fr: s.finalRemoved, sr: s.seenRemoved, restored: s.restored, note: s.note },
+    params: {
+      pipeline: p.name,
+      repair: s.repairId,
+      step: s.step,
+      attempt: s.attempt,
+      keys: s.keys,
+      fr: s.finalRemoved,
+      sr: s.seenRemoved,
+      restored: s.restored,
+      note: s.note,
+    },
   };
 }
 

@@ -81,7 +81,11 @@ export class Repairer {
   async find(scope: ParamSql): Promise<DoubledFound> {
     const q = doubledSummarySql(this.p, scope);
     const rows = await this.db.rows<{ groups: string; keys: string; extra: string }>(q.sql, q.params, HASH_LOOKUP);
-    return { groups: Number(rows[0]?.groups ?? 0), keys: Number(rows[0]?.keys ?? 0), extra: Number(rows[0]?.extra ?? 0) };
+    return {
+      groups: Number(rows[0]?.groups ?? 0),
+      keys: Number(rows[0]?.keys ?? 0),
+      extra: Number(rows[0]?.extra ?? 0),
+    };
   }
 
   /** Saves, then removes, the surplus copies of the doubled groups in scope. Runs while no slice does. */
@@ -94,7 +98,15 @@ export class Repairer {
     const fin = saveFinalSql(this.p, repairId);
     await this.db.command(fin.sql, fin.params, UNTOKENED_INSERT_SELECT);
     // Saved copies without this step are ignored: nothing was deleted yet.
-    await this.log({ repairId, step: 'saved', attempt: 0, keys, ...(await this.planned(repairId)), restored: 0, note: '' });
+    await this.log({
+      repairId,
+      step: 'saved',
+      attempt: 0,
+      keys,
+      ...(await this.planned(repairId)),
+      restored: 0,
+      note: '',
+    });
     await this.hooks.afterSave?.(repairId);
     return this.finish(repairId, keys, 0, false);
   }
@@ -112,7 +124,8 @@ export class Repairer {
     let restored = 0;
     for (let attempt = lastAttempt + 1; attempt <= lastAttempt + MAX_ATTEMPTS; attempt++) {
       const [fin, seen] = [await this.state(repairId, 'final'), await this.state(repairId, 'seen')];
-      restored += (await this.restore(repairId, 'final', fin.missing)) + (await this.restore(repairId, 'seen', seen.missing));
+      restored +=
+        (await this.restore(repairId, 'final', fin.missing)) + (await this.restore(repairId, 'seen', seen.missing));
       if (fin.extra === 0 && seen.extra === 0) {
         const planned = await this.planned(repairId);
         await this.log({ repairId, step: 'done', attempt, keys, ...planned, restored, note: resumed ? 'resumed' : '' });
@@ -123,17 +136,24 @@ export class Repairer {
       await this.db.command(log.sql, log.params, UNTOKENED_INSERT_SELECT);
       const l = loggedDeletingSql(this.p, repairId, attempt);
       const todo = (await this.db.rows<{ final: string; seen: string }>(l.sql, l.params))[0];
-      for (const [t, count] of [['final', Number(todo?.final ?? 0)], ['seen', Number(todo?.seen ?? 0)]] as const) {
+      for (const [t, count] of [
+        ['final', Number(todo?.final ?? 0)],
+        ['seen', Number(todo?.seen ?? 0)],
+      ] as const) {
         if (count === 0) continue;
         const d = deleteExtraSql(this.p, t, repairId, attempt);
         await this.db.command(d.sql, d.params, DELETE_SETTINGS);
       }
       await this.hooks.afterDelete?.(repairId);
     }
-    throw new WinnowError('REPAIR_INCOMPLETE', `pipeline ${this.p.name}: repair ${repairId} still finds surplus copies after ${MAX_ATTEMPTS} attempts`, {
-      hint: 'parts kept changing under it (merges); the next check continues it',
-      retryable: true,
-    });
+    throw new WinnowError(
+      'REPAIR_INCOMPLETE',
+      `pipeline ${this.p.name}: repair ${repairId} still finds surplus copies after ${MAX_ATTEMPTS} attempts`,
+      {
+        hint: 'parts kept changing under it (merges); the next check continues it',
+        retryable: true,
+      },
+    );
   }
 
   /** Copies beyond what must remain, and copies missing, of one table. */

@@ -81,14 +81,22 @@ export interface ReplayResult {
 export function parseOffsets(text: string): OffsetSpec[] {
   return text.split(',').map((part) => {
     const m = /^(?:(.+)\/)?(\d+):(\d+)$/.exec(part.trim());
-    if (!m) throw new WinnowError('USAGE', `offsets must look like PARTITION:OFFSET or TOPIC/PARTITION:OFFSET, got "${part}"`);
+    if (!m)
+      throw new WinnowError(
+        'USAGE',
+        `offsets must look like PARTITION:OFFSET or TOPIC/PARTITION:OFFSET, got "${part}"`,
+      );
     return { topic: m[1], partition: Number(m[2]), offset: Number(m[3]) };
   });
 }
 
 export function parseTimestamp(text: string): number {
   const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-  if (!Number.isFinite(ms)) throw new WinnowError('USAGE', `timestamp must be ISO-8601 (2026-11-27T10:00:00Z) or milliseconds since the epoch, got "${text}"`);
+  if (!Number.isFinite(ms))
+    throw new WinnowError(
+      'USAGE',
+      `timestamp must be ISO-8601 (2026-11-27T10:00:00Z) or milliseconds since the epoch, got "${text}"`,
+    );
   return ms;
 }
 
@@ -118,13 +126,33 @@ export function replayBound(text: string, kind: 'offsets' | 'timestamp'): Replay
 
 /** The statements on winnow_replays (of `database`), one builder each; values go as parameters. */
 export const replaysSql = {
-  record(database: string, r: { pipeline: string; replayId: string; chunk: number; ranges: SliceRange[]; rowsIn: number; inserted: number; reason: string }): ParamSql {
+  record(
+    database: string,
+    r: {
+      pipeline: string;
+      replayId: string;
+      chunk: number;
+      ranges: SliceRange[];
+      rowsIn: number;
+      inserted: number;
+      reason: string;
+    },
+  ): ParamSql {
     return {
       sql: `INSERT INTO ${qualified(database, REPLAYS_TABLE)} (pipeline, replay_id, chunk, ranges, rows_in, inserted, duplicates, reason)
        VALUES ({p:String}, {id:String}, {c:UInt32},
               JSONExtract({r:String}, 'Array(Tuple(topic String, partition UInt32, from_offset UInt64, to_offset UInt64))'),
               {n:UInt64}, {k:UInt64}, {d:UInt64}, {reason:String})`,
-      params: { p: r.pipeline, id: r.replayId, c: r.chunk, r: rangesJson(r.ranges), n: r.rowsIn, k: r.inserted, d: r.rowsIn - r.inserted, reason: r.reason },
+      params: {
+        p: r.pipeline,
+        id: r.replayId,
+        c: r.chunk,
+        r: rangesJson(r.ranges),
+        n: r.rowsIn,
+        k: r.inserted,
+        d: r.rowsIn - r.inserted,
+        reason: r.reason,
+      },
     };
   },
 
@@ -137,7 +165,10 @@ export const replaysSql = {
   },
 
   insertedTotal(database: string, pipeline: string): ParamSql {
-    return { sql: `SELECT sum(inserted) AS n FROM ${qualified(database, REPLAYS_TABLE)} WHERE pipeline = {p:String}`, params: { p: pipeline } };
+    return {
+      sql: `SELECT sum(inserted) AS n FROM ${qualified(database, REPLAYS_TABLE)} WHERE pipeline = {p:String}`,
+      params: { p: pipeline },
+    };
   },
 };
 
@@ -223,7 +254,10 @@ export class Replayer {
   }
 
   /** Offset per partition where the bound falls. */
-  private async boundOffsets(b: ReplayBound, partitions: { topic: string; partition: number }[]): Promise<Map<string, number>> {
+  private async boundOffsets(
+    b: ReplayBound,
+    partitions: { topic: string; partition: number }[],
+  ): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     if (b.kind === 'offsets') {
       for (const o of b.offsets) out.set(`${this.resolveTopic(o)}/${o.partition}`, o.offset);
@@ -231,7 +265,8 @@ export class Replayer {
     }
     if (this.admin) {
       for (const topic of this.p.source.topics) {
-        for (const r of await this.admin.fetchTopicOffsetsByTimestamp(topic, b.ms)) out.set(`${topic}/${r.partition}`, Number(r.offset));
+        for (const r of await this.admin.fetchTopicOffsetsByTimestamp(topic, b.ms))
+          out.set(`${topic}/${r.partition}`, Number(r.offset));
       }
       return out;
     }
@@ -239,7 +274,8 @@ export class Replayer {
     const q = replayStagingSql.firstAtOrAfter(this.p, b.ms);
     const rows = await this.db.rows<{ topic: string; partition: number; o: string }>(q.sql, q.params);
     for (const r of rows) out.set(`${r.topic}/${r.partition}`, Number(r.o));
-    for (const q of partitions) if (!out.has(`${q.topic}/${q.partition}`)) out.set(`${q.topic}/${q.partition}`, Number.MAX_SAFE_INTEGER);
+    for (const q of partitions)
+      if (!out.has(`${q.topic}/${q.partition}`)) out.set(`${q.topic}/${q.partition}`, Number.MAX_SAFE_INTEGER);
     return out;
   }
 
@@ -332,14 +368,20 @@ export class Replayer {
     const isExpired = (r: SliceRange): boolean => r.fromOffset < (low.get(`${r.topic}/${r.partition}`) ?? 0);
     const expired = rewind ? rewind.expired : ranges.filter(isExpired);
     if (expired.length === 0) return [];
-    if (!this.admin) throw new WinnowError('KAFKA', 'staging no longer holds the start of the range and Kafka is unreachable, so the queue cannot be rewound');
+    if (!this.admin)
+      throw new WinnowError(
+        'KAFKA',
+        'staging no longer holds the start of the range and Kafka is unreachable, so the queue cannot be rewound',
+      );
     if (!rewind) await onRewind?.({ expired, low: [...low] });
     this.progress(`staging no longer holds ${expired.map(formatRange).join(' ')}: rewinding the Kafka engine`);
     await this.db.command(replayStagingSql.queue(this.p, 'DETACH'));
     try {
       await this.waitGroupEmpty();
       for (const topic of new Set(expired.map((r) => r.topic))) {
-        const parts = expired.filter((r) => r.topic === topic).map((r) => ({ partition: r.partition, offset: String(r.fromOffset) }));
+        const parts = expired
+          .filter((r) => r.topic === topic)
+          .map((r) => ({ partition: r.partition, offset: String(r.fromOffset) }));
         await this.admin.setOffsets({ groupId: this.p.source.consumerGroup, topic, partitions: parts });
       }
     } finally {
@@ -353,7 +395,8 @@ export class Replayer {
       const staged = await this.stagedCount(expired);
       this.progress(`re-consuming: ${staged} messages staged again`);
       if (pending.length === 0 && (await this.caughtUp(expired, low))) break;
-      if (Date.now() > deadline) throw new WinnowError('NOT_READY', 'the rewound Kafka engine did not re-stage the range within 10 minutes');
+      if (Date.now() > deadline)
+        throw new WinnowError('NOT_READY', 'the rewound Kafka engine did not re-stage the range within 10 minutes');
       await new Promise((r) => setTimeout(r, 1000));
       await this.mustHold();
     }
@@ -369,7 +412,11 @@ export class Replayer {
       const { groups } = await admin.describeGroups([this.p.source.consumerGroup]);
       const state = groups[0]?.state ?? 'Dead';
       if (state === 'Empty' || state === 'Dead') return;
-      if (Date.now() > deadline) throw new WinnowError('KAFKA', `consumer group ${this.p.source.consumerGroup} still has members (${state}) 90 s after the queue was detached`);
+      if (Date.now() > deadline)
+        throw new WinnowError(
+          'KAFKA',
+          `consumer group ${this.p.source.consumerGroup} still has members (${state}) 90 s after the queue was detached`,
+        );
       this.progress(`waiting for consumer group ${this.p.source.consumerGroup} to empty (${state})`);
       await new Promise((r) => setTimeout(r, 1000));
       await this.mustHold();

@@ -33,7 +33,15 @@ export interface PipelineStats {
   /** staged but not yet in a committed slice */
   pendingRows: number;
   partitions: PartitionStats[];
-  lastSlice: { sliceId: string; seq: number; committedAt: string | null; durationMs: number; rowsIn: number; inserted: number; duplicates: number } | null;
+  lastSlice: {
+    sliceId: string;
+    seq: number;
+    committedAt: string | null;
+    durationMs: number;
+    rowsIn: number;
+    inserted: number;
+    duplicates: number;
+  } | null;
   eventsPerSecond: { last1m: number; last5m: number };
   /** the daemon's most recent failure for this pipeline, if any */
   lastError: string | null;

@@ -42,7 +42,8 @@ export function typeInfo(type: string): TypeInfo {
   let category: Category;
   if (/^(String|FixedString|UUID|Enum8|Enum16|Enum|IPv4|IPv6)$/.test(name)) category = 'text';
   else if (/^(Date|Date32|DateTime|DateTime64)$/.test(name)) category = 'time';
-  else if (/^(U?Int(8|16|32|64|128|256)|Float(32|64)|BFloat16|Decimal(32|64|128|256)?)$/.test(name)) category = 'number';
+  else if (/^(U?Int(8|16|32|64|128|256)|Float(32|64)|BFloat16|Decimal(32|64|128|256)?)$/.test(name))
+    category = 'number';
   else if (name === 'Bool' || name === 'Boolean') category = 'bool';
   else category = 'complex';
   return { base: t, nullable, category };

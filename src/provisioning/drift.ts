@@ -175,13 +175,15 @@ export function wantedObjects(p: PipelineConfig, kafkaPassword: string | undefin
   });
   // Objects are compared by their CREATE; the ALTERs among the latest
   // statements (the pipeline's lease-protocol constraint) are not objects.
-  return statements.filter((s) => s.sql.startsWith('CREATE ')).map((s) => {
-    const name = objectName(s.sql);
-    const r = role.get(name) ?? 'shared';
-    // An adopted final table is the user's: it is compared with the columns only, and never created.
-    if (r === 'final' && p.sink.mode === 'adopt') return { name, role: r, title: `final table ${name} (adopted)` };
-    return { name, role: r, title: s.title, statement: s };
-  });
+  return statements
+    .filter((s) => s.sql.startsWith('CREATE '))
+    .map((s) => {
+      const name = objectName(s.sql);
+      const r = role.get(name) ?? 'shared';
+      // An adopted final table is the user's: it is compared with the columns only, and never created.
+      if (r === 'final' && p.sink.mode === 'adopt') return { name, role: r, title: `final table ${name} (adopted)` };
+      return { name, role: r, title: s.title, statement: s };
+    });
 }
 
 /** Types as ClickHouse prints them, asked of the server (Int -> Int32); a type it cannot read stays as written. */

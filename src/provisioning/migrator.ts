@@ -84,7 +84,9 @@ export const MIGRATION_ALIASES: Readonly<Record<string, readonly string[]>> = {
   '0005_seen_hash_and_write_time': ['0005_seen_hash_and_kept_counts'],
 };
 
-const CURRENT_NAME = new Map(Object.entries(MIGRATION_ALIASES).flatMap(([name, old]) => old.map((o) => [o, name] as const)));
+const CURRENT_NAME = new Map(
+  Object.entries(MIGRATION_ALIASES).flatMap(([name, old]) => old.map((o) => [o, name] as const)),
+);
 
 /** The name a history row stands for today. */
 export function currentMigrationName(name: string): string {
@@ -122,7 +124,11 @@ class ClickHouseStorage implements UmzugStorage {
   async unlogMigration({ name }: { name: string }): Promise<void> {
     if (this.dryRun) return;
     const names = [name, ...(MIGRATION_ALIASES[name] ?? [])];
-    await this.db.command(`DELETE FROM ${this.table} WHERE name IN {names:Array(String)}`, { names }, { mutations_sync: '2' });
+    await this.db.command(
+      `DELETE FROM ${this.table} WHERE name IN {names:Array(String)}`,
+      { names },
+      { mutations_sync: '2' },
+    );
   }
   async executed(): Promise<string[]> {
     if (!(await this.exists())) return [];
@@ -143,16 +149,22 @@ async function finalColumns(db: Db, p: PipelineConfig): Promise<Column[] | undef
     { db: n.database, t: n.final },
   );
   if (rows.length > 0) return rows.map((r) => ({ name: r.name, type: r.type }));
-  const exists = await db.rows<{ n: string }>('SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name = {t:String}', {
-    db: n.database,
-    t: n.final,
-  });
+  const exists = await db.rows<{ n: string }>(
+    'SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name = {t:String}',
+    {
+      db: n.database,
+      t: n.final,
+    },
+  );
   return Number(exists[0]?.n ?? 0) > 0 ? [] : undefined;
 }
 
 /** Differences between the existing final table and the configured columns; empty when they match. */
 export async function finalTableDiff(db: Db, p: PipelineConfig, existing: Column[]): Promise<string[]> {
-  const wanted = await normaliseTypes(db, p.columns.map((c) => c.type));
+  const wanted = await normaliseTypes(
+    db,
+    p.columns.map((c) => c.type),
+  );
   const have = new Map(existing.map((c) => [c.name, c.type]));
   const diff: string[] = [];
   p.columns.forEach((c) => {
@@ -162,7 +174,8 @@ export async function finalTableDiff(db: Db, p: PipelineConfig, existing: Column
     else if (t !== w) diff.push(`~ column ${c.name}: table has ${t}, configuration says ${w}`);
   });
   for (const c of existing) {
-    if (!p.columns.some((x) => x.name === c.name)) diff.push(`+ extra column ${c.name} ${c.type} (not in the configuration; it will get its default value)`);
+    if (!p.columns.some((x) => x.name === c.name))
+      diff.push(`+ extra column ${c.name} ${c.type} (not in the configuration; it will get its default value)`);
   }
   return diff;
 }
@@ -175,7 +188,11 @@ export class Migrator {
 
   private umzug(ctx: MigrationContext, storage: ClickHouseStorage): Umzug<MigrationContext> {
     return new Umzug<MigrationContext>({
-      migrations: migrations.map((m) => ({ name: m.name, up: ({ context }) => m.up(context), down: ({ context }) => m.down(context) })),
+      migrations: migrations.map((m) => ({
+        name: m.name,
+        up: ({ context }) => m.up(context),
+        down: ({ context }) => m.down(context),
+      })),
       context: ctx,
       storage,
       logger: undefined,
@@ -183,16 +200,24 @@ export class Migrator {
   }
 
   private storage(dryRun: boolean): ClickHouseStorage {
-    return new ClickHouseStorage(this.db, qualified(this.pipeline.sink.database, `${MIGRATIONS_TABLE}_${this.pipeline.name}`), dryRun);
+    return new ClickHouseStorage(
+      this.db,
+      qualified(this.pipeline.sink.database, `${MIGRATIONS_TABLE}_${this.pipeline.name}`),
+      dryRun,
+    );
   }
 
   private async assertNotAhead(storage: ClickHouseStorage): Promise<void> {
     const known = new Set(migrations.map((m) => m.name));
     const unknown = (await storage.executed()).filter((n) => !known.has(n));
     if (unknown.length > 0) {
-      throw new WinnowError('MIGRATION', `pipeline ${this.pipeline.name}: the database has run migrations this winnow does not know (${unknown.join(', ')})`, {
-        hint: 'it was provisioned by a newer winnow; upgrade winnow before running it against this database',
-      });
+      throw new WinnowError(
+        'MIGRATION',
+        `pipeline ${this.pipeline.name}: the database has run migrations this winnow does not know (${unknown.join(', ')})`,
+        {
+          hint: 'it was provisioned by a newer winnow; upgrade winnow before running it against this database',
+        },
+      );
     }
   }
 
@@ -300,9 +325,13 @@ export class Migrator {
       }
       for (const d of diff) opts.print(`  note: ${d}`);
     } else if (p.sink.mode === 'adopt') {
-      throw new WinnowError('TABLE_MISMATCH', `pipeline ${p.name}: sink.mode is adopt but table ${p.sink.database}.${p.sink.table} does not exist; nothing was created`, {
-        hint: 'create the table first, or set sink.mode: create',
-      });
+      throw new WinnowError(
+        'TABLE_MISMATCH',
+        `pipeline ${p.name}: sink.mode is adopt but table ${p.sink.database}.${p.sink.table} does not exist; nothing was created`,
+        {
+          hint: 'create the table first, or set sink.mode: create',
+        },
+      );
     }
   }
 

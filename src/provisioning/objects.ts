@@ -198,9 +198,16 @@ export function upStatements(p: PipelineConfig, opts: RenderOptions): Statement[
   }
   add(
     `staging table ${n.staging}`,
-    renderDdl('create_staging', { table: q(n.staging), columns: columnList(p), retentionSeconds: String(retentionSeconds(p)) }),
+    renderDdl('create_staging', {
+      table: q(n.staging),
+      columns: columnList(p),
+      retentionSeconds: String(retentionSeconds(p)),
+    }),
   );
-  add(`dead letters ${n.errors}`, renderDdl('create_errors', { table: q(n.errors), retentionSeconds: String(retentionSeconds(p)) }));
+  add(
+    `dead letters ${n.errors}`,
+    renderDdl('create_errors', { table: q(n.errors), retentionSeconds: String(retentionSeconds(p)) }),
+  );
   add(
     `seen keys ${n.seen}`,
     renderDdl('create_seen', {
@@ -214,9 +221,22 @@ export function upStatements(p: PipelineConfig, opts: RenderOptions): Statement[
   add(`dedup entry point ${n.kept}`, renderDdl('create_kept', { table: q(n.kept), columns: columnList(p) }));
   add(
     `view ${n.keptToFinalMv}`,
-    renderDdl('create_kept_to_final_mv', { view: q(n.keptToFinalMv), final: q(n.final), kept: q(n.kept), columns: names(p.columns.map((c) => c.name)) }),
+    renderDdl('create_kept_to_final_mv', {
+      view: q(n.keptToFinalMv),
+      final: q(n.final),
+      kept: q(n.kept),
+      columns: names(p.columns.map((c) => c.name)),
+    }),
   );
-  add(`view ${n.keptToSeenMv}`, renderDdl('create_kept_to_seen_mv', { view: q(n.keptToSeenMv), seen: q(n.seen), kept: q(n.kept), key: names(keyCols) }));
+  add(
+    `view ${n.keptToSeenMv}`,
+    renderDdl('create_kept_to_seen_mv', {
+      view: q(n.keptToSeenMv),
+      seen: q(n.seen),
+      kept: q(n.kept),
+      key: names(keyCols),
+    }),
+  );
   const queueVars = (redact: boolean): Record<string, string> => ({
     table: q(n.queue),
     brokers: quoteString(p.source.brokers.join(',')),
@@ -230,13 +250,32 @@ export function upStatements(p: PipelineConfig, opts: RenderOptions): Statement[
   // Messages are parsed and checked once, into a Null table; its two views split them into
   // staging and dead letters. The queue and the view that reads it come last: they start consumption.
   add(`parsed messages ${n.parsed}`, renderDdl('create_parsed', { table: q(n.parsed), columns: columnList(p) }));
-  add(`dead-letter view ${n.errorsMv}`, renderDdl('create_errors_mv', { view: q(n.errorsMv), errors: q(n.errors), parsed: q(n.parsed) }));
+  add(
+    `dead-letter view ${n.errorsMv}`,
+    renderDdl('create_errors_mv', { view: q(n.errorsMv), errors: q(n.errors), parsed: q(n.parsed) }),
+  );
   add(
     `staging view ${n.stagingMv}`,
-    renderDdl('create_staging_mv', { view: q(n.stagingMv), staging: q(n.staging), parsed: q(n.parsed), columns: names(p.columns.map((c) => c.name)) }),
+    renderDdl('create_staging_mv', {
+      view: q(n.stagingMv),
+      staging: q(n.staging),
+      parsed: q(n.parsed),
+      columns: names(p.columns.map((c) => c.name)),
+    }),
   );
-  add(`Kafka queue ${n.queue}`, renderDdl('create_queue', queueVars(false)), renderDdl('create_queue', queueVars(true)));
-  add(`parsing view ${n.parsedMv}`, renderDdl('create_parsed_mv', { view: q(n.parsedMv), parsed: q(n.parsed), validated: validatedSelect(p, q(n.queue)) }));
+  add(
+    `Kafka queue ${n.queue}`,
+    renderDdl('create_queue', queueVars(false)),
+    renderDdl('create_queue', queueVars(true)),
+  );
+  add(
+    `parsing view ${n.parsedMv}`,
+    renderDdl('create_parsed_mv', {
+      view: q(n.parsedMv),
+      parsed: q(n.parsed),
+      validated: validatedSelect(p, q(n.queue)),
+    }),
+  );
   return out;
 }
 
@@ -280,8 +319,14 @@ export function repairStatements(p: PipelineConfig): Statement[] {
   const key = names(p.dedup.key);
   const out: [string, string][] = [
     [`repairs log ${REPAIRS_TABLE}`, renderDdl('create_repairs', { table: q(REPAIRS_TABLE) })],
-    [`saved final rows ${n.repairFinal}`, renderDdl('create_repair_final', { table: q(n.repairFinal), columns: columnList(p), key })],
-    [`saved seen keys ${n.repairSeen}`, renderDdl('create_repair_seen', { table: q(n.repairSeen), keyColumns: columnList(p, p.dedup.key), key })],
+    [
+      `saved final rows ${n.repairFinal}`,
+      renderDdl('create_repair_final', { table: q(n.repairFinal), columns: columnList(p), key }),
+    ],
+    [
+      `saved seen keys ${n.repairSeen}`,
+      renderDdl('create_repair_seen', { table: q(n.repairSeen), keyColumns: columnList(p, p.dedup.key), key }),
+    ],
   ];
   return out.map(([title, sql]) => ({ title, sql, display: sql }));
 }
@@ -302,7 +347,10 @@ export function sharedTableStatements(database: string): Statement[] {
     [`leases table ${LEASES_TABLE}`, renderDdl('create_leases', { table: qualified(database, LEASES_TABLE) })],
     [`replays table ${REPLAYS_TABLE}`, renderDdl('create_replays', { table: qualified(database, REPLAYS_TABLE) })],
     [`checks table ${CHECKS_TABLE}`, renderDdl('create_checks', { table: qualified(database, CHECKS_TABLE) })],
-    [`replay jobs table ${REPLAY_JOBS_TABLE}`, renderDdl('create_replay_jobs', { table: qualified(database, REPLAY_JOBS_TABLE) })],
+    [
+      `replay jobs table ${REPLAY_JOBS_TABLE}`,
+      renderDdl('create_replay_jobs', { table: qualified(database, REPLAY_JOBS_TABLE) }),
+    ],
   ];
   return out.map(([title, sql]) => ({ title, sql, display: sql }));
 }

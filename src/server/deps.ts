@@ -3,7 +3,14 @@ import type { CheckReport } from '../operations/checker.ts';
 import type { ReplayJobStatus } from '../operations/replay-jobs.ts';
 import type { PipelineStats } from '../operations/stats.ts';
 export type { PartitionStats, PipelineStats } from '../operations/stats.ts';
-export interface PipelineSummary { name: string; topics: string[]; table: string; database: string; windowMs: number; key: string[] }
+export interface PipelineSummary {
+  name: string;
+  topics: string[];
+  table: string;
+  database: string;
+  windowMs: number;
+  key: string[];
+}
 import type { RunnerHealth } from '../daemon/daemon.ts';
 export type PipelineHealth = RunnerHealth;
 export interface Readiness {
@@ -14,7 +21,7 @@ export interface Readiness {
 }
 export interface AppDeps {
   pipelines(): PipelineSummary[];
-  stats(name: string): Promise<PipelineStats>;          // the app checks the name against pipelines() first -> 404
+  stats(name: string): Promise<PipelineStats>; // the app checks the name against pipelines() first -> 404
   slices(name: string, limit: number): Promise<SliceRecord[]>;
   readiness(): Promise<Readiness>;
   /** the newest consistency report, or null before the first check */
@@ -27,5 +34,9 @@ export interface AppDeps {
   /** a replay job's state and progress (NOT_FOUND when the pipeline has no such job) */
   replayJob(name: string, jobId: string): Promise<ReplayJobStatus>;
 }
-export interface ReplayBody { fromTimestamp?: string; fromOffsets?: string; to?: string }
+export interface ReplayBody {
+  fromTimestamp?: string;
+  fromOffsets?: string;
+  to?: string;
+}
 export type { ReplayJobStatus } from '../operations/replay-jobs.ts';

@@ -26,7 +26,8 @@ export function toHttpError(err: unknown): HttpError {
     if (err.code === 'UNAUTHORIZED') return { status: 401, body: { error: { code: err.code, message } } };
     if (err.code === 'CONFLICT') return { status: 409, body: { error: { code: err.code, message } } };
     // A server winnow depends on failed: the API itself is fine, the answer is unavailable for now.
-    if (err.code === 'CLICKHOUSE' || err.code === 'KAFKA') return { status: 503, body: { error: { code: err.code, message } } };
+    if (err.code === 'CLICKHOUSE' || err.code === 'KAFKA')
+      return { status: 503, body: { error: { code: err.code, message } } };
     return { status: 500, body: { error: { code: err.code, message } } };
   }
   const clientStatus = fastifyClientStatus(err);
@@ -42,7 +43,9 @@ export function installErrorHandling(app: FastifyInstance): void {
     return reply.status(status).send(body);
   });
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
-    const body = { error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0] ?? ''}` } };
+    const body = {
+      error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0] ?? ''}` },
+    };
     return reply.status(404).send(body);
   });
 }

@@ -29,7 +29,10 @@ export interface LiveSources {
 function checkBearer(p: PipelineConfig, bearer: string | undefined): void {
   const configured = p.api.replayToken;
   if (configured === undefined) {
-    throw new WinnowError('UNAUTHORIZED', 'replay over HTTP is off for this pipeline: set api.replayToken in the configuration');
+    throw new WinnowError(
+      'UNAUTHORIZED',
+      'replay over HTTP is off for this pipeline: set api.replayToken in the configuration',
+    );
   }
   const token = Buffer.from(resolveSecret(configured, process.env, `pipelines.${p.name}.api.replayToken`));
   const given = Buffer.from(bearer ?? '');
@@ -73,7 +76,10 @@ export function liveDeps({ pipelines, daemon, admins, logger }: LiveSources): Ap
     async replay(name, body, bearer) {
       const r = runner(name);
       checkBearer(r.pipeline, bearer);
-      const from = body.fromOffsets !== undefined ? replayBound(body.fromOffsets, 'offsets') : replayBound(body.fromTimestamp ?? '', 'timestamp');
+      const from =
+        body.fromOffsets !== undefined
+          ? replayBound(body.fromOffsets, 'offsets')
+          : replayBound(body.fromTimestamp ?? '', 'timestamp');
       const to = body.to === undefined ? undefined : replayBound(body.to, from.kind);
       for (const b of [from, ...(to ? [to] : [])]) checkBound(r.pipeline, b);
       // Queued for whichever daemon holds the pipeline (this one or another): it runs it between slices.
@@ -101,7 +107,8 @@ export function liveDeps({ pipelines, daemon, admins, logger }: LiveSources): Ap
               'SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name = {t:String}',
               { db: n.database, t: n.kept },
             );
-            if (Number(rows[0]?.n ?? 0) === 0) checks[`${name}.migrated`] = { ok: false, error: 'not migrated: run winnow migrate up' };
+            if (Number(rows[0]?.n ?? 0) === 0)
+              checks[`${name}.migrated`] = { ok: false, error: 'not migrated: run winnow migrate up' };
             else checks[`${name}.clickhouse`] = { ok: true };
           } catch (err) {
             checks[`${name}.clickhouse`] = { ok: false, error: withoutRowValues(describeError(err)) };

@@ -31,14 +31,21 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
 }
 
 function componentSchemas(): Record<string, JsonSchema> {
-  const { schemas } = z.toJSONSchema(components, { io: 'output', uri: (id) => COMPONENTS_PREFIX + id, unrepresentable: 'any' });
+  const { schemas } = z.toJSONSchema(components, {
+    io: 'output',
+    uri: (id) => COMPONENTS_PREFIX + id,
+    unrepresentable: 'any',
+  });
   return Object.fromEntries(Object.entries(schemas).map(([id, s]) => [id, strip(s as JsonSchema)]));
 }
 
 /** Path and query parameters, one per property of the object schema. */
 function parameters(schema: unknown, location: 'path' | 'query'): JsonSchema[] {
   if (!(schema instanceof z.ZodType)) return [];
-  const object = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as { properties?: Record<string, JsonSchema>; required?: string[] };
+  const object = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as {
+    properties?: Record<string, JsonSchema>;
+    required?: string[];
+  };
   return Object.entries(object.properties ?? {}).map(([name, s]) => {
     const { description, ...rest } = s;
     return {

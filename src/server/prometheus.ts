@@ -56,27 +56,67 @@ export type StatsOutcome = { pipeline: string; stats: PipelineStats } | { pipeli
 /** The whole /metrics page: a pipeline whose stats failed shows up in winnow_stats_error and nowhere else. */
 export function metricFamilies(up: boolean, outcomes: StatsOutcome[]): Family[] {
   const ok = outcomes.flatMap((o) => ('stats' in o ? [o] : []));
-  const perPipeline = (name: string, help: string, type: Family['type'], value: (s: PipelineStats) => number): Family => ({
+  const perPipeline = (
+    name: string,
+    help: string,
+    type: Family['type'],
+    value: (s: PipelineStats) => number,
+  ): Family => ({
     name,
     help,
     type,
     samples: ok.map((o) => ({ labels: { pipeline: o.pipeline }, value: value(o.stats) })),
   });
   return [
-    { name: 'winnow_up', help: 'Whether winnow is ready to do its work (1) or not (0), as /readyz reports.', type: 'gauge', samples: [{ labels: {}, value: up ? 1 : 0 }] },
+    {
+      name: 'winnow_up',
+      help: 'Whether winnow is ready to do its work (1) or not (0), as /readyz reports.',
+      type: 'gauge',
+      samples: [{ labels: {}, value: up ? 1 : 0 }],
+    },
     {
       name: 'winnow_stats_error',
       help: 'Whether reading the statistics of a pipeline failed on this scrape (1) or not (0).',
       type: 'gauge',
       samples: outcomes.map((o) => ({ labels: { pipeline: o.pipeline }, value: 'stats' in o ? 0 : 1 })),
     },
-    perPipeline('winnow_messages_consumed_total', 'Messages consumed from Kafka: staged rows plus dead letters.', 'counter', (s) => s.messagesConsumed),
+    perPipeline(
+      'winnow_messages_consumed_total',
+      'Messages consumed from Kafka: staged rows plus dead letters.',
+      'counter',
+      (s) => s.messagesConsumed,
+    ),
     perPipeline('winnow_staged_total', 'Rows staged from Kafka.', 'counter', (s) => s.staged),
-    perPipeline('winnow_inserted_total', 'Rows inserted into the final table (first occurrences).', 'counter', (s) => s.inserted),
-    perPipeline('winnow_duplicates_dropped_total', 'Rows dropped as duplicates within the window.', 'counter', (s) => s.duplicatesDropped),
-    perPipeline('winnow_dead_letters_total', 'Messages kept as dead letters: unparseable, or refused by the final table.', 'counter', (s) => s.deadLetters),
-    perPipeline('winnow_refused_by_final_total', 'Staged messages the final table refused, sent to the dead letters.', 'counter', (s) => s.refusedByFinal),
-    perPipeline('winnow_duplicate_ratio', 'duplicates_dropped / (inserted + duplicates_dropped); 0 when nothing was processed.', 'gauge', (s) => s.duplicateRatio),
+    perPipeline(
+      'winnow_inserted_total',
+      'Rows inserted into the final table (first occurrences).',
+      'counter',
+      (s) => s.inserted,
+    ),
+    perPipeline(
+      'winnow_duplicates_dropped_total',
+      'Rows dropped as duplicates within the window.',
+      'counter',
+      (s) => s.duplicatesDropped,
+    ),
+    perPipeline(
+      'winnow_dead_letters_total',
+      'Messages kept as dead letters: unparseable, or refused by the final table.',
+      'counter',
+      (s) => s.deadLetters,
+    ),
+    perPipeline(
+      'winnow_refused_by_final_total',
+      'Staged messages the final table refused, sent to the dead letters.',
+      'counter',
+      (s) => s.refusedByFinal,
+    ),
+    perPipeline(
+      'winnow_duplicate_ratio',
+      'duplicates_dropped / (inserted + duplicates_dropped); 0 when nothing was processed.',
+      'gauge',
+      (s) => s.duplicateRatio,
+    ),
     perPipeline('winnow_pending_rows', 'Rows staged but not yet in a committed slice.', 'gauge', (s) => s.pendingRows),
     {
       name: 'winnow_events_per_second',
@@ -92,14 +132,22 @@ export function metricFamilies(up: boolean, outcomes: StatsOutcome[]): Family[] 
       help: 'Messages in a Kafka partition not yet in a committed slice (absent while Kafka is unreachable).',
       type: 'gauge',
       samples: ok.flatMap((o) =>
-        o.stats.partitions.flatMap((p) => (p.lag === null ? [] : [{ labels: { pipeline: o.pipeline, topic: p.topic, partition: p.partition }, value: p.lag }])),
+        o.stats.partitions.flatMap((p) =>
+          p.lag === null
+            ? []
+            : [{ labels: { pipeline: o.pipeline, topic: p.topic, partition: p.partition }, value: p.lag }],
+        ),
       ),
     },
     {
       name: 'winnow_last_slice_duration_seconds',
       help: 'How long the last committed slice took, seconds.',
       type: 'gauge',
-      samples: ok.flatMap((o) => (o.stats.lastSlice === null ? [] : [{ labels: { pipeline: o.pipeline }, value: o.stats.lastSlice.durationMs / 1000 }])),
+      samples: ok.flatMap((o) =>
+        o.stats.lastSlice === null
+          ? []
+          : [{ labels: { pipeline: o.pipeline }, value: o.stats.lastSlice.durationMs / 1000 }],
+      ),
     },
   ];
 }

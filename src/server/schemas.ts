@@ -114,9 +114,15 @@ export const PipelineStatsSchema = z
     staged: count,
     inserted: count,
     duplicatesDropped: count,
-    duplicateRatio: z.number().min(0).max(1).describe('duplicatesDropped / (inserted + duplicatesDropped); 0 when none'),
+    duplicateRatio: z
+      .number()
+      .min(0)
+      .max(1)
+      .describe('duplicatesDropped / (inserted + duplicatesDropped); 0 when none'),
     deadLetters: count,
-    refusedByFinal: count.describe('staged messages the final table refused (a CHECK constraint, a value its type cannot hold), now dead letters'),
+    refusedByFinal: count.describe(
+      'staged messages the final table refused (a CHECK constraint, a value its type cannot hold), now dead letters',
+    ),
     pendingRows: count.describe('staged but not yet in a committed slice'),
     partitions: z.array(PartitionStatsSchema),
     lastSlice: z
@@ -140,8 +146,12 @@ export const SliceRecordSchema = z
     pipeline: z.string(),
     seq: count,
     sliceId: z.string(),
-    status: z.enum(['planned', 'committed', 'split']).describe("split: the final table refused some rows; the next slice is this one's first half"),
-    ranges: z.array(z.object({ topic: z.string(), partition: z.number().int().nonnegative(), fromOffset: offset, toOffset: offset })),
+    status: z
+      .enum(['planned', 'committed', 'split'])
+      .describe("split: the final table refused some rows; the next slice is this one's first half"),
+    ranges: z.array(
+      z.object({ topic: z.string(), partition: z.number().int().nonnegative(), fromOffset: offset, toOffset: offset }),
+    ),
     nextOffsets: z.array(z.object({ topic: z.string(), partition: z.number().int().nonnegative(), offset })),
     rowsIn: count,
     inserted: count,
@@ -160,7 +170,11 @@ export const SliceList = z
 export const MetricsText = z.string().describe('Prometheus text exposition format 0.0.4');
 
 export const OpenApiDocument = z
-  .looseObject({ openapi: z.literal('3.1.0'), info: z.looseObject({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()) })
+  .looseObject({
+    openapi: z.literal('3.1.0'),
+    info: z.looseObject({ title: z.string(), version: z.string() }),
+    paths: z.record(z.string(), z.unknown()),
+  })
   .register(components, { id: 'OpenApiDocument' });
 
 // ---- the schemas and the deps interface describe the same shapes -------------
@@ -175,7 +189,12 @@ const _slice: Same<z.output<typeof SliceRecordSchema>, SliceRecord> = true;
 // ---- consistency and replay ---------------------------------------------------
 
 export const ConsistencyResponse = z
-  .object({ report: z.record(z.string(), z.unknown()).nullable().describe('the newest checker report (see winnow check --json), null before the first check') })
+  .object({
+    report: z
+      .record(z.string(), z.unknown())
+      .nullable()
+      .describe('the newest checker report (see winnow check --json), null before the first check'),
+  })
   .register(components, { id: 'Consistency' });
 
 export const ReplayRequestBody = z
@@ -184,7 +203,9 @@ export const ReplayRequestBody = z
     fromOffsets: z.string().optional().describe('PARTITION:OFFSET or TOPIC/PARTITION:OFFSET, comma-separated'),
     to: z.string().optional().describe('upper bound, in the same form as the lower one'),
   })
-  .refine((b) => (b.fromTimestamp === undefined) !== (b.fromOffsets === undefined), { message: 'give exactly one of fromTimestamp and fromOffsets' })
+  .refine((b) => (b.fromTimestamp === undefined) !== (b.fromOffsets === undefined), {
+    message: 'give exactly one of fromTimestamp and fromOffsets',
+  })
   .register(components, { id: 'ReplayRequest' });
 
 export const ReplayJobParams = z.object({

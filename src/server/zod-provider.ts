@@ -28,7 +28,12 @@ function isZod(schema: unknown): schema is z.ZodType {
   return schema instanceof z.ZodType;
 }
 
-const partNames: Record<string, string> = { querystring: 'query parameter', params: 'path parameter', body: 'body field', headers: 'header' };
+const partNames: Record<string, string> = {
+  querystring: 'query parameter',
+  params: 'path parameter',
+  body: 'body field',
+  headers: 'header',
+};
 
 /** "query parameter "limit": must be an integer from 1 to 1000" — names what to fix. */
 export function describeIssues(httpPart: string | undefined, issues: z.core.$ZodIssue[]): string {
@@ -53,13 +58,18 @@ export const zodValidatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, h
 };
 
 export const zodSerializerCompiler: FastifySerializerCompiler<unknown> = ({ schema, method, url, httpStatus }) => {
-  if (!isZod(schema)) throw new WinnowError('INTERNAL', `response schema for ${method} ${url} ${httpStatus} is not a zod schema`);
+  if (!isZod(schema))
+    throw new WinnowError('INTERNAL', `response schema for ${method} ${url} ${httpStatus} is not a zod schema`);
   return (data: unknown) => {
     const result = schema.safeParse(data);
     if (!result.success) {
-      throw new WinnowError('INTERNAL', `response of ${method} ${url} (${httpStatus}) does not match its schema: ${z.prettifyError(result.error)}`, {
-        cause: result.error,
-      });
+      throw new WinnowError(
+        'INTERNAL',
+        `response of ${method} ${url} (${httpStatus}) does not match its schema: ${z.prettifyError(result.error)}`,
+        {
+          cause: result.error,
+        },
+      );
     }
     return JSON.stringify(result.data);
   };

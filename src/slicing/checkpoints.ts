@@ -80,7 +80,9 @@ const RANGES_TYPE = 'Array(Tuple(topic String, partition UInt32, from_offset UIn
 
 /** Ranges as the slices and replays tables store them: JSON for JSONExtract(..., RANGES_TYPE). */
 export function rangesJson(ranges: SliceRange[]): string {
-  return JSON.stringify(ranges.map((r) => ({ topic: r.topic, partition: r.partition, from_offset: r.fromOffset, to_offset: r.toOffset })));
+  return JSON.stringify(
+    ranges.map((r) => ({ topic: r.topic, partition: r.partition, from_offset: r.fromOffset, to_offset: r.toOffset })),
+  );
 }
 
 /** A range as the slices and replays tables return it. */
@@ -91,7 +93,12 @@ export interface RangeRow {
   to_offset: string;
 }
 
-export const fromRangeRow = (x: RangeRow): SliceRange => ({ topic: x.topic, partition: x.partition, fromOffset: Number(x.from_offset), toOffset: Number(x.to_offset) });
+export const fromRangeRow = (x: RangeRow): SliceRange => ({
+  topic: x.topic,
+  partition: x.partition,
+  fromOffset: Number(x.from_offset),
+  toOffset: Number(x.to_offset),
+});
 
 /** The statements on winnow_slices (of `database`), one builder each; values go as parameters. */
 export const slicesSql = {
@@ -214,7 +221,10 @@ export class Checkpoints {
    */
   async record(s: SliceRecord): Promise<void> {
     const q = slicesSql.record(this.database, s);
-    await this.db.command(q.sql, q.params, { ...tokenInsert(`checkpoint:${s.sliceId}:${s.status}`), log_comment: CHECKPOINT_TAGS.write });
+    await this.db.command(q.sql, q.params, {
+      ...tokenInsert(`checkpoint:${s.sliceId}:${s.status}`),
+      log_comment: CHECKPOINT_TAGS.write,
+    });
   }
 
   /** ClickHouse's time now (as text) and the newest committed seq (0: none). */
@@ -240,8 +250,16 @@ export class Checkpoints {
 
   async committedTotals(pipeline: string): Promise<CommittedTotals> {
     const q = slicesSql.committedTotals(this.database, pipeline);
-    const [row] = await this.db.rows<{ inserted: string; duplicates: string; rows_in: string; rejected: string }>(q.sql, q.params);
-    return { inserted: Number(row?.inserted ?? 0), duplicates: Number(row?.duplicates ?? 0), rowsIn: Number(row?.rows_in ?? 0), rejected: Number(row?.rejected ?? 0) };
+    const [row] = await this.db.rows<{ inserted: string; duplicates: string; rows_in: string; rejected: string }>(
+      q.sql,
+      q.params,
+    );
+    return {
+      inserted: Number(row?.inserted ?? 0),
+      duplicates: Number(row?.duplicates ?? 0),
+      rowsIn: Number(row?.rows_in ?? 0),
+      rejected: Number(row?.rejected ?? 0),
+    };
   }
 
   /** Staged rows committed in the last minute and in the last 5 minutes. */

@@ -33,7 +33,12 @@ export function planSlice(next: NextOffset[], heads: StagedHead[], maxRows: numb
     const from = nextBy.get(tp(h.topic, h.partition)) ?? 0;
     // Skip empty offset space (a consumer that started late, compaction) so the cap counts real rows.
     const start = Math.max(from, h.low);
-    return { topic: h.topic, partition: h.partition, fromOffset: from, toOffset: Math.min(h.high, start + perPartition - 1) };
+    return {
+      topic: h.topic,
+      partition: h.partition,
+      fromOffset: from,
+      toOffset: Math.min(h.high, start + perPartition - 1),
+    };
   });
   return { ranges, nextOffsets: advance(next, ranges) };
 }
@@ -43,7 +48,9 @@ export function advance(next: NextOffset[], ranges: SliceRange[]): NextOffset[] 
   const to = new Map(ranges.map((r) => [tp(r.topic, r.partition), r.toOffset + 1]));
   const out = next.map((o) => ({ ...o, offset: to.get(tp(o.topic, o.partition)) ?? o.offset }));
   const known = new Set(next.map((o) => tp(o.topic, o.partition)));
-  for (const r of ranges) if (!known.has(tp(r.topic, r.partition))) out.push({ topic: r.topic, partition: r.partition, offset: r.toOffset + 1 });
+  for (const r of ranges)
+    if (!known.has(tp(r.topic, r.partition)))
+      out.push({ topic: r.topic, partition: r.partition, offset: r.toOffset + 1 });
   return out.sort(byTopicPartition);
 }
 

@@ -10,7 +10,17 @@ import type { ClickHouseFailure, Db } from '../clickhouse/client.ts';
 import { WinnowError } from '../errors.ts';
 import { Checkpoints, type NextOffset, type SliceRecord } from './checkpoints.ts';
 import { advance, planSlice, sliceId } from './plan.ts';
-import { clip, deadLetterRefused, dropRefusedSeenKeys, firstHalf, firstOffsets, isRowRefusal, offsetCount, refusalReason, rewind } from './rejections.ts';
+import {
+  clip,
+  deadLetterRefused,
+  dropRefusedSeenKeys,
+  firstHalf,
+  firstOffsets,
+  isRowRefusal,
+  offsetCount,
+  refusalReason,
+  rewind,
+} from './rejections.ts';
 import { countKept, countStaged, dedupInsert, stagedHeads, type SliceRange } from './slice.ts';
 
 export interface SliceOutcome {
@@ -83,7 +93,11 @@ export class Processor {
       }
     }
     if (!plan && last?.status !== 'split') {
-      plan = planSlice(watermarks, await stagedHeads(this.db, this.pipeline, watermarks), Math.min(this.cap ?? maxRows, maxRows));
+      plan = planSlice(
+        watermarks,
+        await stagedHeads(this.db, this.pipeline, watermarks),
+        Math.min(this.cap ?? maxRows, maxRows),
+      );
     }
     if (!plan) return undefined;
     const seq = (last?.seq ?? 0) + 1;
@@ -122,7 +136,11 @@ export class Processor {
       countStaged(this.db, this.pipeline, planned.ranges),
       countKept(this.db, this.pipeline, planned.sliceId, planned.ranges),
     ]);
-    const committed = await this.commit(planned, { rowsIn, inserted, duplicates: Math.max(0, rowsIn - inserted), rejected: 0 }, started);
+    const committed = await this.commit(
+      planned,
+      { rowsIn, inserted, duplicates: Math.max(0, rowsIn - inserted), rejected: 0 },
+      started,
+    );
     if (this.cap !== undefined && ++this.successesInARow >= 2) {
       this.cap = this.cap * 2 >= this.pipeline.schedule.maxSliceRows ? undefined : this.cap * 2;
     }
@@ -150,11 +168,15 @@ export class Processor {
       if (this.refusedInARow >= TABLE_WIDE_REFUSALS) {
         // Not these rows: the table. Dead-lettering the whole stream one message at a time
         // would help no one; fail (and retry with back-off) until the table is fixed.
-        throw new WinnowError('CLICKHOUSE', `the final table refused the last ${this.refusedInARow} messages one by one and accepted none: it refuses every row (${reason})`, {
-          hint: 'fix the table; then `winnow deadletters replay` brings back the refused messages',
-          retryable: true,
-          cause: err,
-        });
+        throw new WinnowError(
+          'CLICKHOUSE',
+          `the final table refused the last ${this.refusedInARow} messages one by one and accepted none: it refuses every row (${reason})`,
+          {
+            hint: 'fix the table; then `winnow deadletters replay` brings back the refused messages',
+            retryable: true,
+            cause: err,
+          },
+        );
       }
       const rejected = await deadLetterRefused(this.db, this.pipeline, planned.ranges, reason);
       this.refusedInARow += rejected;
@@ -177,7 +199,11 @@ export class Processor {
     return { slice: split, resumed, split: { reason } };
   }
 
-  private async commit(planned: SliceRecord, counts: Pick<SliceRecord, 'rowsIn' | 'inserted' | 'duplicates' | 'rejected'>, started: number): Promise<SliceRecord> {
+  private async commit(
+    planned: SliceRecord,
+    counts: Pick<SliceRecord, 'rowsIn' | 'inserted' | 'duplicates' | 'rejected'>,
+    started: number,
+  ): Promise<SliceRecord> {
     const committed: SliceRecord = {
       ...planned,
       ...counts,

@@ -81,7 +81,10 @@ export function firstOffsets(ranges: SliceRange[], n: number): SliceRange[] {
 export function clip(ranges: SliceRange[], next: NextOffset[]): SliceRange[] {
   const at = new Map(next.map((o) => [`${o.topic}\u0000${o.partition}`, o.offset]));
   return ranges
-    .map((r) => ({ ...r, fromOffset: Math.max(r.fromOffset, at.get(`${r.topic}\u0000${r.partition}`) ?? r.fromOffset) }))
+    .map((r) => ({
+      ...r,
+      fromOffset: Math.max(r.fromOffset, at.get(`${r.topic}\u0000${r.partition}`) ?? r.fromOffset),
+    }))
     .filter((r) => r.fromOffset <= r.toOffset);
 }
 
@@ -94,7 +97,10 @@ export function rewind(next: NextOffset[], ranges: SliceRange[]): NextOffset[] {
 /** Seen keys any attempt of this slice wrote. */
 export function sliceSeenCountSql(p: PipelineConfig, sliceId: string): ParamSql {
   const n = objectNames(p);
-  return { sql: `SELECT count() AS n FROM ${qualified(n.database, n.seen)} WHERE \`__slice\` = {slice:String}`, params: { slice: sliceId } };
+  return {
+    sql: `SELECT count() AS n FROM ${qualified(n.database, n.seen)} WHERE \`__slice\` = {slice:String}`,
+    params: { slice: sliceId },
+  };
 }
 
 /** Deletes the seen keys this slice wrote for keys of its ranges (found by key hash). */
@@ -110,7 +116,12 @@ export function dropSliceSeenSql(p: PipelineConfig, sliceId: string, ranges: Sli
 }
 
 /** Deletes the seen keys a refused attempt of this slice wrote (none when the seen view did not run). */
-export async function dropRefusedSeenKeys(db: Db, p: PipelineConfig, sliceId: string, ranges: SliceRange[]): Promise<void> {
+export async function dropRefusedSeenKeys(
+  db: Db,
+  p: PipelineConfig,
+  sliceId: string,
+  ranges: SliceRange[],
+): Promise<void> {
   const count = sliceSeenCountSql(p, sliceId);
   const found = await db.rows<{ n: string }>(count.sql, count.params);
   if (Number(found[0]?.n ?? 0) === 0) return;
@@ -136,7 +147,11 @@ export function refusedCoordinatesSql(p: PipelineConfig, cond: string): ParamSql
  * dead letter with the error, unless a refusal of it is there already (a
  * re-run after a crash); and how many distinct messages the ranges stage.
  */
-export function refusedDeadLetterSql(p: PipelineConfig, ranges: SliceRange[], error: string): { insert: ParamSql; staged: ParamSql } {
+export function refusedDeadLetterSql(
+  p: PipelineConfig,
+  ranges: SliceRange[],
+  error: string,
+): { insert: ParamSql; staged: ParamSql } {
   const n = objectNames(p);
   const cond = rangesCondition(ranges);
   const cols = p.columns.map((c) => ident(c.name)).join(', ');
@@ -159,7 +174,12 @@ export function refusedDeadLetterSql(p: PipelineConfig, ranges: SliceRange[], er
  * the error, unless a refusal of it is there already (a re-run after a crash).
  * Returns how many distinct messages it covers (0 or 1).
  */
-export async function deadLetterRefused(db: Db, p: PipelineConfig, ranges: SliceRange[], error: string): Promise<number> {
+export async function deadLetterRefused(
+  db: Db,
+  p: PipelineConfig,
+  ranges: SliceRange[],
+  error: string,
+): Promise<number> {
   const q = refusedDeadLetterSql(p, ranges, error);
   await db.command(q.insert.sql, q.insert.params, UNTOKENED_INSERT_SELECT);
   const rows = await db.rows<{ n: string }>(q.staged.sql, q.staged.params);

@@ -131,7 +131,10 @@ export function keptCountSql(p: PipelineConfig, sliceId: string, ranges: SliceRa
 
 export async function countKept(db: Db, p: PipelineConfig, sliceId: string, ranges: SliceRange[]): Promise<number> {
   const q = keptCountSql(p, sliceId, ranges);
-  const rows = await db.rows<{ kept: string }>(q.sql, q.params, { use_index_for_in_with_subqueries: 0, log_comment: SLICE_TAGS.countKept });
+  const rows = await db.rows<{ kept: string }>(q.sql, q.params, {
+    use_index_for_in_with_subqueries: 0,
+    log_comment: SLICE_TAGS.countKept,
+  });
   return Number(rows[0]?.kept ?? 0);
 }
 
@@ -166,6 +169,8 @@ ORDER BY topic, partition`,
 /** What staging holds above the watermarks, per partition: what the next slice can cover. */
 export async function stagedHeads(db: Db, p: PipelineConfig, next: NextOffset[]): Promise<StagedHead[]> {
   const q = stagedHeadsSql(p, next);
-  const rows = await db.rows<{ topic: string; partition: number; low: string; high: string }>(q.sql, q.params, { log_comment: SLICE_TAGS.heads });
+  const rows = await db.rows<{ topic: string; partition: number; low: string; high: string }>(q.sql, q.params, {
+    log_comment: SLICE_TAGS.heads,
+  });
   return rows.map((r) => ({ topic: r.topic, partition: r.partition, low: Number(r.low), high: Number(r.high) }));
 }

@@ -51,8 +51,14 @@ describe('bad input', () => {
       Buffer.from(JSON.stringify({ event_id: uuid(1), user_name: big })), // oversize but valid: a row
       Buffer.from(`{"event_id": "${uuid(2)}", "user_name": "${big}`), // oversize and truncated: a dead letter
       Buffer.from(`{"event_id": "${uuid(3)}", "deep": ${'['.repeat(100_000)}${']'.repeat(100_000)}, "user_name": "d"}`), // too deep to parse
-      Buffer.from(`{"event_id": "${uuid(4)}", "deep": ${'['.repeat(500)}${']'.repeat(500)}, "user_name": "shallow enough"}`), // a row
-      Buffer.concat([Buffer.from(`{"event_id": "${uuid(5)}", "user_name": "`), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]), // invalid UTF-8
+      Buffer.from(
+        `{"event_id": "${uuid(4)}", "deep": ${'['.repeat(500)}${']'.repeat(500)}, "user_name": "shallow enough"}`,
+      ), // a row
+      Buffer.concat([
+        Buffer.from(`{"event_id": "${uuid(5)}", "user_name": "`),
+        Buffer.from([0xc3, 0x28]),
+        Buffer.from('"}'),
+      ]), // invalid UTF-8
       Buffer.from(`{"event_id": ["${uuid(6)}"], "user_name": "array key"}`), // key of the wrong type
       Buffer.from(`{"event_id": {"id": "${uuid(7)}"}, "user_name": "object key"}`),
       Buffer.from(JSON.stringify({ event_id: uuid(8), user_name: 'after all that' })), // the stream goes on
@@ -75,16 +81,33 @@ describe('bad input', () => {
       ]);
       return { rows: Number(r[0]?.n), dead: Number(d[0]?.n) };
     };
-    expect(await waitFor(counts, (c) => c.rows + c.dead === values.length, 60_000, 'every message as a row or a dead letter')).toEqual({ rows: 3, dead: 5 });
-    const rows = await client.rows<{ id: string; len: number }>(`SELECT toString(event_id) AS id, length(name) AS len FROM ${db}.events ORDER BY id`);
+    expect(
+      await waitFor(
+        counts,
+        (c) => c.rows + c.dead === values.length,
+        60_000,
+        'every message as a row or a dead letter',
+      ),
+    ).toEqual({ rows: 3, dead: 5 });
+    const rows = await client.rows<{ id: string; len: number }>(
+      `SELECT toString(event_id) AS id, length(name) AS len FROM ${db}.events ORDER BY id`,
+    );
     expect(rows).toEqual([
       { id: uuid(1), len: 900000 },
       { id: uuid(4), len: 14 },
       { id: uuid(8), len: 14 },
     ]);
-    const dead = await client.rows<{ o: string; e: string }>(`SELECT _offset AS o, __error AS e FROM ${db}.winnow_${name}_errors ORDER BY _offset`);
+    const dead = await client.rows<{ o: string; e: string }>(
+      `SELECT _offset AS o, __error AS e FROM ${db}.winnow_${name}_errors ORDER BY _offset`,
+    );
     expect(dead.map((d) => Number(d.o))).toEqual([1, 2, 4, 5, 6]);
-    expect(dead.map((d) => d.e)).toEqual(['malformed JSON', 'malformed JSON', 'invalid UTF-8', expect.stringContaining('event_id'), expect.stringContaining('event_id')]);
+    expect(dead.map((d) => d.e)).toEqual([
+      'malformed JSON',
+      'malformed JSON',
+      'invalid UTF-8',
+      expect.stringContaining('event_id'),
+      expect.stringContaining('event_id'),
+    ]);
     await client.close();
   });
 
@@ -173,7 +196,10 @@ describe('bad input', () => {
     const r = await runCli(['run', '--config', file, '--port', '0'], env, 60_000);
     expect(r.code).toBe(1);
     // Every line is JSON; the errors are the failed check (its key named) and what it means.
-    const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string; key?: string });
+    const lines = r.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { level: string; msg: string; key?: string });
     const errors = lines.filter((l) => l.level === 'error');
     expect(errors.map((e) => e.msg)).toEqual([
       expect.stringMatching(/^pipelines\[0\]\.sink\.password \(of "intruder"\): ClickHouse refused the login/),
@@ -198,7 +224,9 @@ describe('bad input', () => {
       await producer.send({ topic, messages: [{ value: JSON.stringify({ event_id: uuid(1), user_name: 'before' }) }] });
       await producer.disconnect();
       await waitFor(
-        async () => ((await (await fetch(`${daemon.api}/api/v1/pipelines/${name}/stats`)).json()) as { inserted: number }).inserted,
+        async () =>
+          ((await (await fetch(`${daemon.api}/api/v1/pipelines/${name}/stats`)).json()) as { inserted: number })
+            .inserted,
         (n) => n === 1,
         60_000,
         'the first event',
@@ -210,7 +238,10 @@ describe('bad input', () => {
       const ready = await waitFor(
         async () => {
           const r = await fetch(`${daemon.api}/readyz`);
-          return { status: r.status, body: (await r.json()) as { checks: Record<string, { ok: boolean; error?: string }> } };
+          return {
+            status: r.status,
+            body: (await r.json()) as { checks: Record<string, { ok: boolean; error?: string }> },
+          };
         },
         (r) => r.status === 503,
         30_000,

@@ -20,7 +20,12 @@ interface Report {
   ok: boolean;
   uniqueness: { violations: number };
   completeness: { missing: number };
-  seenVsFinal: { keptNotInFinal: number; reinsertedFromStaging: number; finalWithoutSeen: number; seenRestored: number };
+  seenVsFinal: {
+    keptNotInFinal: number;
+    reinsertedFromStaging: number;
+    finalWithoutSeen: number;
+    seenRestored: number;
+  };
   counts: { ok: boolean; finalRows: number };
   proof: 'counts' | 'lookups';
   offsets: { checked: boolean; partitions: { gapOffsets: number; emptyDeadLettered: number; lost: number[] }[] };
@@ -59,7 +64,9 @@ describe('checker, replay and dead letters', () => {
     return (JSON.parse(r.stdout) as { reports: Report[] }).reports[0]!;
   };
   const finalRows = async (): Promise<string[]> =>
-    (await client.rows<{ r: string }>(`SELECT concat(toString(event_id), ' ', name) AS r FROM ${db}.events ORDER BY r`)).map((x) => x.r);
+    (
+      await client.rows<{ r: string }>(`SELECT concat(toString(event_id), ' ', name) AS r FROM ${db}.events ORDER BY r`)
+    ).map((x) => x.r);
 
   beforeAll(async () => {
     const s = servers();
@@ -93,7 +100,10 @@ describe('checker, replay and dead letters', () => {
     }
     messages.push({ partition: 0, value: '' });
     messages.push({ partition: 1, value: JSON.stringify({ event_id: uuid(999), user_name: 'no-email' }) });
-    messages.push({ partition: 0, value: JSON.stringify({ event_id: uuid(200), user_name: 'n200', user_email: 'e200@x' }) });
+    messages.push({
+      partition: 0,
+      value: JSON.stringify({ event_id: uuid(200), user_name: 'n200', user_email: 'e200@x' }),
+    });
     await producer.send({ topic, messages });
     await producer.disconnect();
     await drain(201);
@@ -116,7 +126,10 @@ describe('checker, replay and dead letters', () => {
     expect(r.offsets.partitions.flatMap((x) => x.lost)).toEqual([]);
     expect(r.ok).toBe(true);
     const dead = await client.rows<{ e: string }>(`SELECT __error AS e FROM ${db}.winnow_${name}_errors ORDER BY e`);
-    expect(dead.map((d) => d.e)).toEqual([expect.stringContaining('email: missing'), expect.stringContaining('empty message')]);
+    expect(dead.map((d) => d.e)).toEqual([
+      expect.stringContaining('email: missing'),
+      expect.stringContaining('empty message'),
+    ]);
     // The second check finds the gap accounted for.
     const again = await check();
     expect(again.offsets.partitions.reduce((s, x) => s + x.gapOffsets, 0)).toBe(0);
@@ -124,12 +137,22 @@ describe('checker, replay and dead letters', () => {
 
   it('restores seen keys lost after the final insert, so a replay cannot double those rows', async () => {
     const before = await finalRows();
-    await client.command(`DELETE FROM ${db}.winnow_${name}_seen WHERE name_placeholder = 1`.replace('name_placeholder = 1', `event_id IN ('${uuid(3)}', '${uuid(4)}', '${uuid(5)}')`), {}, { mutations_sync: '2' });
+    await client.command(
+      `DELETE FROM ${db}.winnow_${name}_seen WHERE name_placeholder = 1`.replace(
+        'name_placeholder = 1',
+        `event_id IN ('${uuid(3)}', '${uuid(4)}', '${uuid(5)}')`,
+      ),
+      {},
+      { mutations_sync: '2' },
+    );
     // Damage to keys processed before the last consistent check: only a full check looks at them.
     const r = await check('--full');
     expect(r.seenVsFinal.finalWithoutSeen).toBe(3);
     expect(r.seenVsFinal.seenRestored).toBe(3);
-    const replay = await runCli(['replay', '--config', file, '--from-offsets', `${topic}/0:0,${topic}/1:0`, '--json'], env);
+    const replay = await runCli(
+      ['replay', '--config', file, '--from-offsets', `${topic}/0:0,${topic}/1:0`, '--json'],
+      env,
+    );
     expect(replay.code, replay.stderr).toBe(0);
     expect(JSON.parse(replay.stdout)).toMatchObject({ inserted: 0 });
     expect(await finalRows()).toEqual(before);
@@ -138,7 +161,11 @@ describe('checker, replay and dead letters', () => {
 
   it('re-inserts final rows that went missing, from staging', async () => {
     const before = await finalRows();
-    await client.command(`DELETE FROM ${db}.events WHERE event_id IN ('${uuid(7)}', '${uuid(8)}')`, {}, { mutations_sync: '2' });
+    await client.command(
+      `DELETE FROM ${db}.events WHERE event_id IN ('${uuid(7)}', '${uuid(8)}')`,
+      {},
+      { mutations_sync: '2' },
+    );
     const r = await check();
     expect(r.seenVsFinal).toMatchObject({ keptNotInFinal: 2, reinsertedFromStaging: 2 });
     expect(await finalRows()).toEqual(before);
@@ -147,7 +174,10 @@ describe('checker, replay and dead letters', () => {
 
   it('replays from a timestamp over processed data without adding a row', async () => {
     const before = await finalRows();
-    const replay = await runCli(['replay', '--config', file, '--from-timestamp', new Date(Date.now() - 3_600_000).toISOString(), '--json'], env);
+    const replay = await runCli(
+      ['replay', '--config', file, '--from-timestamp', new Date(Date.now() - 3_600_000).toISOString(), '--json'],
+      env,
+    );
     expect(replay.code, replay.stderr).toBe(0);
     expect(JSON.parse(replay.stdout)).toMatchObject({ inserted: 0, rowsIn: 221 });
     expect(await finalRows()).toEqual(before);
@@ -155,7 +185,11 @@ describe('checker, replay and dead letters', () => {
 
   it('rewinds the Kafka engine when staging no longer holds the range, still adding nothing', async () => {
     const before = await finalRows();
-    await client.command(`DELETE FROM ${db}.winnow_${name}_staging WHERE _partition = 1 AND _offset < 20`, {}, { mutations_sync: '2' });
+    await client.command(
+      `DELETE FROM ${db}.winnow_${name}_staging WHERE _partition = 1 AND _offset < 20`,
+      {},
+      { mutations_sync: '2' },
+    );
     const replay = await runCli(['replay', '--config', file, '--from-offsets', `${topic}/1:0`, '--json'], env);
     expect(replay.code, replay.stderr).toBe(0);
     const result = JSON.parse(replay.stdout) as { inserted: number; rewound: unknown[] };
@@ -169,12 +203,20 @@ describe('checker, replay and dead letters', () => {
     expect(list.code, list.stderr).toBe(0);
     expect((JSON.parse(list.stdout) as { total: number }).total).toBe(2);
     // Fix: email becomes optional. The empty message stays a dead letter.
-    const fixed = yaml.replace('{ name: email, type: String, path: user_email }', '{ name: email, type: String, path: user_email, optional: true }');
+    const fixed = yaml.replace(
+      '{ name: email, type: String, path: user_email }',
+      '{ name: email, type: String, path: user_email, optional: true }',
+    );
     const fixedFile = file.replace('winnow.yaml', 'fixed.yaml');
     await writeFile(fixedFile, fixed);
     const r = await runCli(['deadletters', 'replay', '--config', fixedFile, '--all', '--json'], env);
     expect(r.code, r.stderr).toBe(0);
-    const out = JSON.parse(r.stdout) as { selected: number; reingested: number; stillFailing: number; waitingForSlice: number };
+    const out = JSON.parse(r.stdout) as {
+      selected: number;
+      reingested: number;
+      stillFailing: number;
+      waitingForSlice: number;
+    };
     // The message was the head of its partition, ahead of the watermark: the next slice takes it.
     expect(out).toMatchObject({ selected: 2, reingested: 1, stillFailing: 1, waitingForSlice: 1 });
     await drain(202);
@@ -186,12 +228,22 @@ describe('checker, replay and dead letters', () => {
   it('an incremental check proves a healthy scope by counts, and damage in its scope still sends it to the lookups, which repair', async () => {
     const producer = kafka().producer();
     await producer.connect();
-    await producer.send({ topic, messages: [300, 301, 302, 303].map((i) => ({ partition: i % 2, value: JSON.stringify({ event_id: uuid(i), user_name: `n${i}`, user_email: `e${i}@x` }) })) });
+    await producer.send({
+      topic,
+      messages: [300, 301, 302, 303].map((i) => ({
+        partition: i % 2,
+        value: JSON.stringify({ event_id: uuid(i), user_name: `n${i}`, user_email: `e${i}@x` }),
+      })),
+    });
     await producer.disconnect();
     await drain(206);
     const before = await finalRows();
     // A seen key the new slices wrote goes missing: the cheap proof finds its staged key unrepresented.
-    await client.command(`DELETE FROM ${db}.winnow_${name}_seen WHERE event_id = '${uuid(301)}'`, {}, { mutations_sync: '2' });
+    await client.command(
+      `DELETE FROM ${db}.winnow_${name}_seen WHERE event_id = '${uuid(301)}'`,
+      {},
+      { mutations_sync: '2' },
+    );
     const r = await check();
     expect(r.proof).toBe('lookups');
     expect(r.seenVsFinal).toMatchObject({ finalWithoutSeen: 1, seenRestored: 1 });

@@ -61,12 +61,17 @@ describe('deduplication guard', () => {
     try {
       const err = await refusal();
       expect(err.message).toContain(`insert deduplication is off for \`${db}\`.\`events\``);
-      expect(err.hint).toBe(`ALTER TABLE \`${db}\`.\`events\` MODIFY SETTING non_replicated_deduplication_window = 10000`);
+      expect(err.hint).toBe(
+        `ALTER TABLE \`${db}\`.\`events\` MODIFY SETTING non_replicated_deduplication_window = 10000`,
+      );
 
       const r = await runCli(['run', '--config', file, '--port', '0'], { WINNOW_LEASE_EPOCH_MS: '2000' }, 60_000);
       expect(r.code, r.stderr).toBe(1);
       // Like everything `winnow run` prints, its refusal is a JSON line, the one error after its pre-flight passed.
-      const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string });
+      const lines = r.stderr
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { level: string; msg: string });
       expect(lines.filter((l) => l.msg.includes('pre-flight ok'))).toHaveLength(1);
       const errors = lines.filter((l) => l.level === 'error');
       expect(errors).toHaveLength(1);
@@ -87,7 +92,9 @@ describe('deduplication guard', () => {
       expect(err.message).toContain('winnow_slices');
       expect(err.hint).toBe('run winnow migrate up');
     } finally {
-      await client.command(`ALTER TABLE ${db}.winnow_slices MODIFY SETTING non_replicated_deduplication_window = 10000`);
+      await client.command(
+        `ALTER TABLE ${db}.winnow_slices MODIFY SETTING non_replicated_deduplication_window = 10000`,
+      );
     }
     await expect(assertTokenDeduplication(client, p)).resolves.toBeUndefined();
   });

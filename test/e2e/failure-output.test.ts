@@ -205,7 +205,7 @@ describe('failures read as one line', () => {
     }
     expect(checks.every((c) => Number(c.ok) === 1)).toBe(true);
     const { other } = logLines(daemon.logs());
-    expect(other, 'every line is JSON, the scheduler\'s too').toEqual([]);
+    expect(other, "every line is JSON, the scheduler's too").toEqual([]);
     expect(daemon.logs()).not.toMatch(/NODE-CRON|\x1b\[/);
   });
 });

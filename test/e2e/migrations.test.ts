@@ -54,7 +54,11 @@ async function schema(client: Db, db: string): Promise<Record<string, string>> {
 }
 
 /** The live builders' statements run in a fresh database; its schema. */
-async function liveSchema(client: Db, config: (db: string) => PipelineConfig, kafkaPassword: string | undefined): Promise<Record<string, string>> {
+async function liveSchema(
+  client: Db,
+  config: (db: string) => PipelineConfig,
+  kafkaPassword: string | undefined,
+): Promise<Record<string, string>> {
   const db = await newDatabase('winnow_live');
   for (const sql of liveStatements(config(db), kafkaPassword)) await client.command(sql);
   const out = await schema(client, db);
@@ -87,7 +91,13 @@ function compositeKeyPipeline(name: string, topic: string, group: string): (db: 
               { name: 'src', type: 'String', expr: "concat(_topic, ':', toString(_partition))" },
             ],
             dedup: { key: ['tenant', 'order_id'], window: '2h30m', time: { column: 'at' } },
-            sink: { url: s.clickhouseUrl, database: db, table: 'orders', partitionBy: 'toYYYYMM(at)', orderBy: ['tenant', 'order_id', 'at'] },
+            sink: {
+              url: s.clickhouseUrl,
+              database: db,
+              table: 'orders',
+              partitionBy: 'toYYYYMM(at)',
+              orderBy: ['tenant', 'order_id', 'at'],
+            },
           },
         ],
       },
@@ -120,7 +130,10 @@ function kafkaPassword(p: PipelineConfig): string | undefined {
 
 describe('every migration in order builds what the live builders build', () => {
   const cases: [string, () => Promise<(db: string) => PipelineConfig>][] = [
-    ['a composite key, event time, partitioned final table', () => Promise.resolve(compositeKeyPipeline(uniqueName('orders'), uniqueName('orders'), uniqueName('g')))],
+    [
+      'a composite key, event time, partitioned final table',
+      () => Promise.resolve(compositeKeyPipeline(uniqueName('orders'), uniqueName('orders'), uniqueName('g'))),
+    ],
     ['the example configuration (SASL source)', () => examplePipeline(uniqueName('users'), uniqueName('g'))],
   ];
   it.each(cases)('%s', async (_what, make) => {
@@ -158,7 +171,9 @@ describe('databases built by older winnows', () => {
       const migrator = new Migrator(client, p);
       await migrator.up({ ...quiet, kafkaPassword: undefined, to: '0001_slices' });
       for (const sql of firstShipped0002(p)) await client.command(sql);
-      await client.command(`INSERT INTO ${qualified(db, `winnow_migrations_${p.name}`)} (name) VALUES ('0002_pipeline_objects')`);
+      await client.command(
+        `INSERT INTO ${qualified(db, `winnow_migrations_${p.name}`)} (name) VALUES ('0002_pipeline_objects')`,
+      );
       expect(await migrator.up({ ...quiet, kafkaPassword: undefined })).toEqual([
         '0003_leases',
         '0004_replays_and_checks',
@@ -226,7 +241,10 @@ AS SELECT \`__slice\`, count() AS \`kept\` FROM ${qualified(db, n.kept)} GROUP B
       const left = await client.rows<{ name: string }>(`SELECT name FROM ${history} FINAL`);
       expect(left).toEqual([]);
       // Down leaves the final table and the tables the database's pipelines share, nothing of the pipeline.
-      const tables = await client.rows<{ name: string }>(`SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name`, { db });
+      const tables = await client.rows<{ name: string }>(
+        `SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name`,
+        { db },
+      );
       expect(tables.map((t) => t.name)).toEqual([
         'orders',
         'winnow_checks',

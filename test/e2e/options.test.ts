@@ -30,7 +30,10 @@ function event(id: number, extra: Record<string, unknown> = {}): string {
 async function produce(topic: string, values: { value: string; timestamp?: number }[], sasl = false): Promise<void> {
   const p = kafka({ sasl }).producer();
   await p.connect();
-  await p.send({ topic, messages: values.map((v) => ({ value: v.value, ...(v.timestamp ? { timestamp: String(v.timestamp) } : {}) })) });
+  await p.send({
+    topic,
+    messages: values.map((v) => ({ value: v.value, ...(v.timestamp ? { timestamp: String(v.timestamp) } : {}) })),
+  });
   await p.disconnect();
 }
 
@@ -55,7 +58,9 @@ async function drain(yaml: string, db: string, expectRows: number): Promise<numb
 }
 
 describe('pipeline options', () => {
-  it('reads the SASL_PLAINTEXT listener with PLAIN credentials and starts a new group at the log end (initialOffset: latest)', async ({ skip }) => {
+  it('reads the SASL_PLAINTEXT listener with PLAIN credentials and starts a new group at the log end (initialOffset: latest)', async ({
+    skip,
+  }) => {
     const s = servers();
     if (s.kafkaSaslBrokers.length === 0) skip('these servers have no SASL listener (testcontainers mode)');
     const { name: db } = await freshDatabase('winnow_opt');
@@ -77,7 +82,9 @@ describe('pipeline options', () => {
 `;
     process.env['TEST_KAFKA_PASSWORD'] = s.sasl.password;
     const file = await writeConfig(yaml);
-    const dry = await runCli(['migrate', 'up', '--config', file, '--dry-run'], { TEST_KAFKA_PASSWORD: s.sasl.password });
+    const dry = await runCli(['migrate', 'up', '--config', file, '--dry-run'], {
+      TEST_KAFKA_PASSWORD: s.sasl.password,
+    });
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toContain("kafka_sasl_password = '***'");
     expect(dry.stdout).not.toContain(s.sasl.password);
@@ -126,8 +133,13 @@ describe('pipeline options', () => {
   it('adopts a matching table and refuses a mismatched one before creating anything', async () => {
     const s = servers();
     const { name: db, client } = await freshDatabase('winnow_opt');
-    await client.command({ query: 'CREATE TABLE good (event_id UUID, name String, note String DEFAULT \'\') ENGINE = MergeTree ORDER BY event_id' });
-    await client.command({ query: 'CREATE TABLE bad (event_id String, label String) ENGINE = MergeTree ORDER BY event_id' });
+    await client.command({
+      query:
+        "CREATE TABLE good (event_id UUID, name String, note String DEFAULT '') ENGINE = MergeTree ORDER BY event_id",
+    });
+    await client.command({
+      query: 'CREATE TABLE bad (event_id String, label String) ENGINE = MergeTree ORDER BY event_id',
+    });
     const topic = uniqueName('adopt'); // migrate up's pre-flight wants the topic to exist
     await createTopic(topic, 1);
     const cfg = (table: string, name: string): string => `pipelines:
@@ -148,7 +160,10 @@ describe('pipeline options', () => {
     expect(bad.stderr).toContain('does not match the configured columns');
     expect(bad.stderr).toContain('column event_id: table has String, configuration says UUID');
     expect(bad.stderr).toContain('missing column name String');
-    const created = await client.query({ query: `SELECT name FROM system.tables WHERE database = '${db}' AND name LIKE 'winnow_${badName}%'`, format: 'JSONEachRow' });
+    const created = await client.query({
+      query: `SELECT name FROM system.tables WHERE database = '${db}' AND name LIKE 'winnow_${badName}%'`,
+      format: 'JSONEachRow',
+    });
     expect(await created.json()).toEqual([]);
     const missing = await runCli(['migrate', 'up', '--config', await writeConfig(cfg('absent', uniqueName('absent')))]);
     expect(missing.code).toBe(1);
@@ -157,7 +172,9 @@ describe('pipeline options', () => {
   });
 
   it('names the offending key of a bad configuration and exits non-zero', async () => {
-    const file = await writeConfig('pipelines:\n  - name: x\n    source: { brokers: [a:1], topics: [t] }\n    columns: [{ name: event_id, type: UUID }]\n    dedup: { window: 1 hour }\n    sink: { table: t }\n    extra: 1\n');
+    const file = await writeConfig(
+      'pipelines:\n  - name: x\n    source: { brokers: [a:1], topics: [t] }\n    columns: [{ name: event_id, type: UUID }]\n    dedup: { window: 1 hour }\n    sink: { table: t }\n    extra: 1\n',
+    );
     const r = await runCli(['migrate', 'up', '--config', file]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('pipelines[0].dedup.window');

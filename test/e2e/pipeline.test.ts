@@ -71,7 +71,12 @@ describe('pipeline end to end (users scenario, 3+1 partitions over two topics)',
   const quiescent = async (produced: number, valid: number, malformed: number): Promise<Stats> =>
     waitFor(
       stats,
-      (s) => s.messagesConsumed === produced && s.staged === valid && s.deadLetters === malformed && s.pendingRows === 0 && s.inserted + s.duplicatesDropped === valid,
+      (s) =>
+        s.messagesConsumed === produced &&
+        s.staged === valid &&
+        s.deadLetters === malformed &&
+        s.pendingRows === 0 &&
+        s.inserted + s.duplicatesDropped === valid,
       120_000,
       `pipeline to process ${produced} messages`,
     );
@@ -118,7 +123,10 @@ describe('pipeline end to end (users scenario, 3+1 partitions over two topics)',
     const dry = await runCli(['migrate', 'up', '--config', configFile, '--dry-run']);
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toContain('ENGINE = Kafka');
-    const [a, b] = await Promise.all([runCli(['migrate', 'up', '--config', configFile]), runCli(['migrate', 'up', '--config', configFile])]);
+    const [a, b] = await Promise.all([
+      runCli(['migrate', 'up', '--config', configFile]),
+      runCli(['migrate', 'up', '--config', configFile]),
+    ]);
     expect(a.code, a.stderr).toBe(0);
     expect(b.code, b.stderr).toBe(0);
     const again = await runCli(['migrate', 'up', '--config', configFile]);
@@ -128,7 +136,7 @@ describe('pipeline end to end (users scenario, 3+1 partitions over two topics)',
     expect(status.stdout).not.toContain('pending');
   });
 
-  it('keeps exactly the oracle\'s rows and dead-letters exactly the malformed messages', async () => {
+  it("keeps exactly the oracle's rows and dead-letters exactly the malformed messages", async () => {
     daemon = await startDaemon(configFile);
     const [phase1 = [], phase2 = []] = phases;
     const valid1 = phase1.filter((m) => m.kind !== 'malformed').length;
@@ -140,19 +148,35 @@ describe('pipeline end to end (users scenario, 3+1 partitions over two topics)',
 
     const expected = expectedRows(phases, WINDOW_MS);
     const rows = await (
-      await db.client.query({ query: 'SELECT toString(event_id) AS event_id, toString(user_id) AS user_id, name, email, toString(created_at) AS created_at FROM users_dedup', format: 'JSONEachRow' })
+      await db.client.query({
+        query:
+          'SELECT toString(event_id) AS event_id, toString(user_id) AS user_id, name, email, toString(created_at) AS created_at FROM users_dedup',
+        format: 'JSONEachRow',
+      })
     ).json<FinalRow>();
     // I1-I3: the final table is exactly the oracle's (uniqueness, completeness, first wins)
     expect(rows.length).toBe(expected.length);
     expect(sortRows(rows)).toEqual(sortRows(expected));
     // The structure was really exercised.
     const kinds = new Set([...phase1, ...phase2].map((m) => m.kind));
-    for (const k of ['retry-in-window', 'resend', 'cross-partition', 'cross-topic', 'beyond-window', 'chain', 'malformed']) expect(kinds).toContain(k);
+    for (const k of [
+      'retry-in-window',
+      'resend',
+      'cross-partition',
+      'cross-topic',
+      'beyond-window',
+      'chain',
+      'malformed',
+    ])
+      expect(kinds).toContain(k);
     expect(new Set(rows.map((r) => r.event_id)).size).toBeLessThan(rows.length); // beyond-window keys appear twice
 
     // I4: dead letters hold exactly the malformed messages, each with a reason
     const dead = await (
-      await db.client.query({ query: `SELECT _raw, __error FROM winnow_${name}_errors ORDER BY _topic, _partition, _offset`, format: 'JSONEachRow' })
+      await db.client.query({
+        query: `SELECT _raw, __error FROM winnow_${name}_errors ORDER BY _topic, _partition, _offset`,
+        format: 'JSONEachRow',
+      })
     ).json<{ _raw: string; __error: string }>();
     expect(dead.length).toBe(MALFORMED.length);
     for (const d of dead) expect(d.__error).not.toBe('');
@@ -169,7 +193,9 @@ describe('pipeline end to end (users scenario, 3+1 partitions over two topics)',
       deadLetters: MALFORMED.length,
       pendingRows: 0,
     });
-    expect(final.partitions.map((p) => `${p.topic}/${p.partition}`).sort()).toEqual([`${t1}/0`, `${t1}/1`, `${t1}/2`, `${t2}/0`].sort());
+    expect(final.partitions.map((p) => `${p.topic}/${p.partition}`).sort()).toEqual(
+      [`${t1}/0`, `${t1}/1`, `${t1}/2`, `${t2}/0`].sort(),
+    );
     process.stderr.write(
       `e2e: produced ${all} (${valid} valid, ${MALFORMED.length} malformed), kept ${expected.length}, dropped ${valid - expected.length}\n`,
     );
@@ -177,7 +203,10 @@ describe('pipeline end to end (users scenario, 3+1 partitions over two topics)',
     // The CLI prints the same numbers.
     const cli = await runCli(['stats', '--config', configFile, '--json']);
     expect(cli.code, cli.stderr).toBe(0);
-    expect((JSON.parse(cli.stdout) as { pipelines: Stats[] }).pipelines[0]).toMatchObject({ inserted: expected.length, deadLetters: MALFORMED.length });
+    expect((JSON.parse(cli.stdout) as { pipelines: Stats[] }).pipelines[0]).toMatchObject({
+      inserted: expected.length,
+      deadLetters: MALFORMED.length,
+    });
     void clickhouse;
   });
 

@@ -69,13 +69,17 @@ describe('rows the final table refuses', () => {
       if (!bad.has(k)) expected.push(k);
       else if (k + 700 < 1000 && !bad.has(k + 700)) expected.push(k + 700);
     }
-    const final = (await client.rows<{ msg: string }>(`SELECT msg FROM ${db}.events ORDER BY msg`)).map((r) => Number(r.msg));
+    const final = (await client.rows<{ msg: string }>(`SELECT msg FROM ${db}.events ORDER BY msg`)).map((r) =>
+      Number(r.msg),
+    );
     expect(final).toEqual(expected.sort((a, b) => a - b));
 
     const letters = await client.rows<{ partition: number; offset: string; error: string }>(
       `SELECT _partition AS partition, _offset AS offset, __error AS error FROM ${db}.${n.errors} ORDER BY partition, offset`,
     );
-    expect(letters.map((l) => Number(l.offset) * 4 + l.partition).sort((a, b) => a - b)).toEqual([...bad].sort((a, b) => a - b));
+    expect(letters.map((l) => Number(l.offset) * 4 + l.partition).sort((a, b) => a - b)).toEqual(
+      [...bad].sort((a, b) => a - b),
+    );
     for (const l of letters) {
       expect(l.error.startsWith(REFUSED_BY_FINAL)).toBe(true);
       expect(l.error).toMatch(/no_bad/);
@@ -84,7 +88,13 @@ describe('rows the final table refuses', () => {
     // No seen key without its final row; counts reconcile; no slice committed twice.
     const [seen] = await client.rows<{ n: string }>(`SELECT count() AS n FROM ${db}.${n.seen}`);
     expect(Number(seen?.n)).toBe(expected.length);
-    const [sums] = await client.rows<{ rows_in: string; inserted: string; duplicates: string; rejected: string; twice: string }>(
+    const [sums] = await client.rows<{
+      rows_in: string;
+      inserted: string;
+      duplicates: string;
+      rejected: string;
+      twice: string;
+    }>(
       `SELECT sum(rows_in) AS rows_in, sum(inserted) AS inserted, sum(duplicates) AS duplicates, sum(rejected) AS rejected,
               (SELECT count() FROM (SELECT seq FROM ${db}.winnow_slices WHERE pipeline = {p:String} AND status = 'committed' GROUP BY seq HAVING count() > 1)) AS twice
        FROM ${db}.winnow_slices WHERE pipeline = {p:String} AND status = 'committed'`,
@@ -117,20 +127,26 @@ describe('rows the final table refuses', () => {
 
   it('stops dead-lettering when the table refuses every row, and goes on once it is fixed', async () => {
     await client.command(`ALTER TABLE ${db}.events ADD CONSTRAINT refuse_all CHECK payload = ''`);
-    const [top] = await client.rows<{ o: string }>(`SELECT max(_offset) + 1 AS o FROM ${db}.${n.staging} WHERE _partition = 0`);
+    const [top] = await client.rows<{ o: string }>(
+      `SELECT max(_offset) + 1 AS o FROM ${db}.${n.staging} WHERE _partition = 0`,
+    );
     const from = Number(top?.o);
     await client.command(
       `INSERT INTO ${db}.${n.staging} (event_id, msg, payload, __t, _topic, _partition, _offset, _timestamp_ms, _ingested_at)
        SELECT toUUID(concat('00000000-0000-4000-9000-', leftPad(toString(number), 12, '0'))), 5000 + number, 'later', now64(3), 'a', 0, ${from} + number, NULL, now64(3)
        FROM numbers(50)`,
     );
-    const lettersBefore = Number((await client.rows<{ n: string }>(`SELECT count() AS n FROM ${db}.${n.errors}`))[0]?.n);
+    const lettersBefore = Number(
+      (await client.rows<{ n: string }>(`SELECT count() AS n FROM ${db}.${n.errors}`))[0]?.n,
+    );
     const proc = new Processor(client, p);
     let failure: unknown;
     for (let i = 0; i < 200 && !failure; i++) {
       await proc.runOneSlice().catch((err: unknown) => (failure = err));
     }
-    expect(String((failure as Error | undefined)?.message)).toMatch(new RegExp(`refused the last ${TABLE_WIDE_REFUSALS} messages one by one and accepted none: it refuses every row`));
+    expect(String((failure as Error | undefined)?.message)).toMatch(
+      new RegExp(`refused the last ${TABLE_WIDE_REFUSALS} messages one by one and accepted none: it refuses every row`),
+    );
     const letters = Number((await client.rows<{ n: string }>(`SELECT count() AS n FROM ${db}.${n.errors}`))[0]?.n);
     expect(letters - lettersBefore).toBe(TABLE_WIDE_REFUSALS);
     // Still refused: still no further dead letter.
@@ -178,10 +194,11 @@ describe('rows the final table refuses', () => {
     while (await proc.runOneSlice()) {
       /* drain */
     }
-    const [row] = await client.rows<{ n: string }>(`SELECT count() AS n FROM ${db}.${n.errors} WHERE _partition = 13 AND _offset = 5`);
+    const [row] = await client.rows<{ n: string }>(
+      `SELECT count() AS n FROM ${db}.${n.errors} WHERE _partition = 13 AND _offset = 5`,
+    );
     expect(Number(row?.n)).toBe(1);
     const [fin] = await client.rows<{ n: string }>(`SELECT count() AS n FROM ${db}.events WHERE msg >= 20000`);
     expect(Number(fin?.n)).toBe(next - 1);
   });
 });
-

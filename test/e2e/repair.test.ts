@@ -33,7 +33,15 @@ describe('repair of a slice written twice', () => {
   /** Stages messages from..to-1; message i has key i % 80 below 100 (so 80-99 repeat 0-19 within the window), else key i - 20. */
   const stage = async (from: number, to: number): Promise<void> => {
     const rows = [];
-    for (let i = from; i < to; i++) rows.push({ key: uuid(i < 100 ? i % 80 : i - 20), msg: i, t: BASE + i * 100, topic: 'a', partition: 0, offset: i });
+    for (let i = from; i < to; i++)
+      rows.push({
+        key: uuid(i < 100 ? i % 80 : i - 20),
+        msg: i,
+        t: BASE + i * 100,
+        topic: 'a',
+        partition: 0,
+        offset: i,
+      });
     await stageRows(h, rows);
     staged = to;
   };
@@ -44,7 +52,12 @@ describe('repair of a slice written twice', () => {
     }
   };
   const lastSlice = async (): Promise<string> =>
-    (await client.rows<{ id: string }>(`SELECT slice_id AS id FROM ${db}.winnow_slices WHERE pipeline = {p:String} AND status = 'committed' ORDER BY seq DESC LIMIT 1`, { p: p.name }))[0]!.id;
+    (
+      await client.rows<{ id: string }>(
+        `SELECT slice_id AS id FROM ${db}.winnow_slices WHERE pipeline = {p:String} AND status = 'committed' ORDER BY seq DESC LIMIT 1`,
+        { p: p.name },
+      )
+    )[0]!.id;
   /** The slice's kept rows once more through the dedup entry point, as a doubled insert writes them. */
   const double = async (slice: string): Promise<number> => {
     const before = await num(`SELECT count() AS n FROM ${db}.events`);
@@ -63,17 +76,32 @@ describe('repair of a slice written twice', () => {
     const keys = staged <= 100 ? Math.min(staged, 80) : staged - 20;
     expect(await num(`SELECT count() AS n FROM ${db}.events`)).toBe(keys);
     expect(await num(`SELECT uniqExact(event_id, msg, payload) AS n FROM ${db}.events`)).toBe(keys);
-    expect(await num(`SELECT count() AS n FROM (SELECT event_id, __t, __slice FROM ${db}.${n.seen} GROUP BY ALL HAVING count() > 1)`)).toBe(0);
-    const inserted = await num(`SELECT sum(inserted) AS n FROM ${db}.winnow_slices WHERE pipeline = '${p.name}' AND status = 'committed'`);
+    expect(
+      await num(
+        `SELECT count() AS n FROM (SELECT event_id, __t, __slice FROM ${db}.${n.seen} GROUP BY ALL HAVING count() > 1)`,
+      ),
+    ).toBe(0);
+    const inserted = await num(
+      `SELECT sum(inserted) AS n FROM ${db}.winnow_slices WHERE pipeline = '${p.name}' AND status = 'committed'`,
+    );
     expect(inserted).toBe(keys);
   };
   const steps = async (repairId: string): Promise<string[]> =>
-    (await client.rows<{ s: string }>(`SELECT toString(step) AS s FROM ${db}.winnow_repairs WHERE repair_id = {r:String} ORDER BY step, attempt`, { r: repairId })).map((x) => x.s);
+    (
+      await client.rows<{ s: string }>(
+        `SELECT toString(step) AS s FROM ${db}.winnow_repairs WHERE repair_id = {r:String} ORDER BY step, attempt`,
+        { r: repairId },
+      )
+    ).map((x) => x.s);
 
   beforeAll(async () => {
     h = await handFedPipeline('repair', ['a'], '1h', { maxSliceRows: 40 });
     ({ db, p, n, client } = h);
-    runner = new PipelineRunner(p, client, createLogger({ write: (l) => logged.push(JSON.parse(l) as { msg: string }) }));
+    runner = new PipelineRunner(
+      p,
+      client,
+      createLogger({ write: (l) => logged.push(JSON.parse(l) as { msg: string }) }),
+    );
     await stage(0, 60);
     await drain();
     const first = await runner.check();
@@ -93,9 +121,22 @@ describe('repair of a slice written twice', () => {
     expect(await num(`SELECT count() AS n FROM ${db}.events`)).toBe(100);
     const r = (await runner.check())!;
     expect(r.scope).toMatchObject({ mode: 'incremental', slices: 1 });
-    expect(r.doubled).toMatchObject({ ok: true, groups: 20, keys: 20, extraSeenCopies: 20, finalRemoved: 20, seenRemoved: 20 });
+    expect(r.doubled).toMatchObject({
+      ok: true,
+      groups: 20,
+      keys: 20,
+      extraSeenCopies: 20,
+      finalRemoved: 20,
+      seenRemoved: 20,
+    });
     expect(r.doubled.repairs).toHaveLength(1);
-    expect(r.doubled.repairs[0]).toMatchObject({ keys: 20, finalRemoved: 20, seenRemoved: 20, restored: 0, resumed: false });
+    expect(r.doubled.repairs[0]).toMatchObject({
+      keys: 20,
+      finalRemoved: 20,
+      seenRemoved: 20,
+      restored: 0,
+      resumed: false,
+    });
     expect(r).toMatchObject({ ok: true, uniqueness: { violations: 0 }, counts: { ok: true, finalRows: 80 } });
     await expectExact();
     expect(await steps(r.doubled.repairs[0]!.repairId)).toEqual(['saved', 'deleting', 'done']);
@@ -104,7 +145,12 @@ describe('repair of a slice written twice', () => {
     const again = (await runner.check())!;
     expect(again).toMatchObject({ ok: true, doubled: { groups: 0, repairs: [] } });
     const full = await new Checker(client, p).run({ repair: false, full: true });
-    expect(full).toMatchObject({ ok: true, scope: { mode: 'full' }, doubled: { groups: 0 }, counts: { ok: true, finalRows: 80 } });
+    expect(full).toMatchObject({
+      ok: true,
+      scope: { mode: 'full' },
+      doubled: { groups: 0 },
+      counts: { ok: true, finalRows: 80 },
+    });
     expect(logged.filter((l) => l.msg === 'repaired a slice written twice')).toHaveLength(1);
   });
 
@@ -124,7 +170,9 @@ describe('repair of a slice written twice', () => {
     // Deleted by position: one copy of each row is still there.
     expect(await num(`SELECT uniqExact(event_id, msg, payload) AS n FROM ${db}.events`)).toBe(120);
     const r = (await runner.check())!;
-    expect(r.doubled.repairs).toEqual([expect.objectContaining({ repairId, resumed: true, finalRemoved: 40, seenRemoved: 40, restored: 0 })]);
+    expect(r.doubled.repairs).toEqual([
+      expect.objectContaining({ repairId, resumed: true, finalRemoved: 40, seenRemoved: 40, restored: 0 }),
+    ]);
     expect(r.ok).toBe(true);
     expect(await steps(repairId)).toEqual(['saved', 'deleting', 'done']);
     await expectExact();
@@ -139,7 +187,11 @@ describe('repair of a slice written twice', () => {
       afterSave: async (id) => {
         repairId = id;
         // The worst a dead repair could leave: every copy of the doubled rows gone.
-        await client.command(`DELETE FROM ${db}.events WHERE event_id IN (SELECT event_id FROM ${db}.${n.repairFinal} WHERE __repair = {r:String})`, { r: id }, { mutations_sync: '2' });
+        await client.command(
+          `DELETE FROM ${db}.events WHERE event_id IN (SELECT event_id FROM ${db}.${n.repairFinal} WHERE __repair = {r:String})`,
+          { r: id },
+          { mutations_sync: '2' },
+        );
         throw new Error('killed after the save');
       },
     });

@@ -61,8 +61,13 @@ function generate(seed: number, n: number): Staged[] {
 function oracle(rows: Staged[], slices: SliceRange[][]): number[][] {
   const kept = new Map<string, number[]>();
   return slices.map((ranges) => {
-    const inSlice = rows.filter((s) => ranges.some((g) => g.topic === s.topic && g.partition === s.partition && s.offset >= g.fromOffset && s.offset <= g.toOffset));
-    const cmp = (x: Staged, y: Staged): number => x.t - y.t || x.topic.localeCompare(y.topic) || x.partition - y.partition || x.offset - y.offset;
+    const inSlice = rows.filter((s) =>
+      ranges.some(
+        (g) => g.topic === s.topic && g.partition === s.partition && s.offset >= g.fromOffset && s.offset <= g.toOffset,
+      ),
+    );
+    const cmp = (x: Staged, y: Staged): number =>
+      x.t - y.t || x.topic.localeCompare(y.topic) || x.partition - y.partition || x.offset - y.offset;
     const seenCoord = new Set<string>();
     const out: number[] = [];
     for (const s of [...inSlice].sort(cmp)) {
@@ -86,9 +91,14 @@ describe('slice insert', () => {
 
   const stage = async (rows: Staged[]): Promise<void> => {
     const values = rows
-      .map((s) => `('${s.key}', ${s.msg}, 'payload ${s.msg}', fromUnixTimestamp64Milli(toInt64(${s.t}), 'UTC'), '${s.topic}', ${s.partition}, ${s.offset}, NULL, now64(3))`)
+      .map(
+        (s) =>
+          `('${s.key}', ${s.msg}, 'payload ${s.msg}', fromUnixTimestamp64Milli(toInt64(${s.t}), 'UTC'), '${s.topic}', ${s.partition}, ${s.offset}, NULL, now64(3))`,
+      )
       .join(',\n');
-    await client.command(`INSERT INTO ${db}.${n.staging} (event_id, msg, payload, __t, _topic, _partition, _offset, _timestamp_ms, _ingested_at) VALUES ${values}`);
+    await client.command(
+      `INSERT INTO ${db}.${n.staging} (event_id, msg, payload, __t, _topic, _partition, _offset, _timestamp_ms, _ingested_at) VALUES ${values}`,
+    );
   };
   const finalMsgs = async (): Promise<number[]> =>
     (await client.rows<{ msg: string }>(`SELECT msg FROM ${db}.events ORDER BY msg`)).map((r) => Number(r.msg));
@@ -122,17 +132,26 @@ describe('slice insert', () => {
       expect(await countKept(client, p, out.slice.sliceId, out.slice.ranges)).toBe(out.slice.inserted);
     }
     expect(slices.length).toBeGreaterThan(5);
-    const expected = oracle(rows, slices).flat().sort((a, b) => a - b);
+    const expected = oracle(rows, slices)
+      .flat()
+      .sort((a, b) => a - b);
     expect(await finalMsgs()).toEqual(expected);
     expect(keptSum).toBe(expected.length);
     expect(inSum).toBe(new Set(rows.map((r) => r.msg)).size);
-    const dup = await client.rows<{ n: string }>(`SELECT count() AS n FROM (SELECT msg FROM ${db}.events GROUP BY msg HAVING count() > 1)`);
+    const dup = await client.rows<{ n: string }>(
+      `SELECT count() AS n FROM (SELECT msg FROM ${db}.events GROUP BY msg HAVING count() > 1)`,
+    );
     expect(Number(dup[0]?.n)).toBe(0);
   });
 
-  it('re-runs a slice whose first attempt wrote only the seen keys into exactly the first attempt\'s rows', async () => {
+  it("re-runs a slice whose first attempt wrote only the seen keys into exactly the first attempt's rows", async () => {
     // A new key range far later, so earlier slices do not interfere.
-    const later = generate(11, 300).map((s) => ({ ...s, key: uuid(100_000 + Number.parseInt(s.key.slice(-12), 16)), msg: s.msg + 100_000, t: s.t + 100 * WINDOW_MS }));
+    const later = generate(11, 300).map((s) => ({
+      ...s,
+      key: uuid(100_000 + Number.parseInt(s.key.slice(-12), 16)),
+      msg: s.msg + 100_000,
+      t: s.t + 100 * WINDOW_MS,
+    }));
     const offsets = await client.rows<{ topic: string; partition: number; next: string }>(
       `SELECT _topic AS topic, _partition AS partition, max(_offset) + 1 AS next FROM ${db}.${n.staging} GROUP BY topic, partition`,
     );
@@ -185,7 +204,10 @@ SETTINGS non_replicated_deduplication_window = 10000`);
       await client.command(
         `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${n.keptToSeenMv} TO ${seenTable}\nAS SELECT \`event_id\`, \`__t\`, \`__slice\` FROM ${db}.${n.kept}`,
       );
-      const before = await client.rows<{ name: string }>(`SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}`, { d: db, t: n.seen });
+      const before = await client.rows<{ name: string }>(
+        `SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}`,
+        { d: db, t: n.seen },
+      );
       expect(before.map((c) => c.name)).not.toContain('__h');
       // Keys an old slice kept 10 minutes ago.
       await client.command(
@@ -205,9 +227,15 @@ SETTINGS non_replicated_deduplication_window = 10000`);
       await migrator.up({ dryRun: false, kafkaPassword: undefined, print: () => undefined });
       await dropQueue(h);
 
-      const cols = await client.rows<{ name: string }>(`SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}`, { d: db, t: n.seen });
+      const cols = await client.rows<{ name: string }>(
+        `SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}`,
+        { d: db, t: n.seen },
+      );
       expect(cols.map((c) => c.name)).toEqual(expect.arrayContaining(['__h', '__at']));
-      const ddl = await client.rows<{ q: string }>(`SELECT create_table_query AS q FROM system.tables WHERE database = {d:String} AND name = {t:String}`, { d: db, t: n.seen });
+      const ddl = await client.rows<{ q: string }>(
+        `SELECT create_table_query AS q FROM system.tables WHERE database = {d:String} AND name = {t:String}`,
+        { d: db, t: n.seen },
+      );
       expect(ddl[0]?.q).toContain('greatest(toDateTime(__t), __at)');
       // Staged now: the 50 old keys again and 50 new ones; only the new ones are kept.
       await client.command(

@@ -67,7 +67,12 @@ describe('a re-run slice whose SELECT is chunked differently', () => {
     await dedupInsert(client, p, slice, ranges);
     const first = await counts();
     expect(first.final).toBeGreaterThan(ROWS / 2);
-    expect(first).toEqual({ final: first.distinct, distinct: first.distinct, seen: first.final, seenGroups: first.final });
+    expect(first).toEqual({
+      final: first.distinct,
+      distinct: first.distinct,
+      seen: first.final,
+      seenGroups: first.final,
+    });
     // One block per target partition: block ids are the token and the block number, so a
     // re-run must cut the same blocks; one block each makes that hold by construction.
     const parts = await client.rows<{ table: string; parts: string; partitions: string }>(
@@ -78,7 +83,11 @@ describe('a re-run slice whose SELECT is chunked differently', () => {
     expect(parts.map((r) => Number(r.parts))).toEqual(parts.map((r) => Number(r.partitions)));
     expect(parts).toHaveLength(2);
 
-    for (const settings of [{ max_block_size: '1000' } as Record<string, string>, { max_block_size: '777', max_threads: '1' }, { max_block_size: '100000', max_threads: '8' }]) {
+    for (const settings of [
+      { max_block_size: '1000' } as Record<string, string>,
+      { max_block_size: '777', max_threads: '1' },
+      { max_block_size: '100000', max_threads: '8' },
+    ]) {
       await dedupInsert(session(settings), p, slice, ranges);
       expect(await counts(), `re-run with ${JSON.stringify(settings)}`).toEqual(first);
     }
@@ -97,8 +106,9 @@ describe('a re-run slice whose SELECT is chunked differently', () => {
     const { insert_deduplication_token: _token, ...untokened } = tokenInsertSelect('unused');
     const unsorted = ins.sql.replace(/\nORDER BY ALL\s*$/, '');
     expect(unsorted).not.toBe(ins.sql);
-    await expect(client.command(unsorted, ins.params, { ...untokened, enable_materialized_cte: 1 })).rejects.toMatchObject({ chCode: 764 });
+    await expect(
+      client.command(unsorted, ins.params, { ...untokened, enable_materialized_cte: 1 }),
+    ).rejects.toMatchObject({ chCode: 764 });
     await client.command(ins.sql, ins.params, { ...untokened, enable_materialized_cte: 1 });
   });
 });
-

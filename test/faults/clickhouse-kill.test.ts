@@ -50,7 +50,8 @@ describe('fault: ClickHouse is killed and restarted mid-stream', () => {
       batch: 100,
       pauseMs: 400,
       onProgress: (sent) => {
-        if (!first && sent >= phase1.length * 0.4) first = outage(`killed at ${sent}/${phase1.length} messages of phase 1`);
+        if (!first && sent >= phase1.length * 0.4)
+          first = outage(`killed at ${sent}/${phase1.length} messages of phase 1`);
       },
     });
     await first;
@@ -61,7 +62,10 @@ describe('fault: ClickHouse is killed and restarted mid-stream', () => {
     const streaming = produce(kafka, phase2, { batch: 50, pauseMs: 300 });
     const kept = `winnow_${p.name}_kept`;
     const caught = await waitFor(
-      () => p.query<{ query_id: string }>(`SELECT query_id FROM system.processes WHERE query LIKE 'INSERT INTO %${kept}%' AND query NOT LIKE '%system.processes%'`),
+      () =>
+        p.query<{ query_id: string }>(
+          `SELECT query_id FROM system.processes WHERE query LIKE 'INSERT INTO %${kept}%' AND query NOT LIKE '%system.processes%'`,
+        ),
       (rows) => rows.length > 0,
       60_000,
       'a slice insert running on the server',
@@ -70,7 +74,9 @@ describe('fault: ClickHouse is killed and restarted mid-stream', () => {
       () => true,
       () => false,
     );
-    await outage(caught ? 'killed while a slice insert of phase 2 ran' : 'killed mid-phase 2 (no slice insert caught running)');
+    await outage(
+      caught ? 'killed while a slice insert of phase 2 ran' : 'killed mid-phase 2 (no slice insert caught running)',
+    );
     await streaming;
     await p.waitQuiescent([...phase1, ...phase2]);
 

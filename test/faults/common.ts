@@ -10,7 +10,13 @@ export function hex(n = 4): string {
 }
 
 /** Polls `probe` (errors count as "not yet": servers may be down on purpose) until `done`. */
-export async function waitFor<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs: number, what: string, pollMs = 300): Promise<T> {
+export async function waitFor<T>(
+  probe: () => Promise<T>,
+  done: (v: T) => boolean,
+  timeoutMs: number,
+  what: string,
+  pollMs = 300,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: T | undefined;
   let lastError: unknown;
@@ -23,7 +29,9 @@ export async function waitFor<T>(probe: () => Promise<T>, done: (v: T) => boolea
       lastError = err;
     }
     if (Date.now() > deadline) {
-      const why = lastError ? `last error: ${lastError instanceof Error ? lastError.message : JSON.stringify(lastError)}` : `last value: ${JSON.stringify(last)}`;
+      const why = lastError
+        ? `last error: ${lastError instanceof Error ? lastError.message : JSON.stringify(lastError)}`
+        : `last value: ${JSON.stringify(last)}`;
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; ${why}`);
     }
     await sleep(pollMs);

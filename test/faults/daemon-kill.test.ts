@@ -58,14 +58,18 @@ describe.concurrent('fault: the daemon is SIGKILLed', () => {
 
     const faulty = await p.startDaemon({ WINNOW_FAULT: `${step}@2` });
     const exit = await Promise.race([faulty.exited, sleep(90_000).then(() => undefined)]);
-    expect(exit, `the daemon with WINNOW_FAULT=${step}@2 did not die:\n${faulty.logs}`).toEqual({ code: null, signal: 'SIGKILL' });
+    expect(exit, `the daemon with WINNOW_FAULT=${step}@2 did not die:\n${faulty.logs}`).toEqual({
+      code: null,
+      signal: 'SIGKILL',
+    });
 
     // The state the crash left behind.
     const slicesTable = p.table('winnow_slices');
     const slices = await p.query<SliceRow>(
       `SELECT seq, status, slice_id, inserted FROM ${slicesTable} WHERE pipeline = '${p.name}' ORDER BY seq, status`,
     );
-    const bySeq = (seq: number, status: string): SliceRow[] => slices.filter((s) => Number(s.seq) === seq && s.status === status);
+    const bySeq = (seq: number, status: string): SliceRow[] =>
+      slices.filter((s) => Number(s.seq) === seq && s.status === status);
     expect(bySeq(1, 'committed')).toHaveLength(1);
     expect(bySeq(2, 'planned')).toHaveLength(1);
     const slice2 = bySeq(2, 'planned')[0]!.slice_id;
@@ -73,7 +77,9 @@ describe.concurrent('fault: the daemon is SIGKILLed', () => {
     expect(slices.filter((s) => Number(s.seq) > 2)).toHaveLength(0);
     if (step === 'duringInsert') await sleep(1_000); // let an orphaned insert finish on the server
     const countSeen = async (): Promise<number> => {
-      const [r] = await p.query<{ n: string }>(`SELECT count() AS n FROM ${p.table(`winnow_${p.name}_seen`)} WHERE __slice = '${slice2}'`);
+      const [r] = await p.query<{ n: string }>(
+        `SELECT count() AS n FROM ${p.table(`winnow_${p.name}_seen`)} WHERE __slice = '${slice2}'`,
+      );
       return Number(r?.n ?? 0);
     };
     const [fin] = await p.query<{ n: string }>(`SELECT count() AS n FROM ${p.table('users_dedup')}`);
@@ -81,8 +87,11 @@ describe.concurrent('fault: the daemon is SIGKILLed', () => {
     const inserted1 = Number(bySeq(1, 'committed')[0]!.inserted);
     if (step === 'beforeInsert') expect(seen2).toBe(0);
     else if (step !== 'duringInsert') expect(seen2).toBeGreaterThan(0);
-    expect(Number(fin?.n), 'final rows after the crash = rows of slices 1 and (if its insert ran) 2').toBe(inserted1 + seen2);
-    const landed = step === 'duringInsert' ? (seen2 > 0 ? 'the orphaned insert landed' : 'the orphaned insert did not land') : '';
+    expect(Number(fin?.n), 'final rows after the crash = rows of slices 1 and (if its insert ran) 2').toBe(
+      inserted1 + seen2,
+    );
+    const landed =
+      step === 'duringInsert' ? (seen2 > 0 ? 'the orphaned insert landed' : 'the orphaned insert did not land') : '';
 
     // Restart without the fault: it stands by while the dead daemon's lease lasts, then resumes.
     const restartedAt = Date.now();
@@ -90,14 +99,16 @@ describe.concurrent('fault: the daemon is SIGKILLed', () => {
     await p.waitQuiescent(phase1, 150_000);
     const takeover = daemon.lines().find((l) => l.msg.startsWith('processing'));
     expect(takeover, daemon.logs).toBeDefined();
-    expect(daemon.count('standing by'), 'the restarted daemon waits for the dead one\'s lease').toBeGreaterThan(0);
+    expect(daemon.count('standing by'), "the restarted daemon waits for the dead one's lease").toBeGreaterThan(0);
     const firstSlice = daemon.slices()[0];
     if (step === 'afterCommit') {
       expect(firstSlice).toMatchObject({ seq: 3, resumed: false });
     } else {
       expect(firstSlice).toMatchObject({ seq: 2, resumed: true, slice: slice2 });
     }
-    const after = await p.query<SliceRow>(`SELECT seq, status, slice_id, inserted FROM ${slicesTable} WHERE pipeline = '${p.name}' AND seq = 2 AND status = 'committed'`);
+    const after = await p.query<SliceRow>(
+      `SELECT seq, status, slice_id, inserted FROM ${slicesTable} WHERE pipeline = '${p.name}' AND seq = 2 AND status = 'committed'`,
+    );
     expect(after.map((s) => s.slice_id)).toEqual([slice2]);
     if (step !== 'beforeInsert' && seen2 > 0) {
       // The insert had landed before the crash; the re-run added nothing and the checkpoint counts the first run's rows.
@@ -114,10 +125,10 @@ describe.concurrent('fault: the daemon is SIGKILLed', () => {
     expect(doubleCommits).toEqual([]);
     const takeoverS = ((Date.parse(String(takeover!['time'])) - restartedAt) / 1000).toFixed(1);
     await p.verify(
-        `daemon-kill-${step}`,
-        phases,
-        `killed at slice 2 (${slice2}), ${landed ? `${landed}, ` : ''}restart took over after ${takeoverS} s, ` +
-          `${step === 'afterCommit' ? 'went on with slice 3' : 'resumed slice 2 with the same token'}`,
+      `daemon-kill-${step}`,
+      phases,
+      `killed at slice 2 (${slice2}), ${landed ? `${landed}, ` : ''}restart took over after ${takeoverS} s, ` +
+        `${step === 'afterCommit' ? 'went on with slice 3' : 'resumed slice 2 with the same token'}`,
     );
     expect(await daemon.stop()).toBe(0);
     await p.close();
@@ -150,7 +161,9 @@ describe.concurrent('fault: the daemon is SIGKILLed', () => {
     expect(standby.count('standing by')).toBeGreaterThan(0);
     expect(standby.slices()).toHaveLength(0);
     const slicesTable = p.table('winnow_slices');
-    const committed = await p.query<{ seq: string }>(`SELECT seq FROM ${slicesTable} WHERE pipeline = '${p.name}' AND status = 'committed' ORDER BY seq`);
+    const committed = await p.query<{ seq: string }>(
+      `SELECT seq FROM ${slicesTable} WHERE pipeline = '${p.name}' AND status = 'committed' ORDER BY seq`,
+    );
     expect(active.slices().map((l) => l['seq'])).toEqual(committed.map((c) => Number(c.seq)));
     await p.verify(
       'two-daemons',

@@ -185,7 +185,14 @@ export class Pipeline {
 
   /** Cheap progress numbers for polling (distinct coordinates in staging and dead letters, committed slice sums). */
   async progress(): Promise<Stats> {
-    const [st] = await this.query<{ staged: string; errors: string; inserted: string; dups: string; rows_in: string; rejected: string }>(
+    const [st] = await this.query<{
+      staged: string;
+      errors: string;
+      inserted: string;
+      dups: string;
+      rows_in: string;
+      rejected: string;
+    }>(
       `SELECT
          (SELECT uniqExact(_topic, _partition, _offset) FROM ${this.table(`winnow_${this.name}_staging`)}) AS staged,
          (SELECT uniqExact(_topic, _partition, _offset) FROM ${this.table(`winnow_${this.name}_errors`)}) AS errors,
@@ -212,7 +219,12 @@ export class Pipeline {
   /** Waits until ClickHouse consumed `msgs` (staging plus dead letters). */
   async waitConsumed(msgs: GenMessage[], timeoutMs = 120_000): Promise<void> {
     const total = msgs.length;
-    await waitFor(() => this.progress(), (s) => s.messagesConsumed >= total, timeoutMs, `${this.name}: ClickHouse to consume ${total} messages`);
+    await waitFor(
+      () => this.progress(),
+      (s) => s.messagesConsumed >= total,
+      timeoutMs,
+      `${this.name}: ClickHouse to consume ${total} messages`,
+    );
   }
 
   /** Waits until every message of `msgs` is consumed and every staged row processed. */
@@ -238,7 +250,8 @@ export class Pipeline {
     await admin.connect();
     try {
       let n = 0;
-      for (const t of this.topics) for (const p of await admin.fetchTopicOffsets(t)) n += Number(p.high) - Number(p.low);
+      for (const t of this.topics)
+        for (const p of await admin.fetchTopicOffsets(t)) n += Number(p.high) - Number(p.low);
       return n;
     } finally {
       await admin.disconnect();
@@ -251,7 +264,12 @@ export class Pipeline {
    * refuses; every message of theirs must be a dead letter, and the rest is
    * exact as if they had never been sent. Returns the report line.
    */
-  async verify(scenario: string, phases: GenMessage[][], note = '', refusedKeys: ReadonlySet<string> = new Set()): Promise<string> {
+  async verify(
+    scenario: string,
+    phases: GenMessage[][],
+    note = '',
+    refusedKeys: ReadonlySet<string> = new Set(),
+  ): Promise<string> {
     return verifyPipeline(this, scenario, phases, note, refusedKeys);
   }
 

@@ -44,7 +44,9 @@ describe('fault: the Kafka broker restarts mid-stream', () => {
           if (!restart && n >= msgs.length * (i === 0 ? 0.4 : 0.5)) {
             const t = Date.now();
             restart = servers.restartKafka().then(() => {
-              restarts.push(`restarted at ${n}/${msgs.length} messages of phase ${i + 1} (${((Date.now() - t) / 1000).toFixed(1)} s)`);
+              restarts.push(
+                `restarted at ${n}/${msgs.length} messages of phase ${i + 1} (${((Date.now() - t) / 1000).toFixed(1)} s)`,
+              );
             });
           }
         },

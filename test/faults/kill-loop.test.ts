@@ -161,7 +161,9 @@ describe('fault: the daemon is SIGKILLed again and again under CPU load while ev
        FROM (SELECT __slice, event_id, __t, count() AS c FROM ${seen} GROUP BY __slice, event_id, __t HAVING c > 1)
        GROUP BY __slice ORDER BY __slice`,
     );
-    const [fin] = await p.query<{ rows: string; keys: string }>(`SELECT count() AS rows, uniqExact(event_id, created_at) AS keys FROM ${p.table('users_dedup')}`);
+    const [fin] = await p.query<{ rows: string; keys: string }>(
+      `SELECT count() AS rows, uniqExact(event_id, created_at) AS keys FROM ${p.table('users_dedup')}`,
+    );
     const expected = expectedRows(phases, WINDOW_MS).length;
     const finalRows = Number(fin?.rows ?? 0);
     const seenTwice = twice.reduce((n, t) => n + Number(t.keys), 0);

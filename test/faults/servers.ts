@@ -57,7 +57,9 @@ export class Servers {
       kafkaController: await pickPort(taken),
     };
     const [ch, kafka] = await Promise.all([Servers.startClickHouse(dir, ports), Servers.startKafka(dir, ports)]);
-    process.stderr.write(`fault servers (${label}): ClickHouse ${ch.version} ${ch.url}, Kafka ${kafka.version} ${kafka.brokers.join(',')}; data and logs in ${dir}\n`);
+    process.stderr.write(
+      `fault servers (${label}): ClickHouse ${ch.version} ${ch.url}, Kafka ${kafka.version} ${kafka.brokers.join(',')}; data and logs in ${dir}\n`,
+    );
     return new Servers(dir, ports, ch, kafka);
   }
 

@@ -91,12 +91,14 @@ export async function produce(
  */
 export async function readLog(kafka: Kafka, topics: string[], generated: GenMessage[][]): Promise<GenMessage[][]> {
   const byContent = new Map<string, GenMessage>();
-  for (const m of generated.flat()) byContent.set(`${m.topic}/${m.partition}/${m.timestamp}/${m.value.toString('base64')}`, m);
+  for (const m of generated.flat())
+    byContent.set(`${m.topic}/${m.partition}/${m.timestamp}/${m.value.toString('base64')}`, m);
   const admin = kafka.admin();
   await admin.connect();
   const ends = new Map<string, number>();
   try {
-    for (const t of topics) for (const p of await admin.fetchTopicOffsets(t)) ends.set(`${t}/${p.partition}`, Number(p.high));
+    for (const t of topics)
+      for (const p of await admin.fetchTopicOffsets(t)) ends.set(`${t}/${p.partition}`, Number(p.high));
   } finally {
     await admin.disconnect();
   }
@@ -120,7 +122,11 @@ export async function readLog(kafka: Kafka, topics: string[], generated: GenMess
         return Promise.resolve();
       },
     });
-    if (want > 0) await Promise.race([all, sleep(60_000).then(() => Promise.reject(new Error(`read ${got.length} of ${want} messages back`)))]);
+    if (want > 0)
+      await Promise.race([
+        all,
+        sleep(60_000).then(() => Promise.reject(new Error(`read ${got.length} of ${want} messages back`))),
+      ]);
   } finally {
     await consumer.disconnect();
   }

@@ -58,7 +58,9 @@ const rangeAssigner: PartitionAssigner = ({ cluster }) => ({
   version: 0,
   assign({ members, topics }) {
     const ids = members.map((m) => m.memberId).sort();
-    const subscribed = new Map(members.map((m) => [m.memberId, AssignerProtocol.MemberMetadata.decode(m.memberMetadata)?.topics ?? []]));
+    const subscribed = new Map(
+      members.map((m) => [m.memberId, AssignerProtocol.MemberMetadata.decode(m.memberMetadata)?.topics ?? []]),
+    );
     const out = new Map<string, Record<string, number[]>>(ids.map((id) => [id, {}]));
     for (const topic of topics) {
       const parts = cluster
@@ -76,12 +78,19 @@ const rangeAssigner: PartitionAssigner = ({ cluster }) => ({
     return Promise.resolve(
       ids.map((memberId) => ({
         memberId,
-        memberAssignment: AssignerProtocol.MemberAssignment.encode({ version: 0, assignment: out.get(memberId) ?? {}, userData: Buffer.alloc(0) }),
+        memberAssignment: AssignerProtocol.MemberAssignment.encode({
+          version: 0,
+          assignment: out.get(memberId) ?? {},
+          userData: Buffer.alloc(0),
+        }),
       })),
     );
   },
   protocol({ topics }) {
-    return { name: 'range', metadata: AssignerProtocol.MemberMetadata.encode({ version: 0, topics, userData: Buffer.alloc(0) }) };
+    return {
+      name: 'range',
+      metadata: AssignerProtocol.MemberMetadata.encode({ version: 0, topics, userData: Buffer.alloc(0) }),
+    };
   },
 });
 
@@ -96,7 +105,9 @@ describe.concurrent('fault: transient failures', () => {
     await servers?.stop();
   });
 
-  it('a third of slice inserts and 10% of other requests reset by a proxy; the daemon retries; exact', async ({ onTestFinished }) => {
+  it('a third of slice inserts and 10% of other requests reset by a proxy; the daemon retries; exact', async ({
+    onTestFinished,
+  }) => {
     const proxy = await breakingProxy({ host: servers.clickhouse.host, port: servers.ports.chHttp }, 7007, 0.1);
     onTestFinished(() => proxy.close());
     const p = new Pipeline(servers, { label: 'transient', maxSliceRows: 250, daemonSinkUrl: proxy.url });
@@ -114,8 +125,14 @@ describe.concurrent('fault: transient failures', () => {
     const failures = daemon.lines().filter((l) => l.msg.startsWith('slice failed'));
     const resumed = daemon.slices().filter((l) => l['resumed'] === true);
     const broken = (k: string): number => proxy.counts.broken[k] ?? 0;
-    expect(broken('slice insert before'), `slice inserts reset before ClickHouse saw them; ${JSON.stringify(proxy.counts)}`).toBeGreaterThan(0);
-    expect(broken('slice insert after'), `slice inserts that ran but looked failed; ${JSON.stringify(proxy.counts)}`).toBeGreaterThan(0);
+    expect(
+      broken('slice insert before'),
+      `slice inserts reset before ClickHouse saw them; ${JSON.stringify(proxy.counts)}`,
+    ).toBeGreaterThan(0);
+    expect(
+      broken('slice insert after'),
+      `slice inserts that ran but looked failed; ${JSON.stringify(proxy.counts)}`,
+    ).toBeGreaterThan(0);
     expect(failures.length, 'the daemon logged its failed ticks').toBeGreaterThan(0);
     expect(daemon.running).toBe(true);
     const c = proxy.counts;
@@ -123,7 +140,10 @@ describe.concurrent('fault: transient failures', () => {
       'transient-insert',
       phases,
       `proxy reset ${c.resetBefore + c.resetAfter} of ${c.requests} requests (${c.resetBefore} before, ${c.resetAfter} after ClickHouse ran them: ` +
-        `${Object.entries(c.broken).sort().map(([k, n]) => `${k} ${n}`).join(', ')}); ` +
+        `${Object.entries(c.broken)
+          .sort()
+          .map(([k, n]) => `${k} ${n}`)
+          .join(', ')}); ` +
         `the daemon logged ${failures.length} failed ticks, resumed ${resumed.length} planned slices, ${daemon.slices().length} slices in all`,
     );
     expect(await daemon.stop()).toBe(0);
@@ -165,7 +185,12 @@ describe.concurrent('fault: transient failures', () => {
         'committed offsets on every partition',
       );
       await settled(1);
-      const c = kafka.consumer({ groupId: p.consumerGroup, partitionAssigners: [rangeAssigner], sessionTimeout: 10_000, rebalanceTimeout: 20_000 });
+      const c = kafka.consumer({
+        groupId: p.consumerGroup,
+        partitionAssigners: [rangeAssigner],
+        sessionTimeout: 10_000,
+        rebalanceTimeout: 20_000,
+      });
       let assigned: Record<string, number[]> = {};
       c.on(c.events.GROUP_JOIN, (e) => {
         assigned = e.payload.memberAssignment;
@@ -195,7 +220,9 @@ describe.concurrent('fault: transient failures', () => {
       await p.command(`ATTACH TABLE ${queue}`);
       const t = Date.now();
       await settled(1, before);
-      done.push(`detach+attach (the re-attached consumer had the partitions after ${((Date.now() - t) / 1000).toFixed(1)} s)`);
+      done.push(
+        `detach+attach (the re-attached consumer had the partitions after ${((Date.now() - t) / 1000).toFixed(1)} s)`,
+      );
     };
 
     /** Disruptions while `stream` runs (from 1 s into it, one after the other). */
@@ -208,7 +235,10 @@ describe.concurrent('fault: transient failures', () => {
     };
 
     const daemon = await p.startDaemon();
-    await disrupt(produce(kafka, phase1, { batch: 100, pauseMs: 500 }), [() => intruder(150, 2_000), () => detachAttach()]);
+    await disrupt(produce(kafka, phase1, { batch: 100, pauseMs: 500 }), [
+      () => intruder(150, 2_000),
+      () => detachAttach(),
+    ]);
     await p.waitQuiescent(phase1);
     await disrupt(produce(kafka, phase2, { batch: 50, pauseMs: 500 }), [() => intruder(150, 2_000)]);
     await p.waitQuiescent([...phase1, ...phase2]);
@@ -237,7 +267,12 @@ describe.concurrent('fault: transient failures', () => {
     // the seen keys, written side by side, may land: the re-run must still write the final rows.
     await p.command(`ALTER TABLE ${final} MODIFY SETTING parts_to_throw_insert = 1`);
     await produce(kafka, phase1, { batch: 100, pauseMs: 300 });
-    await waitFor(async () => Promise.resolve(daemon.count('slice failed')), (n) => n >= 1, 90_000, 'the daemon to fail on the full final table');
+    await waitFor(
+      async () => Promise.resolve(daemon.count('slice failed')),
+      (n) => n >= 1,
+      90_000,
+      'the daemon to fail on the full final table',
+    );
     await sleep(5_000); // a few retries, with back-off
     const failed = daemon.lines().filter((l) => l.msg.startsWith('slice failed'));
     expect(failed, 'a failure that goes on is logged once').toHaveLength(1);
@@ -247,7 +282,11 @@ describe.concurrent('fault: transient failures', () => {
     await produce(kafka, phase2, { batch: 100, pauseMs: 300 });
     await p.waitQuiescent([...phase1, ...phase2]);
     expect(daemon.count('slices succeed again')).toBe(1);
-    await p.verify('final-table-full', phases, 'the final table refused slice inserts (too many parts), then accepted rows again');
+    await p.verify(
+      'final-table-full',
+      phases,
+      'the final table refused slice inserts (too many parts), then accepted rows again',
+    );
     expect(await daemon.stop()).toBe(0);
     await p.close();
   });
@@ -265,9 +304,16 @@ describe.concurrent('fault: transient failures', () => {
       const id = eventIdOf(m);
       if (id) counts.set(id, (counts.get(id) ?? 0) + 1);
     }
-    const refusedKeys = new Set([...counts.entries()].filter(([, c]) => c > 1).map(([k]) => k).slice(0, 3));
+    const refusedKeys = new Set(
+      [...counts.entries()]
+        .filter(([, c]) => c > 1)
+        .map(([k]) => k)
+        .slice(0, 3),
+    );
     expect(refusedKeys.size).toBe(3);
-    await p.command(`ALTER TABLE ${final} ADD CONSTRAINT refuse_some CHECK toString(event_id) NOT IN (${[...refusedKeys].map((k) => `'${k}'`).join(', ')})`);
+    await p.command(
+      `ALTER TABLE ${final} ADD CONSTRAINT refuse_some CHECK toString(event_id) NOT IN (${[...refusedKeys].map((k) => `'${k}'`).join(', ')})`,
+    );
 
     const daemon = await p.startDaemon();
     // Isolating a refused message costs a few failed inserts and seen-key deletes (binary search):
@@ -281,7 +327,12 @@ describe.concurrent('fault: transient failures', () => {
     expect(refusedLines, 'one log line per refused message').toHaveLength(refusedMessages);
     expect(String(refusedLines[0]?.['reason'])).toContain('VIOLATED_CONSTRAINT');
     expect(daemon.count('slice failed'), 'a refused row does not fail the pipeline').toBe(0);
-    await p.verify('final-refuses-rows', phases, `the final table refused ${refusedMessages} messages of ${refusedKeys.size} keys`, refusedKeys);
+    await p.verify(
+      'final-refuses-rows',
+      phases,
+      `the final table refused ${refusedMessages} messages of ${refusedKeys.size} keys`,
+      refusedKeys,
+    );
     expect(await daemon.stop()).toBe(0);
     await p.close();
   }, 900_000);

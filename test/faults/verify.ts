@@ -9,18 +9,33 @@ import { WINDOW_MS } from './common.ts';
 import type { Pipeline } from './harness.ts';
 
 /** The exact check of pipeline `p`, as Pipeline.verify documents it. Returns the report line. */
-export async function verifyPipeline(p: Pipeline, scenario: string, phases: GenMessage[][], note: string, refusedKeys: ReadonlySet<string>): Promise<string> {
+export async function verifyPipeline(
+  p: Pipeline,
+  scenario: string,
+  phases: GenMessage[][],
+  note: string,
+  refusedKeys: ReadonlySet<string>,
+): Promise<string> {
   const all = phases.flat();
   const malformed = all.filter((m) => m.kind === 'malformed').length;
   const valid = all.length - malformed;
   const isRefused = (m: GenMessage): boolean => refusedKeys.has(eventIdOf(m) ?? '');
   const refused = all.filter(isRefused).length;
-  const expected = expectedRows(phases.map((ph) => ph.filter((m) => !isRefused(m))), WINDOW_MS);
+  const expected = expectedRows(
+    phases.map((ph) => ph.filter((m) => !isRefused(m))),
+    WINDOW_MS,
+  );
   const actual = await p.query<FinalRow>(
     `SELECT toString(event_id) AS event_id, toString(user_id) AS user_id, name, email, toString(created_at) AS created_at FROM ${p.table('users_dedup')}`,
   );
   const { lost, doubled } = diff(expected, actual);
-  const [coords] = await p.query<{ staged: string; staged_rows: string; errors: string; seen: string; seen_vs_final: string }>(
+  const [coords] = await p.query<{
+    staged: string;
+    staged_rows: string;
+    errors: string;
+    seen: string;
+    seen_vs_final: string;
+  }>(
     `SELECT
        (SELECT uniqExact(_topic, _partition, _offset) FROM ${p.table(`winnow_${p.name}_staging`)}) AS staged,
        (SELECT count() FROM ${p.table(`winnow_${p.name}_staging`)}) AS staged_rows,

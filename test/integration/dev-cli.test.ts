@@ -29,7 +29,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN } from '../support/cli.ts';
 import { descendants, isAlive, processesMentioning, waitGone } from '../support/processes.ts';
 
-const FREE_PORTS = ['--clickhouse-http-port', '0', '--clickhouse-tcp-port', '0', '--kafka-port', '0', '--kafka-sasl-port', '0'];
+const FREE_PORTS = [
+  '--clickhouse-http-port',
+  '0',
+  '--clickhouse-tcp-port',
+  '0',
+  '--kafka-port',
+  '0',
+  '--kafka-sasl-port',
+  '0',
+];
 const ERROR_LINE = /^winnow dev: error: .+ \(.+\)$/;
 
 interface Run {
@@ -61,7 +70,11 @@ const timings: Record<string, number> = {};
 function dev(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<Run> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
-    const child = spawn(process.execPath, [BIN, 'dev', ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'dev', ...args], {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -104,7 +117,12 @@ function nothingLeft(dir: string): void {
 }
 
 async function kafkaAnswers(config: KafkaConfig): Promise<number> {
-  const admin = new Kafka({ ...config, logLevel: logLevel.NOTHING, connectionTimeout: 3000, retry: { retries: 2 } }).admin();
+  const admin = new Kafka({
+    ...config,
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: 3000,
+    retry: { retries: 2 },
+  }).admin();
   await admin.connect();
   try {
     return (await admin.describeCluster()).brokers.length;
@@ -114,7 +132,9 @@ async function kafkaAnswers(config: KafkaConfig): Promise<number> {
 }
 
 async function clickhouseVersion(url: string): Promise<string> {
-  const res = await fetch(`${url}/?query=${encodeURIComponent('SELECT version()')}`, { signal: AbortSignal.timeout(5000) });
+  const res = await fetch(`${url}/?query=${encodeURIComponent('SELECT version()')}`, {
+    signal: AbortSignal.timeout(5000),
+  });
   expect(res.status).toBe(200);
   return (await res.text()).trim();
 }
@@ -162,14 +182,22 @@ describe('winnow dev up | status | down', () => {
     expect(existsSync(path.join(cwd, '.winnow', 'dev.json'))).toBe(true);
     expect(up.clickhouse.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(up.clickhouse.tcpPort).toBeGreaterThan(0);
-    const ports = [new URL(up.clickhouse.url).port, up.clickhouse.tcpPort, ...[...up.kafka.brokers, ...up.kafka.saslBrokers].map((b) => b.split(':')[1])];
-    expect(ports.map(Number).filter((p) => [8123, 9000, 9092, 9093].includes(p)), 'default ports').toEqual([]);
+    const ports = [
+      new URL(up.clickhouse.url).port,
+      up.clickhouse.tcpPort,
+      ...[...up.kafka.brokers, ...up.kafka.saslBrokers].map((b) => b.split(':')[1]),
+    ];
+    expect(
+      ports.map(Number).filter((p) => [8123, 9000, 9092, 9093].includes(p)),
+      'default ports',
+    ).toEqual([]);
     expect(up.kafka.brokers).toEqual([expect.stringMatching(/^127\.0\.0\.1:\d+$/)]);
     expect(up.kafka.saslBrokers).toEqual([expect.stringMatching(/^127\.0\.0\.1:\d+$/)]);
     expect(up.kafka.saslBrokers).not.toEqual(up.kafka.brokers);
 
     // The command has exited (dev() resolved on its close); the servers it started run on.
-    for (const pid of [up.supervisorPid, up.clickhouse.pid, up.kafka.pid]) expect(isAlive(pid), `pid ${pid}`).toBe(true);
+    for (const pid of [up.supervisorPid, up.clickhouse.pid, up.kafka.pid])
+      expect(isAlive(pid), `pid ${pid}`).toBe(true);
     expect(descendants(up.supervisorPid)).toEqual(expect.arrayContaining([up.clickhouse.pid, up.kafka.pid]));
 
     const version = await clickhouseVersion(up.clickhouse.url);
@@ -194,7 +222,11 @@ describe('winnow dev up | status | down', () => {
     expect(run.code, run.stderr).toBe(0);
     const again = JSON.parse(run.stdout) as UpJson;
     expect(again.reused).toBe(true);
-    expect([again.supervisorPid, again.clickhouse.pid, again.kafka.pid]).toEqual([first.supervisorPid, first.clickhouse.pid, first.kafka.pid]);
+    expect([again.supervisorPid, again.clickhouse.pid, again.kafka.pid]).toEqual([
+      first.supervisorPid,
+      first.clickhouse.pid,
+      first.kafka.pid,
+    ]);
     expect(again.clickhouse.url).toBe(first.clickhouse.url);
     expect(again.kafka.brokers).toEqual(first.kafka.brokers);
     expect(run.ms).toBeLessThan(5000);
@@ -216,7 +248,15 @@ describe('winnow dev up | status | down', () => {
   it('a second instance on the same data dir fails with one line, and the first keeps running', async () => {
     const first = running();
     const other = await newStateDir('locked');
-    const run = await dev(['up', '--json', ...FREE_PORTS, '--state-dir', other, '--data-dir', path.join(stateDir, 'data')]);
+    const run = await dev([
+      'up',
+      '--json',
+      ...FREE_PORTS,
+      '--state-dir',
+      other,
+      '--data-dir',
+      path.join(stateDir, 'data'),
+    ]);
     timings['up (data dir locked)'] = run.ms;
     const line = oneLineError(run);
     expect(line).toMatch(/data dir(ectory)? .* is in use by/i);
@@ -224,7 +264,8 @@ describe('winnow dev up | status | down', () => {
     expect(line).toMatch(/another --data-dir|another data dir/);
     nothingLeft(other);
 
-    for (const pid of [first.supervisorPid, first.clickhouse.pid, first.kafka.pid]) expect(isAlive(pid), `pid ${pid}`).toBe(true);
+    for (const pid of [first.supervisorPid, first.clickhouse.pid, first.kafka.pid])
+      expect(isAlive(pid), `pid ${pid}`).toBe(true);
     expect(await clickhouseVersion(first.clickhouse.url)).toBe(first.clickhouse.version);
     expect(await kafkaAnswers({ clientId: 'dev-cli-test', brokers: first.kafka.brokers })).toBe(1);
     expect((await dev(['status', '--state-dir', stateDir])).code).toBe(0);

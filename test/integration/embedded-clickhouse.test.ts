@@ -20,7 +20,10 @@ let keepRoot = false;
 let server: RunningClickHouse | undefined;
 const started: RunningClickHouse[] = [];
 
-async function start(dataDir: string, extra: Partial<Parameters<typeof startEmbeddedClickHouse>[0]> = {}): Promise<RunningClickHouse> {
+async function start(
+  dataDir: string,
+  extra: Partial<Parameters<typeof startEmbeddedClickHouse>[0]> = {},
+): Promise<RunningClickHouse> {
   const ch = await startEmbeddedClickHouse({ dataDir, httpPort: 0, tcpPort: 0, users: [USER], ...extra });
   started.push(ch);
   return ch;
@@ -119,7 +122,11 @@ describe('embedded ClickHouse', () => {
 
   it('runs MergeTree with TTL and a materialized view', async () => {
     const ch = server!;
-    const res = await fetch(`${ch.url}/`, { method: 'POST', body: `CREATE DATABASE ${db}`, headers: { connection: 'close' } });
+    const res = await fetch(`${ch.url}/`, {
+      method: 'POST',
+      body: `CREATE DATABASE ${db}`,
+      headers: { connection: 'close' },
+    });
     expect(res.status, await res.text()).toBe(200);
     await ok(
       ch,
@@ -140,13 +147,23 @@ describe('embedded ClickHouse', () => {
     );
     // Expired rows go at the next merge; FINAL forces one instead of waiting.
     await ok(ch, 'OPTIMIZE TABLE events FINAL');
-    expect(await ok(ch, 'SELECT groupArray(id) FROM (SELECT id FROM events ORDER BY id) FORMAT CSV')).toBe('"[1,2,3]"\n');
-    expect(await ok(ch, "SELECT engine_full LIKE '%TTL%' FROM system.tables WHERE database = currentDatabase() AND name = 'events'")).toBe('1\n');
+    expect(await ok(ch, 'SELECT groupArray(id) FROM (SELECT id FROM events ORDER BY id) FORMAT CSV')).toBe(
+      '"[1,2,3]"\n',
+    );
+    expect(
+      await ok(
+        ch,
+        "SELECT engine_full LIKE '%TTL%' FROM system.tables WHERE database = currentDatabase() AND name = 'events'",
+      ),
+    ).toBe('1\n');
   });
 
   it('accepts a configured user with its password and rejects a wrong one', async () => {
     const ch = server!;
-    const good = await query(ch, 'SELECT currentUser(), count() FROM events', { user: USER.name, password: USER.password });
+    const good = await query(ch, 'SELECT currentUser(), count() FROM events', {
+      user: USER.name,
+      password: USER.password,
+    });
     expect(good).toEqual({ status: 200, body: `${USER.name}\t3\n` });
 
     const bad = await query(ch, 'SELECT 1', { user: USER.name, password: 'wrong' });
@@ -215,7 +232,9 @@ describe('embedded ClickHouse', () => {
 
   it('keeps the data across a restart on the same directory', async () => {
     server = await start(dataDir);
-    expect(await ok(server, 'SELECT groupArray(id) FROM (SELECT id FROM events ORDER BY id) FORMAT CSV')).toBe('"[1,2,3]"\n');
+    expect(await ok(server, 'SELECT groupArray(id) FROM (SELECT id FROM events ORDER BY id) FORMAT CSV')).toBe(
+      '"[1,2,3]"\n',
+    );
     expect(await ok(server, 'SELECT kind, sum(n) FROM counts GROUP BY kind ORDER BY kind FORMAT CSV')).toBe(
       '"a",2\n"b",1\n"old",2\n',
     );

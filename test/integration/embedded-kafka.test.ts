@@ -62,7 +62,10 @@ async function consume(config: KafkaConfig, topic: string, count: number, timeou
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`consumed ${got.length} of ${count} messages in ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`consumed ${got.length} of ${count} messages in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       consumer
         .run({
           eachMessage: ({ message }) => {
@@ -84,7 +87,11 @@ async function consume(config: KafkaConfig, topic: string, count: number, timeou
 
 function errorNames(err: unknown): string[] {
   const names: string[] = [];
-  for (let e: unknown = err; e instanceof Error; e = (e as { cause?: unknown; originalError?: unknown }).cause ?? (e as { originalError?: unknown }).originalError) {
+  for (
+    let e: unknown = err;
+    e instanceof Error;
+    e = (e as { cause?: unknown; originalError?: unknown }).cause ?? (e as { originalError?: unknown }).originalError
+  ) {
     names.push(e.name);
     if (names.length > 5) break;
   }
@@ -133,7 +140,11 @@ describe('embedded Kafka broker', () => {
 
   it('rejects a wrong SASL password', async () => {
     const base = kafkaClientConfig(running(), { sasl: true });
-    const admin = new Kafka({ ...base, sasl: { mechanism: 'plain', username: 'admin', password: 'wrong' }, retry: { retries: 0 } }).admin();
+    const admin = new Kafka({
+      ...base,
+      sasl: { mechanism: 'plain', username: 'admin', password: 'wrong' },
+      retry: { retries: 0 },
+    }).admin();
     const err: unknown = await admin.connect().then(
       () => undefined,
       (e: unknown) => e,
@@ -153,7 +164,9 @@ describe('embedded Kafka broker', () => {
     const pidFile = path.join(dataDir, 'kafka.pid');
     await rename(pidFile, `${pidFile}.aside`);
     try {
-      await expect(startEmbeddedKafka({ dataDir, port: 0, saslPort: 0 })).rejects.toMatchObject({ code: 'DATA_DIR_LOCKED' });
+      await expect(startEmbeddedKafka({ dataDir, port: 0, saslPort: 0 })).rejects.toMatchObject({
+        code: 'DATA_DIR_LOCKED',
+      });
     } finally {
       await rename(`${pidFile}.aside`, pidFile);
     }

@@ -42,7 +42,10 @@ async function createTopicVia(k: Kafka, topic: string, partitions: number): Prom
   const admin = k.admin();
   await admin.connect();
   try {
-    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+    await admin.createTopics({
+      topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
+      waitForLeaders: true,
+    });
   } finally {
     await admin.disconnect();
   }
@@ -64,7 +67,10 @@ async function roundTrip(k: Kafka, topic: string, values: string[], timeoutMs = 
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`consumed ${got.length} of ${values.length} messages in ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`consumed ${got.length} of ${values.length} messages in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       consumer
         .run({
           eachMessage: ({ message }) => {
@@ -98,7 +104,9 @@ describe('ClickHouse', () => {
     await command(`CREATE TABLE mt_events (id UInt64, kind String, ts DateTime)
                    ENGINE = MergeTree ORDER BY id TTL ts + INTERVAL 1 DAY`);
     await command('CREATE TABLE mt_counts (kind String, n UInt64) ENGINE = SummingMergeTree ORDER BY kind');
-    await command('CREATE MATERIALIZED VIEW mt_counts_mv TO mt_counts AS SELECT kind, count() AS n FROM mt_events GROUP BY kind');
+    await command(
+      'CREATE MATERIALIZED VIEW mt_counts_mv TO mt_counts AS SELECT kind, count() AS n FROM mt_events GROUP BY kind',
+    );
     await command(`INSERT INTO mt_events VALUES
                      (1, 'a', now()), (2, 'a', now()), (3, 'b', now()),
                      (4, 'old', now() - INTERVAL 3 DAY), (5, 'old', now() - INTERVAL 3 DAY)`);
@@ -111,7 +119,11 @@ describe('ClickHouse', () => {
     ]);
     // Expired rows go at the next merge; FINAL forces one.
     await command('OPTIMIZE TABLE mt_events FINAL');
-    expect(await rows('SELECT toUInt32(id) AS id FROM mt_events ORDER BY id')).toEqual([{ id: 1 }, { id: 2 }, { id: 3 }]);
+    expect(await rows('SELECT toUInt32(id) AS id FROM mt_events ORDER BY id')).toEqual([
+      { id: 1 },
+      { id: 2 },
+      { id: 3 },
+    ]);
     const [table] = await rows<{ ttl: number }>(
       `SELECT engine_full LIKE '%TTL%' AS ttl FROM system.tables WHERE database = currentDatabase() AND name = 'mt_events'`,
     );
@@ -197,7 +209,11 @@ describe('ClickHouse Kafka engine', () => {
       const sent: Sent[] = [];
       const valid = (n: number): Sent => {
         const partition = n % 3;
-        return { partition, value: JSON.stringify({ id: n, name: `name-${n}`, amount: n * 1.5 }), timestamp: base + n * 1001 };
+        return {
+          partition,
+          value: JSON.stringify({ id: n, name: `name-${n}`, amount: n * 1.5 }),
+          timestamp: base + n * 1001,
+        };
       };
       const producer = kafka().producer();
       await producer.connect();
@@ -208,7 +224,8 @@ describe('ClickHouse Kafka engine', () => {
         });
         sent.push(...batch);
       };
-      const count = async (): Promise<number> => Number((await rows<{ n: string }>('SELECT count() AS n FROM engine_rows'))[0]?.n ?? 0);
+      const count = async (): Promise<number> =>
+        Number((await rows<{ n: string }>('SELECT count() AS n FROM engine_rows'))[0]?.n ?? 0);
 
       const malformed: Sent = { partition: 1, value: '{"id": 9999, "name": "broken"', timestamp: base + 500_000 };
       try {

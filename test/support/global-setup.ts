@@ -34,7 +34,11 @@ function fromEnv(): TestServers | undefined {
   if (!url || !brokers) {
     throw new Error('set both WINNOW_TEST_CLICKHOUSE_URL and WINNOW_TEST_KAFKA_BROKERS, or neither');
   }
-  const list = (v: string | undefined): string[] | undefined => v?.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = (v: string | undefined): string[] | undefined =>
+    v
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   const kafkaBrokers = list(brokers) ?? [];
   return {
     source: 'env',
@@ -130,7 +134,12 @@ async function embedded(): Promise<[TestServers, Teardown]> {
       tcpPort: 0,
       users,
     }),
-    startEmbeddedKafka({ dataDir: path.join(dir, 'kafka'), logFile: path.join(dir, 'kafka.log'), port: 0, saslPort: 0 }),
+    startEmbeddedKafka({
+      dataDir: path.join(dir, 'kafka'),
+      logFile: path.join(dir, 'kafka.log'),
+      port: 0,
+      saslPort: 0,
+    }),
   ]);
   process.stderr.write(
     `test servers (embedded): ClickHouse ${clickhouse.version} ${clickhouse.url}, Kafka ${kafka.version} ${kafka.brokers.join(',')} / SASL ${kafka.saslBrokers.join(',')}; logs in ${dir}\n`,

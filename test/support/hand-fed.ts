@@ -54,7 +54,12 @@ export async function handFedPipeline(
   const client = connect({ url: s.clickhouseUrl });
   const migrator = new Migrator(client, p);
   const h = { db, p, n, client, migrator };
-  await migrator.up({ dryRun: false, kafkaPassword: undefined, print: () => undefined, ...(migrateTo === undefined ? {} : { to: migrateTo }) });
+  await migrator.up({
+    dryRun: false,
+    kafkaPassword: undefined,
+    print: () => undefined,
+    ...(migrateTo === undefined ? {} : { to: migrateTo }),
+  });
   await dropQueue(h);
   return h;
 }
@@ -77,7 +82,12 @@ export interface StagedRow {
 
 export async function stageRows(h: HandFed, rows: StagedRow[]): Promise<void> {
   const values = rows
-    .map((s) => `('${s.key}', ${s.msg}, 'payload ${s.msg}', fromUnixTimestamp64Milli(toInt64(${s.t}), 'UTC'), '${s.topic}', ${s.partition}, ${s.offset}, NULL, now64(3))`)
+    .map(
+      (s) =>
+        `('${s.key}', ${s.msg}, 'payload ${s.msg}', fromUnixTimestamp64Milli(toInt64(${s.t}), 'UTC'), '${s.topic}', ${s.partition}, ${s.offset}, NULL, now64(3))`,
+    )
     .join(',\n');
-  await h.client.command(`INSERT INTO ${h.db}.${h.n.staging} (event_id, msg, payload, __t, _topic, _partition, _offset, _timestamp_ms, _ingested_at) VALUES ${values}`);
+  await h.client.command(
+    `INSERT INTO ${h.db}.${h.n.staging} (event_id, msg, payload, __t, _topic, _partition, _offset, _timestamp_ms, _ingested_at) VALUES ${values}`,
+  );
 }

@@ -66,12 +66,24 @@ export interface Topology {
 
 export const MALFORMED: Buffer[] = [
   Buffer.from('{"event_id": "a1b2c3d4-0000-4000-a000-000000000001", "user_id": '), // truncated JSON
-  Buffer.from('{"user_id": "a1b2c3d4-0000-4000-a000-000000000002", "user_name": "x", "user_email": "x@y", "created_at": "2025-05-09T00:05:32"}'), // no key
-  Buffer.from('{"event_id": null, "user_id": "a1b2c3d4-0000-4000-a000-000000000003", "user_name": "x", "user_email": "x@y", "created_at": "2025-05-09T00:05:32"}'), // null key
-  Buffer.from('{"event_id": 12345, "user_id": "a1b2c3d4-0000-4000-a000-000000000004", "user_name": "x", "user_email": "x@y", "created_at": "2025-05-09T00:05:32"}'), // key of the wrong type
-  Buffer.from('{"event_id": "not-a-uuid", "user_id": "a1b2c3d4-0000-4000-a000-000000000005", "user_name": "x", "user_email": "x@y", "created_at": "2025-05-09T00:05:32"}'),
-  Buffer.from('{"event_id": "a1b2c3d4-0000-4000-a000-000000000006", "user_id": "a1b2c3d4-0000-4000-a000-000000000006", "user_name": 42, "user_email": "x@y", "created_at": "2025-05-09T00:05:32"}'), // wrong type
-  Buffer.from('{"event_id": "a1b2c3d4-0000-4000-a000-000000000007", "user_id": "a1b2c3d4-0000-4000-a000-000000000007", "user_name": "x", "user_email": "x@y", "created_at": "yesterday-ish"}'), // unreadable time
+  Buffer.from(
+    '{"user_id": "a1b2c3d4-0000-4000-a000-000000000002", "user_name": "x", "user_email": "x@y", "created_at": "2025-05-09T00:05:32"}',
+  ), // no key
+  Buffer.from(
+    '{"event_id": null, "user_id": "a1b2c3d4-0000-4000-a000-000000000003", "user_name": "x", "user_email": "x@y", "created_at": "2025-05-09T00:05:32"}',
+  ), // null key
+  Buffer.from(
+    '{"event_id": 12345, "user_id": "a1b2c3d4-0000-4000-a000-000000000004", "user_name": "x", "user_email": "x@y", "created_at": "2025-05-09T00:05:32"}',
+  ), // key of the wrong type
+  Buffer.from(
+    '{"event_id": "not-a-uuid", "user_id": "a1b2c3d4-0000-4000-a000-000000000005", "user_name": "x", "user_email": "x@y", "created_at": "2025-05-09T00:05:32"}',
+  ),
+  Buffer.from(
+    '{"event_id": "a1b2c3d4-0000-4000-a000-000000000006", "user_id": "a1b2c3d4-0000-4000-a000-000000000006", "user_name": 42, "user_email": "x@y", "created_at": "2025-05-09T00:05:32"}',
+  ), // wrong type
+  Buffer.from(
+    '{"event_id": "a1b2c3d4-0000-4000-a000-000000000007", "user_id": "a1b2c3d4-0000-4000-a000-000000000007", "user_name": "x", "user_email": "x@y", "created_at": "yesterday-ish"}',
+  ), // unreadable time
   Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]), // invalid UTF-8
   Buffer.from('[1, 2, 3]'), // not an object
   Buffer.from('plain text'),
@@ -91,7 +103,10 @@ function isoMicros(ms: number, micros: number): string {
 export function generate(seed: number, originals: number, topo: Topology): GenMessage[][] {
   const r = rng(seed);
   const [t1, t2] = topo.topics;
-  const places = [...Array.from({ length: t1.partitions }, (_v, p) => ({ topic: t1.name, partition: p })), { topic: t2.name, partition: 0 }];
+  const places = [
+    ...Array.from({ length: t1.partitions }, (_v, p) => ({ topic: t1.name, partition: p })),
+    { topic: t2.name, partition: 0 },
+  ];
   const clock = new Map<string, number>();
   const at = (topic: string, partition: number, t: number): number => {
     const k = `${topic}/${partition}`;
@@ -121,14 +136,32 @@ export function generate(seed: number, originals: number, topo: Topology): GenMe
     const roll = r();
     if (roll < 0.1) {
       const retry = { ...e, user_name: e.user_name + '_retry' };
-      phase1.push({ ...place, timestamp: at(place.topic, place.partition, t + 1000), value: enc(retry), kind: 'retry-in-window', phase: 1 });
+      phase1.push({
+        ...place,
+        timestamp: at(place.topic, place.partition, t + 1000),
+        value: enc(retry),
+        kind: 'retry-in-window',
+        phase: 1,
+      });
     } else if (roll < 0.2) {
-      phase1.push({ ...place, timestamp: at(place.topic, place.partition, t + 10), value: enc(e), kind: 'resend', phase: 1 });
+      phase1.push({
+        ...place,
+        timestamp: at(place.topic, place.partition, t + 10),
+        value: enc(e),
+        kind: 'resend',
+        phase: 1,
+      });
     }
   }
   MALFORMED.forEach((value, i) => {
     const place = places[i % places.length]!;
-    phase1.push({ ...place, timestamp: at(place.topic, place.partition, tick + i), value, kind: 'malformed', phase: 1 });
+    phase1.push({
+      ...place,
+      timestamp: at(place.topic, place.partition, tick + i),
+      value,
+      kind: 'malformed',
+      phase: 1,
+    });
   });
 
   // Phase 2, later in time than all of phase 1 within each partition.
@@ -138,17 +171,36 @@ export function generate(seed: number, originals: number, topo: Topology): GenMe
     if (roll < 0.08) {
       const others = places.filter((p) => p.topic === k.place.topic && p.partition !== k.place.partition);
       const place = others[Math.floor(r() * others.length)];
-      if (place) phase2.push({ ...place, timestamp: at(place.topic, place.partition, k.t + 60_000), value: enc(k.e), kind: 'cross-partition', phase: 2 });
+      if (place)
+        phase2.push({
+          ...place,
+          timestamp: at(place.topic, place.partition, k.t + 60_000),
+          value: enc(k.e),
+          kind: 'cross-partition',
+          phase: 2,
+        });
     } else if (roll < 0.14) {
       const place = places.find((p) => p.topic !== k.place.topic)!;
-      phase2.push({ ...place, timestamp: at(place.topic, place.partition, k.t + 60_000), value: enc(k.e), kind: 'cross-topic', phase: 2 });
+      phase2.push({
+        ...place,
+        timestamp: at(place.topic, place.partition, k.t + 60_000),
+        value: enc(k.e),
+        kind: 'cross-topic',
+        phase: 2,
+      });
     } else if (roll < 0.2) {
       const again = { ...k.e, user_name: k.e.user_name + '_later' };
       const tb = at(k.place.topic, k.place.partition, k.t + topo.windowMs + 1_000);
       phase2.push({ ...k.place, timestamp: tb, value: enc(again), kind: 'beyond-window', phase: 2 });
       if (r() < 0.5) {
         const chain = { ...k.e, user_name: k.e.user_name + '_chain' };
-        phase2.push({ ...k.place, timestamp: at(k.place.topic, k.place.partition, tb + 5_000), value: enc(chain), kind: 'chain', phase: 2 });
+        phase2.push({
+          ...k.place,
+          timestamp: at(k.place.topic, k.place.partition, tb + 5_000),
+          value: enc(chain),
+          kind: 'chain',
+          phase: 2,
+        });
       }
     }
   }
@@ -156,7 +208,13 @@ export function generate(seed: number, originals: number, topo: Topology): GenMe
     tick += 50;
     const e = newEvent();
     const place = places[Math.floor(r() * places.length)]!;
-    phase2.push({ ...place, timestamp: at(place.topic, place.partition, tick), value: enc(e), kind: 'original', phase: 2 });
+    phase2.push({
+      ...place,
+      timestamp: at(place.topic, place.partition, tick),
+      value: enc(e),
+      kind: 'original',
+      phase: 2,
+    });
   }
   // Kafka needs each partition's messages in timestamp order as produced.
   phase2.sort((a, b) => a.timestamp - b.timestamp);
@@ -189,7 +247,13 @@ export function expectedRows(phases: GenMessage[][], windowMs: number): FinalRow
   phases.forEach((msgs, phase) => {
     const order = msgs
       .map((m, i) => ({ m, i }))
-      .sort((a, b) => a.m.timestamp - b.m.timestamp || (a.m.topic < b.m.topic ? -1 : a.m.topic > b.m.topic ? 1 : 0) || a.m.partition - b.m.partition || a.i - b.i);
+      .sort(
+        (a, b) =>
+          a.m.timestamp - b.m.timestamp ||
+          (a.m.topic < b.m.topic ? -1 : a.m.topic > b.m.topic ? 1 : 0) ||
+          a.m.partition - b.m.partition ||
+          a.i - b.i,
+      );
     void phase;
     for (const { m } of order) {
       const e = parseValid(m);
@@ -198,7 +262,13 @@ export function expectedRows(phases: GenMessage[][], windowMs: number): FinalRow
       if (times.some((k) => Math.abs(m.timestamp - k) < windowMs)) continue;
       times.push(m.timestamp);
       keptTimes.set(e.event_id, times);
-      rows.push({ event_id: e.event_id, user_id: e.user_id, name: e.user_name, email: e.user_email, created_at: toDateTime(e.created_at) });
+      rows.push({
+        event_id: e.event_id,
+        user_id: e.user_id,
+        name: e.user_name,
+        email: e.user_email,
+        created_at: toDateTime(e.created_at),
+      });
     }
   });
   return rows;

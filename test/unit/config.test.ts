@@ -122,7 +122,9 @@ describe('defaults', () => {
       initialOffset: 'earliest',
       consumers: 1,
     });
-    expect(p?.columns).toEqual([{ name: 'event_id', type: 'UUID', source: { kind: 'path', path: ['event_id'] }, optional: false }]);
+    expect(p?.columns).toEqual([
+      { name: 'event_id', type: 'UUID', source: { kind: 'path', path: ['event_id'] }, optional: false },
+    ]);
     expect(p?.dedup).toEqual({ key: ['event_id'], windowMs: 3_600_000, time: { kind: 'kafka' } });
     expect(p?.sink).toEqual({
       url: 'http://localhost:8123',
@@ -180,7 +182,12 @@ describe('defaults', () => {
       p0(d)['source'] = {
         brokers: ['kafka:9094'],
         topics: 'users',
-        auth: { protocol: 'SASL_SSL', mechanism: 'SCRAM-SHA-512', username: 'winnow', password: { env: 'KAFKA_PASSWORD' } },
+        auth: {
+          protocol: 'SASL_SSL',
+          mechanism: 'SCRAM-SHA-512',
+          username: 'winnow',
+          password: { env: 'KAFKA_PASSWORD' },
+        },
         tls: { ca: '/etc/ssl/ca.pem' },
       };
     });
@@ -203,39 +210,119 @@ describe('rejected input names the key and the expected form', () => {
   const cases: [string, (d: Doc) => void, string][] = [
     ['unknown top-level key', (d) => (d['pipeline'] = []), 'at pipeline: unknown key (did you mean "pipelines"?)'],
     ['unknown pipeline key', (d) => (p0(d)['windows'] = '1h'), 'at pipelines[0].windows: unknown key'],
-    ['unknown key two levels down', (d) => (p0(d)['dedup'] = { window: '1h', windw: '2h' }), 'at pipelines[0].dedup.windw: unknown key (did you mean "window"?)'],
+    [
+      'unknown key two levels down',
+      (d) => (p0(d)['dedup'] = { window: '1h', windw: '2h' }),
+      'at pipelines[0].dedup.windw: unknown key (did you mean "window"?)',
+    ],
     [
       'unknown key three levels down',
       (d) => (p0(d)['source'] = { brokers: ['k:1'], topics: ['t'], auth: { protocol: 'PLAINTEXT', user: 'x' } }),
       'at pipelines[0].source.auth.user: unknown key; expected one of protocol, mechanism, username, password',
     ],
-    ['unknown column key', (d) => (p0(d)['columns'] = [{ name: 'event_id', type: 'UUID', nullable: true }]), 'at pipelines[0].columns[0].nullable: unknown key'],
-    ['bad duration', (d) => (p0(d)['dedup'] = { window: '1 hour' }), 'at pipelines[0].dedup.window: expected a duration like 90s, 15m, 1h or 7d, got "1 hour"'],
-    ['duration without unit', (d) => (p0(d)['dedup'] = { window: 3600 }), 'at pipelines[0].dedup.window: expected a duration like 90s, 15m, 1h or 7d, got 3600'],
-    ['window over 30 days', (d) => (p0(d)['dedup'] = { window: '31d' }), 'at pipelines[0].dedup.window: expected a duration of at most 30d, got "31d"'],
-    ['zero window', (d) => (p0(d)['dedup'] = { window: '0s' }), 'at pipelines[0].dedup.window: expected a duration above 0s'],
-    ['tick below 100ms', (d) => (p0(d)['schedule'] = { interval: '50ms' }), 'at pipelines[0].schedule.interval: expected a duration of at least 100ms, got "50ms"'],
-    ['too many consumers', (d) => (p0(d)['source'] = { brokers: ['k:1'], topics: ['t'], consumers: 17 }), 'at pipelines[0].source.consumers: expected an integer from 1 to 16, got 17'],
-    ['key naming a missing column', (d) => (p0(d)['dedup'] = { window: '1h', key: ['event_id', 'user_id'] }), 'at pipelines[0].dedup.key[1]: expected the name of a column (event_id), got "user_id"'],
-    ['default key without its column', (d) => (p0(d)['columns'] = [{ name: 'id', type: 'UUID' }]), 'at pipelines[0].dedup.key[0]: expected the name of a column (id), got "event_id"'],
+    [
+      'unknown column key',
+      (d) => (p0(d)['columns'] = [{ name: 'event_id', type: 'UUID', nullable: true }]),
+      'at pipelines[0].columns[0].nullable: unknown key',
+    ],
+    [
+      'bad duration',
+      (d) => (p0(d)['dedup'] = { window: '1 hour' }),
+      'at pipelines[0].dedup.window: expected a duration like 90s, 15m, 1h or 7d, got "1 hour"',
+    ],
+    [
+      'duration without unit',
+      (d) => (p0(d)['dedup'] = { window: 3600 }),
+      'at pipelines[0].dedup.window: expected a duration like 90s, 15m, 1h or 7d, got 3600',
+    ],
+    [
+      'window over 30 days',
+      (d) => (p0(d)['dedup'] = { window: '31d' }),
+      'at pipelines[0].dedup.window: expected a duration of at most 30d, got "31d"',
+    ],
+    [
+      'zero window',
+      (d) => (p0(d)['dedup'] = { window: '0s' }),
+      'at pipelines[0].dedup.window: expected a duration above 0s',
+    ],
+    [
+      'tick below 100ms',
+      (d) => (p0(d)['schedule'] = { interval: '50ms' }),
+      'at pipelines[0].schedule.interval: expected a duration of at least 100ms, got "50ms"',
+    ],
+    [
+      'too many consumers',
+      (d) => (p0(d)['source'] = { brokers: ['k:1'], topics: ['t'], consumers: 17 }),
+      'at pipelines[0].source.consumers: expected an integer from 1 to 16, got 17',
+    ],
+    [
+      'key naming a missing column',
+      (d) => (p0(d)['dedup'] = { window: '1h', key: ['event_id', 'user_id'] }),
+      'at pipelines[0].dedup.key[1]: expected the name of a column (event_id), got "user_id"',
+    ],
+    [
+      'default key without its column',
+      (d) => (p0(d)['columns'] = [{ name: 'id', type: 'UUID' }]),
+      'at pipelines[0].dedup.key[0]: expected the name of a column (id), got "event_id"',
+    ],
     [
       'duplicate column names',
-      (d) => (p0(d)['columns'] = [{ name: 'event_id', type: 'UUID' }, { name: 'event_id', type: 'String' }]),
+      (d) =>
+        (p0(d)['columns'] = [
+          { name: 'event_id', type: 'UUID' },
+          { name: 'event_id', type: 'String' },
+        ]),
       'at pipelines[0].columns[1].name: duplicate column name "event_id"',
     ],
-    ['reserved column name', (d) => (p0(d)['columns'] = [{ name: 'event_id', type: 'UUID' }, { name: '_offset', type: 'UInt64' }]), 'at pipelines[0].columns[1].name: "_offset" is reserved'],
+    [
+      'reserved column name',
+      (d) =>
+        (p0(d)['columns'] = [
+          { name: 'event_id', type: 'UUID' },
+          { name: '_offset', type: 'UInt64' },
+        ]),
+      'at pipelines[0].columns[1].name: "_offset" is reserved',
+    ],
     [
       "column name in winnow's __v_ namespace",
-      (d) => (p0(d)['columns'] = [{ name: 'event_id', type: 'UUID' }, { name: '__v_x', type: 'String' }]),
+      (d) =>
+        (p0(d)['columns'] = [
+          { name: 'event_id', type: 'UUID' },
+          { name: '__v_x', type: 'String' },
+        ]),
       'at pipelines[0].columns[1].name: "__v_x" is reserved (_topic, _key, _offset, _partition, _timestamp, _timestamp_ms, _headers, _raw, _raw_message, _error, _ingested_at, __t, __slice, __error, __h, __at, __repair, __found, __copies, __saved_at, and names starting with __v_); rename the column',
     ],
-    ['duplicate pipeline names', (d) => d.pipelines.push({ ...p0(d), sink: { table: 'other' } }), 'at pipelines[1].name: duplicate pipeline name "users"'],
-    ['two pipelines, one table', (d) => d.pipelines.push({ ...p0(d), name: 'users2' }), 'at pipelines[1].sink.table: table "users_dedup" is already the sink of pipelines[0]'],
-    ['bad table identifier', (d) => (p0(d)['sink'] = { table: 'users-dedup' }), 'at pipelines[0].sink.table: expected a table name: letters, digits and _, not starting with a digit, got "users-dedup"'],
-    ['bad column identifier', (d) => (p0(d)['columns'] = [{ name: 'event id', type: 'UUID' }]), 'at pipelines[0].columns[0].name: expected a column name'],
+    [
+      'duplicate pipeline names',
+      (d) => d.pipelines.push({ ...p0(d), sink: { table: 'other' } }),
+      'at pipelines[1].name: duplicate pipeline name "users"',
+    ],
+    [
+      'two pipelines, one table',
+      (d) => d.pipelines.push({ ...p0(d), name: 'users2' }),
+      'at pipelines[1].sink.table: table "users_dedup" is already the sink of pipelines[0]',
+    ],
+    [
+      'bad table identifier',
+      (d) => (p0(d)['sink'] = { table: 'users-dedup' }),
+      'at pipelines[0].sink.table: expected a table name: letters, digits and _, not starting with a digit, got "users-dedup"',
+    ],
+    [
+      'bad column identifier',
+      (d) => (p0(d)['columns'] = [{ name: 'event id', type: 'UUID' }]),
+      'at pipelines[0].columns[0].name: expected a column name',
+    ],
     ['bad pipeline name', (d) => (p0(d)['name'] = 'Users'), 'at pipelines[0].name: expected a pipeline name'],
-    ['bad topic name', (d) => (p0(d)['source'] = { brokers: ['k:1'], topics: ['a b'] }), 'at pipelines[0].source.topics[0]: expected a Kafka topic name'],
-    ['broker without port', (d) => (p0(d)['source'] = { brokers: ['kafka'], topics: ['t'] }), 'at pipelines[0].source.brokers[0]: expected a broker address host:port'],
+    [
+      'bad topic name',
+      (d) => (p0(d)['source'] = { brokers: ['k:1'], topics: ['a b'] }),
+      'at pipelines[0].source.topics[0]: expected a Kafka topic name',
+    ],
+    [
+      'broker without port',
+      (d) => (p0(d)['source'] = { brokers: ['kafka'], topics: ['t'] }),
+      'at pipelines[0].source.brokers[0]: expected a broker address host:port',
+    ],
     [
       'bad ClickHouse type',
       (d) => (p0(d)['columns'] = [{ name: 'event_id', type: 'UUID NOT NULL' }]),
@@ -243,13 +330,34 @@ describe('rejected input names the key and the expected form', () => {
         '"NOT NULL" after UUID is not part of a type (give one ClickHouse type',
     ],
     ['missing required key', (d) => delete p0(d)['sink'], 'at pipelines[0].sink: required; expected a mapping'],
-    ['no pipelines', (d) => (d.pipelines = []), 'at pipelines: expected a non-empty list of pipelines, got an empty list'],
-    ['bad enum', (d) => (p0(d)['sink'] = { table: 't', mode: 'replace' }), 'at pipelines[0].sink.mode: expected one of create, adopt, got "replace"'],
-    ['non-http sink', (d) => (p0(d)['sink'] = { table: 't', url: 'tcp://ch:9000' }), 'at pipelines[0].sink.url: expected an http(s) URL'],
-    ['credentials in the sink URL', (d) => (p0(d)['sink'] = { table: 't', url: 'http://u:p@ch:8123' }), 'at pipelines[0].sink.url: expected an http(s) URL like http://localhost:8123, without credentials'],
+    [
+      'no pipelines',
+      (d) => (d.pipelines = []),
+      'at pipelines: expected a non-empty list of pipelines, got an empty list',
+    ],
+    [
+      'bad enum',
+      (d) => (p0(d)['sink'] = { table: 't', mode: 'replace' }),
+      'at pipelines[0].sink.mode: expected one of create, adopt, got "replace"',
+    ],
+    [
+      'non-http sink',
+      (d) => (p0(d)['sink'] = { table: 't', url: 'tcp://ch:9000' }),
+      'at pipelines[0].sink.url: expected an http(s) URL',
+    ],
+    [
+      'credentials in the sink URL',
+      (d) => (p0(d)['sink'] = { table: 't', url: 'http://u:p@ch:8123' }),
+      'at pipelines[0].sink.url: expected an http(s) URL like http://localhost:8123, without credentials',
+    ],
     [
       'SASL without username',
-      (d) => (p0(d)['source'] = { brokers: ['k:1'], topics: ['t'], auth: { protocol: 'SASL_PLAINTEXT', mechanism: 'PLAIN', password: 'x' } }),
+      (d) =>
+        (p0(d)['source'] = {
+          brokers: ['k:1'],
+          topics: ['t'],
+          auth: { protocol: 'SASL_PLAINTEXT', mechanism: 'PLAIN', password: 'x' },
+        }),
       'at pipelines[0].source.auth.username: required with protocol SASL_PLAINTEXT; expected a user name',
     ],
     [
@@ -257,24 +365,48 @@ describe('rejected input names the key and the expected form', () => {
       (d) => (p0(d)['source'] = { brokers: ['k:1'], topics: ['t'], auth: { mechanism: 'PLAIN' } }),
       'at pipelines[0].source.auth.mechanism: only allowed with protocol SASL_PLAINTEXT or SASL_SSL, not PLAINTEXT',
     ],
-    ['TLS without SSL', (d) => (p0(d)['source'] = { brokers: ['k:1'], topics: ['t'], tls: { ca: 'ca.pem' } }), 'at pipelines[0].source.tls: only allowed with protocol SSL or SASL_SSL'],
-    ['time.column not a column', (d) => (p0(d)['dedup'] = { window: '1h', time: { column: 'created_at' } }), 'at pipelines[0].dedup.time.column: expected the name of a column (event_id), got "created_at"'],
+    [
+      'TLS without SSL',
+      (d) => (p0(d)['source'] = { brokers: ['k:1'], topics: ['t'], tls: { ca: 'ca.pem' } }),
+      'at pipelines[0].source.tls: only allowed with protocol SSL or SASL_SSL',
+    ],
+    [
+      'time.column not a column',
+      (d) => (p0(d)['dedup'] = { window: '1h', time: { column: 'created_at' } }),
+      'at pipelines[0].dedup.time.column: expected the name of a column (event_id), got "created_at"',
+    ],
     [
       'time.column not a time',
       (d) => {
-        p0(d)['columns'] = [{ name: 'event_id', type: 'UUID' }, { name: 'created_at', type: 'String' }];
+        p0(d)['columns'] = [
+          { name: 'event_id', type: 'UUID' },
+          { name: 'created_at', type: 'String' },
+        ];
         p0(d)['dedup'] = { window: '1h', time: { column: 'created_at' } };
       },
       'at pipelines[0].dedup.time.column: expected a column of type Date, Date32, DateTime or DateTime64, got "created_at" of type String',
     ],
-    ['bad time', (d) => (p0(d)['dedup'] = { window: '1h', time: 'event' }), 'at pipelines[0].dedup.time: expected kafka, ingestion or { column:'],
+    [
+      'bad time',
+      (d) => (p0(d)['dedup'] = { window: '1h', time: 'event' }),
+      'at pipelines[0].dedup.time: expected kafka, ingestion or { column:',
+    ],
     [
       'both path and expr',
-      (d) => (p0(d)['columns'] = [{ name: 'event_id', type: 'UUID', path: 'id', expr: "JSONExtractString(_raw, 'id')" }]),
+      (d) =>
+        (p0(d)['columns'] = [{ name: 'event_id', type: 'UUID', path: 'id', expr: "JSONExtractString(_raw, 'id')" }]),
       'at pipelines[0].columns[0].expr: give either path or expr, not both',
     ],
-    ['orderBy naming a missing column', (d) => (p0(d)['sink'] = { table: 't', orderBy: ['ts'] }), 'at pipelines[0].sink.orderBy[0]: expected the name of a column (event_id), got "ts"'],
-    ['optional key column', (d) => (p0(d)['columns'] = [{ name: 'event_id', type: 'UUID', optional: true }]), 'at pipelines[0].dedup.key[0]: column "event_id" is optional'],
+    [
+      'orderBy naming a missing column',
+      (d) => (p0(d)['sink'] = { table: 't', orderBy: ['ts'] }),
+      'at pipelines[0].sink.orderBy[0]: expected the name of a column (event_id), got "ts"',
+    ],
+    [
+      'optional key column',
+      (d) => (p0(d)['columns'] = [{ name: 'event_id', type: 'UUID', optional: true }]),
+      'at pipelines[0].dedup.key[0]: column "event_id" is optional',
+    ],
   ];
 
   it.each(cases)('%s', (_name, change, expected) => {
@@ -286,8 +418,12 @@ describe('rejected input names the key and the expected form', () => {
   it('reports a missing environment variable with the key that names it', () => {
     const text = withChange((d) => (p0(d)['sink'] = { table: 't', password: { env: 'CLICKHOUSE_PASSWORD' } }));
     const err = configError(() => parse(text, {}));
-    expect(err.message).toBe('config error in winnow.yaml at pipelines[0].sink.password: environment variable CLICKHOUSE_PASSWORD is not set');
-    expect(parse(text, { CLICKHOUSE_PASSWORD: '' }).pipelines[0]?.sink.password).toEqual({ env: 'CLICKHOUSE_PASSWORD' });
+    expect(err.message).toBe(
+      'config error in winnow.yaml at pipelines[0].sink.password: environment variable CLICKHOUSE_PASSWORD is not set',
+    );
+    expect(parse(text, { CLICKHOUSE_PASSWORD: '' }).pipelines[0]?.sink.password).toEqual({
+      env: 'CLICKHOUSE_PASSWORD',
+    });
   });
 
   it('never echoes a secret value', () => {
@@ -521,10 +657,13 @@ describe('durations', () => {
     expect(parseDuration(formatDuration(ms))).toBe(ms);
   });
 
-  it.each(['', '1 hour', '1.5h', '-1s', '1', 'h', '30m1h', '1h1h', '1w', ' 1h', '99999999999999999d'])('rejects %j', (text) => {
-    const err = configError(() => parseDuration(text));
-    expect(err.message).toBe(`expected a duration like 90s, 15m, 1h or 7d, got ${JSON.stringify(text)}`);
-  });
+  it.each(['', '1 hour', '1.5h', '-1s', '1', 'h', '30m1h', '1h1h', '1w', ' 1h', '99999999999999999d'])(
+    'rejects %j',
+    (text) => {
+      const err = configError(() => parseDuration(text));
+      expect(err.message).toBe(`expected a duration like 90s, 15m, 1h or 7d, got ${JSON.stringify(text)}`);
+    },
+  );
 
   it('formats to the shortest form', () => {
     expect(formatDuration(5_400_000)).toBe('1h30m');

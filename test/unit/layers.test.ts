@@ -67,7 +67,12 @@ function edges(): Edge[] {
       const from = unitOf(file);
       const to = unitOf(target);
       if (from === undefined || to === undefined) {
-        out.push({ file: path.relative(root, file), from: from ?? '?', to: to ?? `outside: ${path.relative(root, target)}`, target });
+        out.push({
+          file: path.relative(root, file),
+          from: from ?? '?',
+          to: to ?? `outside: ${path.relative(root, target)}`,
+          target,
+        });
         continue;
       }
       if (from !== to) out.push({ file: path.relative(root, file), from, to, target: path.relative(root, target) });

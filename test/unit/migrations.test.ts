@@ -26,13 +26,22 @@ describe('migrations', () => {
   });
 
   it('import nothing from the live builders', async () => {
-    const allowed = [/^\.\/(types|\d{4}_[a-z0-9_]+(\.render)?)\.ts$/, /^\.\.\/\.\.\/clickhouse\/(sql|client)\.ts$/, /^\.\.\/\.\.\/config\//, /^\.\.\/\.\.\/errors\.ts$/];
+    const allowed = [
+      /^\.\/(types|\d{4}_[a-z0-9_]+(\.render)?)\.ts$/,
+      /^\.\.\/\.\.\/clickhouse\/(sql|client)\.ts$/,
+      /^\.\.\/\.\.\/config\//,
+      /^\.\.\/\.\.\/errors\.ts$/,
+    ];
     const files = (await readdir(dir)).filter((f) => f.endsWith('.ts') && f !== 'index.ts');
     expect(files.length).toBeGreaterThanOrEqual(migrations.length);
     for (const file of files) {
       const text = await readFile(new URL(file, dir), 'utf8');
       const from = [...text.matchAll(/^import\b[^;]*?from\s+'([^']+)'/gms)].map((m) => m[1] ?? '');
-      for (const path of from) expect(allowed.some((a) => a.test(path)), `${file} imports ${path}`).toBe(true);
+      for (const path of from)
+        expect(
+          allowed.some((a) => a.test(path)),
+          `${file} imports ${path}`,
+        ).toBe(true);
     }
   });
 
@@ -69,7 +78,13 @@ describe('migrations', () => {
             dedup: { key: ['tenant', 'order_id'], window: '2h', time: { column: 'at' } },
             sink: { table: 'orders' },
           },
-          { name: 'users', source: { brokers: ['k:9092'], topics: ['users'] }, columns: [{ name: 'event_id', type: 'UUID' }], dedup: { window: '1h' }, sink: { table: 'u' } },
+          {
+            name: 'users',
+            source: { brokers: ['k:9092'], topics: ['users'] },
+            columns: [{ name: 'event_id', type: 'UUID' }],
+            dedup: { window: '1h' },
+            sink: { table: 'u' },
+          },
         ],
       },
       'test',
@@ -77,7 +92,8 @@ describe('migrations', () => {
     ).pipelines;
     for (const p of pipelines) {
       const queue = qualified(p.sink.database, `winnow_${p.name}_queue`);
-      const readsQueue = (s: MigrationStatement): boolean => s.sql.startsWith('CREATE MATERIALIZED VIEW') && s.sql.includes(`FROM ${queue}`);
+      const readsQueue = (s: MigrationStatement): boolean =>
+        s.sql.startsWith('CREATE MATERIALIZED VIEW') && s.sql.includes(`FROM ${queue}`);
       for (const m of migrations) {
         const out: MigrationStatement[] = [];
         await m.up({
@@ -93,7 +109,8 @@ describe('migrations', () => {
         });
         const readers = out.flatMap((s, i) => (readsQueue(s) ? [i] : []));
         expect(readers.length, `${m.name}: views reading the queue`).toBeLessThanOrEqual(1);
-        if (readers.length === 1) expect(readers[0], `${m.name}: the view reading the queue comes last`).toBe(out.length - 1);
+        if (readers.length === 1)
+          expect(readers[0], `${m.name}: the view reading the queue comes last`).toBe(out.length - 1);
       }
     }
   });

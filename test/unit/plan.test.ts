@@ -4,7 +4,9 @@ import { cronFor } from '../../src/daemon/schedule.ts';
 
 describe('planSlice', () => {
   it('returns nothing when no partition has new offsets', () => {
-    expect(planSlice([{ topic: 't', partition: 0, offset: 10 }], [{ topic: 't', partition: 0, low: 5, high: 9 }], 100)).toBeUndefined();
+    expect(
+      planSlice([{ topic: 't', partition: 0, offset: 10 }], [{ topic: 't', partition: 0, low: 5, high: 9 }], 100),
+    ).toBeUndefined();
     expect(planSlice([], [], 100)).toBeUndefined();
   });
 

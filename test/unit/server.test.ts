@@ -18,7 +18,14 @@ import { buildApp } from '../../src/server/app.ts';
 import type { AppDeps, PipelineStats, PipelineSummary, Readiness, ReplayBody } from '../../src/server/deps.ts';
 import { escapeLabelValue } from '../../src/server/prometheus.ts';
 
-const clicks: PipelineSummary = { name: 'clicks', topics: ['clicks'], table: 'clicks', database: 'analytics', windowMs: 3_600_000, key: ['event_id'] };
+const clicks: PipelineSummary = {
+  name: 'clicks',
+  topics: ['clicks'],
+  table: 'clicks',
+  database: 'analytics',
+  windowMs: 3_600_000,
+  key: ['event_id'],
+};
 const quoted: PipelineSummary = { ...clicks, name: 'we"ird\\name', topics: ['weird'] };
 const broken: PipelineSummary = { ...clicks, name: 'broken', topics: ['broken'] };
 
@@ -35,9 +42,25 @@ function statsOf(name: string): PipelineStats {
     pendingRows: 20,
     partitions: [
       { topic: 'clicks', partition: 0, nextOffset: 500, stagedHigh: 509, logEnd: 512, consumerOffset: 510, lag: 12 },
-      { topic: 'clicks', partition: 1, nextOffset: 480, stagedHigh: 489, logEnd: null, consumerOffset: null, lag: null },
+      {
+        topic: 'clicks',
+        partition: 1,
+        nextOffset: 480,
+        stagedHigh: 489,
+        logEnd: null,
+        consumerOffset: null,
+        lag: null,
+      },
     ],
-    lastSlice: { sliceId: 's-41', seq: 41, committedAt: '2024-05-01 12:00:00.000', durationMs: 1500, rowsIn: 30, inserted: 28, duplicates: 2 },
+    lastSlice: {
+      sliceId: 's-41',
+      seq: 41,
+      committedAt: '2024-05-01 12:00:00.000',
+      durationMs: 1500,
+      rowsIn: 30,
+      inserted: 28,
+      duplicates: 2,
+    },
     eventsPerSecond: { last1m: 2.5, last5m: 1.25 },
     lastError: null,
   };
@@ -140,14 +163,20 @@ describe('health', () => {
   });
 
   it('GET /readyz is 503 with the failing checks when not ready', async () => {
-    const notReady: Readiness = { ready: false, checks: { 'clicks.migrated': { ok: false, error: 'not migrated: run winnow migrate up' } } };
+    const notReady: Readiness = {
+      ready: false,
+      checks: { 'clicks.migrated': { ok: false, error: 'not migrated: run winnow migrate up' } },
+    };
     const res = await get(fakeDeps({ readiness: () => Promise.resolve(notReady) }), '/readyz');
     expect(res.status).toBe(503);
     expect(res.json()).toEqual(notReady);
   });
 
   it('GET /readyz is 503 when the readiness check itself fails', async () => {
-    const res = await get(fakeDeps({ readiness: () => Promise.reject(new Error('clickhouse unreachable')) }), '/readyz');
+    const res = await get(
+      fakeDeps({ readiness: () => Promise.reject(new Error('clickhouse unreachable')) }),
+      '/readyz',
+    );
     expect(res.status).toBe(503);
     expect(res.json()).toEqual({ ready: false, checks: { readiness: { ok: false, error: 'clickhouse unreachable' } } });
   });
@@ -206,7 +235,9 @@ describe('pipelines', () => {
     const deps = fakeDeps();
     const res = await get(deps, `/api/v1/pipelines/clicks/slices?limit=${limit}`);
     expect(res.status).toBe(400);
-    expect(res.json()).toEqual({ error: { code: 'USAGE', message: 'query parameter "limit": must be an integer from 1 to 1000' } });
+    expect(res.json()).toEqual({
+      error: { code: 'USAGE', message: 'query parameter "limit": must be an integer from 1 to 1000' },
+    });
     expect(deps.slices).not.toHaveBeenCalled();
   });
 
@@ -222,14 +253,23 @@ describe('consistency and replay', () => {
     const res = await get(fakeDeps(), `/api/v1/pipelines/${clicks.name}/consistency`);
     expect(res.status).toBe(200);
     expect(res.json()).toEqual({ report: null });
-    const withReport = fakeDeps({ consistency: () => Promise.resolve({ ok: true, pipeline: clicks.name } as unknown as CheckReport) });
-    expect((await get(withReport, `/api/v1/pipelines/${clicks.name}/consistency`)).json()).toEqual({ report: { ok: true, pipeline: clicks.name } });
+    const withReport = fakeDeps({
+      consistency: () => Promise.resolve({ ok: true, pipeline: clicks.name } as unknown as CheckReport),
+    });
+    expect((await get(withReport, `/api/v1/pipelines/${clicks.name}/consistency`)).json()).toEqual({
+      report: { ok: true, pipeline: clicks.name },
+    });
   });
 
   it('POST replay without the bearer token is 401; with it, 202: the queued job and where to follow it', async () => {
     const deps = fakeDeps();
     const post = (headers: Record<string, string>, payload: unknown) =>
-      start(deps).inject({ method: 'POST', url: `/api/v1/pipelines/${clicks.name}/replay`, headers, payload: payload as Record<string, unknown> });
+      start(deps).inject({
+        method: 'POST',
+        url: `/api/v1/pipelines/${clicks.name}/replay`,
+        headers,
+        payload: payload as Record<string, unknown>,
+      });
     const none = await post({}, { fromOffsets: '0:0' });
     expect(none.statusCode).toBe(401);
     expect(none.json()).toMatchObject({ error: { code: 'UNAUTHORIZED' } });
@@ -273,7 +313,12 @@ describe('consistency and replay', () => {
   it('POST replay needs exactly one lower bound and no unknown keys', async () => {
     const deps = fakeDeps();
     for (const payload of [{}, { fromOffsets: '0:0', fromTimestamp: '1' }, { fromOffsets: '0:0', extra: 1 }]) {
-      const res = await start(deps).inject({ method: 'POST', url: `/api/v1/pipelines/${clicks.name}/replay`, headers: { authorization: 'Bearer sesame' }, payload });
+      const res = await start(deps).inject({
+        method: 'POST',
+        url: `/api/v1/pipelines/${clicks.name}/replay`,
+        headers: { authorization: 'Bearer sesame' },
+        payload,
+      });
       expect(res.statusCode, JSON.stringify(payload)).toBe(400);
       await app?.close();
     }
@@ -285,7 +330,8 @@ describe('metrics', () => {
   const metricsDeps = (readiness: Readiness = ready) =>
     fakeDeps({
       pipelines: () => [clicks, quoted, broken],
-      stats: (name) => (name === 'broken' ? Promise.reject(new Error('clickhouse down')) : Promise.resolve(statsOf(name))),
+      stats: (name) =>
+        name === 'broken' ? Promise.reject(new Error('clickhouse down')) : Promise.resolve(statsOf(name)),
       readiness: () => Promise.resolve(readiness),
     });
 
@@ -294,7 +340,13 @@ describe('metrics', () => {
     expect(res.status).toBe(200);
     expect(res.type).toMatch(/^text\/plain; version=0\.0\.4/);
     const lines = res.text.split('\n');
-    const counters = ['winnow_messages_consumed_total', 'winnow_staged_total', 'winnow_inserted_total', 'winnow_duplicates_dropped_total', 'winnow_dead_letters_total'];
+    const counters = [
+      'winnow_messages_consumed_total',
+      'winnow_staged_total',
+      'winnow_inserted_total',
+      'winnow_duplicates_dropped_total',
+      'winnow_dead_letters_total',
+    ];
     const gauges = [
       'winnow_up',
       'winnow_stats_error',
@@ -345,7 +397,9 @@ describe('metrics', () => {
     expect(res.status).toBe(200);
     const lines = res.text.split('\n');
     expect(lines).toContain('winnow_stats_error{pipeline="broken"} 1');
-    expect(lines.filter((l) => !l.startsWith('#') && l.includes('pipeline="broken"'))).toEqual(['winnow_stats_error{pipeline="broken"} 1']);
+    expect(lines.filter((l) => !l.startsWith('#') && l.includes('pipeline="broken"'))).toEqual([
+      'winnow_stats_error{pipeline="broken"} 1',
+    ]);
     expect(lines).toContain('winnow_staged_total{pipeline="clicks"} 1000');
   });
 
@@ -374,7 +428,16 @@ describe('metrics', () => {
 describe('openapi', () => {
   type Doc = {
     openapi: string;
-    paths: Record<string, Record<string, { parameters?: { name: string; in: string; required: boolean; schema: Record<string, unknown> }[]; responses: Record<string, unknown> }>>;
+    paths: Record<
+      string,
+      Record<
+        string,
+        {
+          parameters?: { name: string; in: string; required: boolean; schema: Record<string, unknown> }[];
+          responses: Record<string, unknown>;
+        }
+      >
+    >;
     components: { schemas: Record<string, unknown> };
   };
 
@@ -397,12 +460,18 @@ describe('openapi', () => {
         '/api/v1/openapi.json',
       ].sort(),
     );
-    for (const [path, ops] of Object.entries(doc.paths)) expect(Object.keys(ops)).toEqual([path.endsWith('/replay') ? 'post' : 'get']);
+    for (const [path, ops] of Object.entries(doc.paths))
+      expect(Object.keys(ops)).toEqual([path.endsWith('/replay') ? 'post' : 'get']);
 
     const slices = doc.paths['/api/v1/pipelines/{name}/slices']?.['get'];
     expect(slices?.parameters).toEqual([
       expect.objectContaining({ name: 'name', in: 'path', required: true }),
-      expect.objectContaining({ name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } }),
+      expect.objectContaining({
+        name: 'limit',
+        in: 'query',
+        required: false,
+        schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
+      }),
     ]);
     expect(Object.keys(slices?.responses ?? {})).toEqual(expect.arrayContaining(['200', '400', '404']));
     expect(doc.paths['/readyz']?.['get']?.responses).toHaveProperty('503');
@@ -417,7 +486,9 @@ describe('openapi', () => {
       content: { 'application/json': { schema: { $ref: '#/components/schemas/ReplayJob' } } },
     });
     expect(doc.components.schemas).toHaveProperty('ReplayJob');
-    expect(doc.paths['/metrics']?.['get']?.responses['200']).toMatchObject({ content: { 'text/plain; version=0.0.4; charset=utf-8': { schema: { type: 'string' } } } });
+    expect(doc.paths['/metrics']?.['get']?.responses['200']).toMatchObject({
+      content: { 'text/plain; version=0.0.4; charset=utf-8': { schema: { type: 'string' } } },
+    });
   });
 
   it('every $ref points at a component generated from the zod schemas', async () => {
@@ -450,20 +521,34 @@ describe('errors', () => {
   });
 
   it('a WinnowError keeps its code; a failing ClickHouse or Kafka is 503, other failures 500', async () => {
-    const res = await get(fakeDeps({ slices: () => Promise.reject(new WinnowError('CLICKHOUSE', 'table is read-only', { hint: 'check the disk' })) }), '/api/v1/pipelines/clicks/slices');
+    const res = await get(
+      fakeDeps({
+        slices: () => Promise.reject(new WinnowError('CLICKHOUSE', 'table is read-only', { hint: 'check the disk' })),
+      }),
+      '/api/v1/pipelines/clicks/slices',
+    );
     expect(res.status).toBe(503);
     expect(res.json()).toEqual({ error: { code: 'CLICKHOUSE', message: 'table is read-only' } });
     await app?.close();
-    const other = await get(fakeDeps({ slices: () => Promise.reject(new WinnowError('MIGRATION', 'ahead of the code')) }), '/api/v1/pipelines/clicks/slices');
+    const other = await get(
+      fakeDeps({ slices: () => Promise.reject(new WinnowError('MIGRATION', 'ahead of the code')) }),
+      '/api/v1/pipelines/clicks/slices',
+    );
     expect(other.status).toBe(500);
     expect(other.json()).toEqual({ error: { code: 'MIGRATION', message: 'ahead of the code' } });
   });
 
   it('a WinnowError NOT_FOUND from a dependency is 404, USAGE is 400', async () => {
-    let res = await get(fakeDeps({ stats: () => Promise.reject(new WinnowError('NOT_FOUND', 'gone')) }), '/api/v1/pipelines/clicks/stats');
+    let res = await get(
+      fakeDeps({ stats: () => Promise.reject(new WinnowError('NOT_FOUND', 'gone')) }),
+      '/api/v1/pipelines/clicks/stats',
+    );
     expect(res.status).toBe(404);
     await app?.close();
-    res = await get(fakeDeps({ stats: () => Promise.reject(new WinnowError('USAGE', 'bad')) }), '/api/v1/pipelines/clicks/stats');
+    res = await get(
+      fakeDeps({ stats: () => Promise.reject(new WinnowError('USAGE', 'bad')) }),
+      '/api/v1/pipelines/clicks/stats',
+    );
     expect(res.status).toBe(400);
     expect(res.json()).toEqual({ error: { code: 'USAGE', message: 'bad' } });
   });

@@ -22,7 +22,9 @@ describe('SQL text helpers', () => {
   });
 
   it('fills every placeholder and refuses missing or unused values', () => {
-    expect(renderTemplate('SELECT {{a}} FROM {{b}} WHERE x = {p:String};\n', { a: '1', b: 't' })).toBe('SELECT 1 FROM t WHERE x = {p:String}');
+    expect(renderTemplate('SELECT {{a}} FROM {{b}} WHERE x = {p:String};\n', { a: '1', b: 't' })).toBe(
+      'SELECT 1 FROM t WHERE x = {p:String}',
+    );
     expect(() => renderTemplate('SELECT {{a}}', {})).toThrow(/no value for \{\{a\}\}/);
     expect(() => renderTemplate('SELECT 1', { a: '1' })).toThrow(/has no placeholder/);
   });
@@ -77,7 +79,7 @@ describe('the parsing view', () => {
     expect(sql).toContain("`__v_code` = '', 'code: empty key at $.a.code',");
     expect(sql).not.toMatch(/`__v_(id|name)` = ''/);
     // After every column's own fault: a missing key keeps its reason.
-    expect(sql.indexOf("`__v_tenant` = ''")).toBeGreaterThan(sql.indexOf("isNull(`__v_name`)"));
+    expect(sql.indexOf("`__v_tenant` = ''")).toBeGreaterThan(sql.indexOf('isNull(`__v_name`)'));
   });
 });
 
@@ -88,7 +90,10 @@ describe('token-reliant writes', () => {
         {
           name: 'users',
           source: { brokers: ['k:9092'], topics: ['users'] },
-          columns: [{ name: 'event_id', type: 'UUID' }, { name: 'name', type: 'String' }],
+          columns: [
+            { name: 'event_id', type: 'UUID' },
+            { name: 'name', type: 'String' },
+          ],
           dedup: { window: '1h' },
           sink: { table: 'users_dedup' },
         },
@@ -105,7 +110,12 @@ describe('token-reliant writes', () => {
 
   it('run with deduplication forced on and a fixed block size', () => {
     const s = tokenInsertSelect('t1');
-    expect(s).toMatchObject({ insert_deduplication_token: 't1', deduplicate_insert_select: 'force_enable', deduplicate_insert: 'enable', insert_deduplicate: 1 });
+    expect(s).toMatchObject({
+      insert_deduplication_token: 't1',
+      deduplicate_insert_select: 'force_enable',
+      deduplicate_insert: 'enable',
+      insert_deduplicate: 1,
+    });
     expect(s['max_block_size']).toBe(String(STABLE_MAX_BLOCK_SIZE));
     expect(tokenInsert('t2')).toMatchObject({ insert_deduplication_token: 't2', deduplicate_insert: 'enable' });
   });

@@ -43,8 +43,21 @@ import { grantQueries } from '../../src/provisioning/grants.ts';
 import { downStatements, latestStatements, type Statement } from '../../src/provisioning/objects.ts';
 import { slicesSql, type SliceRecord } from '../../src/slicing/checkpoints.ts';
 import { assertTokenDeduplication } from '../../src/slicing/dedup-guard.ts';
-import { dropSliceSeenSql, refusedCoordinatesSql, refusedDeadLetterSql, sliceSeenCountSql } from '../../src/slicing/rejections.ts';
-import { keptCountSql, rangesCondition, sliceInsertSettings, sliceInsertSql, stagedCountSql, stagedHeadsSql, type SliceRange } from '../../src/slicing/slice.ts';
+import {
+  dropSliceSeenSql,
+  refusedCoordinatesSql,
+  refusedDeadLetterSql,
+  sliceSeenCountSql,
+} from '../../src/slicing/rejections.ts';
+import {
+  keptCountSql,
+  rangesCondition,
+  sliceInsertSettings,
+  sliceInsertSql,
+  stagedCountSql,
+  stagedHeadsSql,
+  type SliceRange,
+} from '../../src/slicing/slice.ts';
 import { privilegesGranted, privilegesOf, recordingDb } from '../support/privileges.ts';
 
 function pipeline(doc: Record<string, unknown>): PipelineConfig {
@@ -79,7 +92,12 @@ const hostile = pipeline({
     { name: 'x1', type: 'Array(UInt32)', optional: true },
   ],
   dedup: { key: HOSTILE.key, window: '90m', time: { column: 'order_2' } },
-  sink: { database: HOSTILE.database, table: HOSTILE.table, orderBy: ['From', 'select'], partitionBy: 'toYYYYMM(`order_2`)' },
+  sink: {
+    database: HOSTILE.database,
+    table: HOSTILE.table,
+    orderBy: ['From', 'select'],
+    partitionBy: 'toYYYYMM(`order_2`)',
+  },
 });
 
 /**
@@ -88,7 +106,7 @@ const hostile = pipeline({
  */
 function bare(sql: string): string {
   let out = '';
-  for (let i = 0; i < sql.length; ) {
+  for (let i = 0; i < sql.length;) {
     const c = sql[i] as string;
     if (c === "'" || c === '`') {
       let j = i + 1;
@@ -108,7 +126,8 @@ function bare(sql: string): string {
   return out.replace(/\{\w+:[^{}]+\}/g, ' ');
 }
 
-const word = (name: string): RegExp => new RegExp(`(?<![A-Za-z0-9_$.])${name.replace(/[.$]/g, '\\$&')}(?![A-Za-z0-9_])`);
+const word = (name: string): RegExp =>
+  new RegExp(`(?<![A-Za-z0-9_$.])${name.replace(/[.$]/g, '\\$&')}(?![A-Za-z0-9_])`);
 
 function expectSafe(what: string, sql: string, params: Record<string, unknown> = {}): void {
   const outside = bare(sql);
@@ -117,7 +136,8 @@ function expectSafe(what: string, sql: string, params: Record<string, unknown> =
   }
   for (const text of TEXTS) expect(outside, `${what}: "${text}" outside a string literal`).not.toContain(text);
   expect(sql, `${what}: a template placeholder left`).not.toMatch(/\{\{/);
-  for (const m of sql.matchAll(/\{(\w+):[^{}]+\}/g)) expect(params, `${what}: no value for parameter ${m[1]}`).toHaveProperty(m[1] as string);
+  for (const m of sql.matchAll(/\{(\w+):[^{}]+\}/g))
+    expect(params, `${what}: no value for parameter ${m[1]}`).toHaveProperty(m[1] as string);
 }
 
 const ranges: SliceRange[] = [
@@ -180,7 +200,10 @@ function runtimeStatements(p: PipelineConfig): Record<string, ParamSql> {
   const fromStaging = fromStagingSql(p, ranges, missing);
   const orphan = orphanSql(p, ranges);
   const refused = refusedDeadLetterSql(p, ranges, "it's refused");
-  const replay = replaySelectionSql(p, [{ topic: 'Orders.v2', partition: 0, offset: 7 }, { topic: undefined, partition: 1, offset: 8 }]);
+  const replay = replaySelectionSql(p, [
+    { topic: 'Orders.v2', partition: 0, offset: 7 },
+    { topic: undefined, partition: 1, offset: 8 },
+  ]);
   const replayAll = replaySelectionSql(p, 'all');
   const sql = (s: string): ParamSql => ({ sql: s, params: {} });
   const withParams = (s: string, params: Record<string, unknown>): ParamSql => ({ sql: s, params });
@@ -234,9 +257,26 @@ function runtimeStatements(p: PipelineConfig): Record<string, ParamSql> {
     'repair: delete extra, seen': repairSql.deleteExtraSql(p, 'seen', 'r1', 1),
     'repair: restore, final': repairSql.restoreSql(p, 'final', 'r1'),
     'repair: restore, seen': repairSql.restoreSql(p, 'seen', 'r1'),
-    'repair: log step': repairSql.logStepSql(p, { repairId: 'r1', step: 'done', attempt: 1, keys: 1, finalRemoved: 1, seenRemoved: 1, restored: 0, note: '' }),
+    'repair: log step': repairSql.logStepSql(p, {
+      repairId: 'r1',
+      step: 'done',
+      attempt: 1,
+      keys: 1,
+      finalRemoved: 1,
+      seenRemoved: 1,
+      restored: 0,
+      note: '',
+    }),
     'repair: pending': repairSql.pendingRepairsSql(p),
-    'replays: record': replaysSql.record(db, { pipeline: p.name, replayId: 'replay-1', chunk: 1, ranges, rowsIn: 3, inserted: 1, reason: 'replay' }),
+    'replays: record': replaysSql.record(db, {
+      pipeline: p.name,
+      replayId: 'replay-1',
+      chunk: 1,
+      ranges,
+      rowsIn: 3,
+      inserted: 1,
+      reason: 'replay',
+    }),
     'replays: ranges since': replaysSql.rangesSince(db, p.name, '2026-11-30 00:00:00.000'),
     'replays: inserted': replaysSql.insertedTotal(db, p.name),
     'replay jobs: write': replayJobsSql.write(db, job),
@@ -298,7 +338,8 @@ describe('every statement, for hostile but valid identifiers and a composite key
       for (const text of TEXTS) expect(q.sql, `${what}: "${text}" in the SQL text`).not.toContain(text);
     }
     // The composite key reaches the slice insert and its counts whole.
-    for (const what of ['slice insert', 'slice: kept count', 'check: uniqueness', 'repair: save seen keys']) expect(statements[what]?.sql).toContain('`select`, `From`');
+    for (const what of ['slice insert', 'slice: kept count', 'check: uniqueness', 'repair: save seen keys'])
+      expect(statements[what]?.sql).toContain('`select`, `From`');
   });
 
   it('finds a bare identifier or a literal left open', () => {
@@ -356,7 +397,11 @@ describe('the grants of README "Grants" (src/provisioning/grants.ts)', () => {
 describe('the DDL of the reference pipeline', () => {
   const reference = pipeline({
     name: 'users',
-    source: { brokers: ['localhost:9093'], topics: ['users'], auth: { protocol: 'SASL_PLAINTEXT', mechanism: 'PLAIN', username: 'admin', password: 'admin-secret' } },
+    source: {
+      brokers: ['localhost:9093'],
+      topics: ['users'],
+      auth: { protocol: 'SASL_PLAINTEXT', mechanism: 'PLAIN', username: 'admin', password: 'admin-secret' },
+    },
     columns: [
       { name: 'event_id', type: 'UUID' },
       { name: 'user_id', type: 'UUID' },

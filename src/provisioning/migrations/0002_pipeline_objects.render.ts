@@ -125,7 +125,8 @@ function typeInfo(type: string): { base: string; nullable: boolean; category: Ca
   let category: Category;
   if (/^(String|FixedString|UUID|Enum8|Enum16|Enum|IPv4|IPv6)$/.test(name)) category = 'text';
   else if (/^(Date|Date32|DateTime|DateTime64)$/.test(name)) category = 'time';
-  else if (/^(U?Int(8|16|32|64|128|256)|Float(32|64)|BFloat16|Decimal(32|64|128|256)?)$/.test(name)) category = 'number';
+  else if (/^(U?Int(8|16|32|64|128|256)|Float(32|64)|BFloat16|Decimal(32|64|128|256)?)$/.test(name))
+    category = 'number';
   else if (name === 'Bool' || name === 'Boolean') category = 'bool';
   else category = 'complex';
   return { base: t, nullable, category };
@@ -259,7 +260,10 @@ export function kafkaAuthSettings(p: PipelineConfig, password: string | undefine
  * Null table and the two views that split it into staging and dead letters;
  * the Kafka queue and the view that reads it (consumption starts) last.
  */
-export function upStatements0002(p: PipelineConfig, opts: { kafkaPassword?: string; createFinal: boolean }): MigrationStatement[] {
+export function upStatements0002(
+  p: PipelineConfig,
+  opts: { kafkaPassword?: string; createFinal: boolean },
+): MigrationStatement[] {
   checkReserved(p);
   const n = names0002(p);
   const q = (t: string): string => qualified(n.database, t);
@@ -341,7 +345,10 @@ ${allColumns},
 )
 ENGINE = Null`,
   );
-  add(`view ${n.keptToFinalMv}`, `CREATE MATERIALIZED VIEW IF NOT EXISTS ${q(n.keptToFinalMv)} TO ${q(n.final)}\nAS SELECT ${columnNames} FROM ${q(n.kept)}`);
+  add(
+    `view ${n.keptToFinalMv}`,
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${q(n.keptToFinalMv)} TO ${q(n.final)}\nAS SELECT ${columnNames} FROM ${q(n.kept)}`,
+  );
   add(
     `view ${n.keptToSeenMv}`,
     `CREATE MATERIALIZED VIEW IF NOT EXISTS ${q(n.keptToSeenMv)} TO ${q(n.seen)}\nAS SELECT ${names(keyCols)}, \`__t\`, \`__slice\` FROM ${q(n.kept)}`,
@@ -393,7 +400,10 @@ SETTINGS
     kafka_num_consumers = ${p.source.consumers},
     kafka_flush_interval_ms = 500${kafkaAuthSettings(p, opts.kafkaPassword, redact)}`;
   add(`Kafka queue ${n.queue}`, queue(false), queue(true));
-  add(`parsing view ${n.parsedMv}`, `CREATE MATERIALIZED VIEW IF NOT EXISTS ${q(n.parsedMv)} TO ${q(n.parsed)}\nAS ${validatedSelect(p, q(n.queue))}`);
+  add(
+    `parsing view ${n.parsedMv}`,
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${q(n.parsedMv)} TO ${q(n.parsed)}\nAS ${validatedSelect(p, q(n.queue))}`,
+  );
   return out;
 }
 

@@ -30,13 +30,18 @@ ORDER BY (\`pipeline\`, \`at\`)`;
 ENGINE = MergeTree
 ORDER BY (\`pipeline\`, \`checked_at\`)
 TTL toDateTime(\`checked_at\`) + INTERVAL 30 DAY`;
-    await ctx.run([statement('replays table winnow_replays', replays), statement('checks table winnow_checks', checks)]);
+    await ctx.run([
+      statement('replays table winnow_replays', replays),
+      statement('checks table winnow_checks', checks),
+    ]);
   },
   async down(ctx) {
     const db = ctx.pipeline.sink.database;
     const p = quoteString(ctx.pipeline.name);
     await ctx.run(
-      ['winnow_replays', 'winnow_checks'].map((t) => statement(`forget ${t} rows of ${ctx.pipeline.name}`, `DELETE FROM ${qualified(db, t)} WHERE pipeline = ${p}`)),
+      ['winnow_replays', 'winnow_checks'].map((t) =>
+        statement(`forget ${t} rows of ${ctx.pipeline.name}`, `DELETE FROM ${qualified(db, t)} WHERE pipeline = ${p}`),
+      ),
     );
   },
 };

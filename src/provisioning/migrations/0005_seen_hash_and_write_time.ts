@@ -24,9 +24,18 @@ export const migration: WinnowMigration = {
     const key = p.dedup.key.map(ident).join(', ');
     const expiry = `greatest(toDateTime(\`__t\`), \`__at\`) + INTERVAL ${seenTtlSeconds(p)} SECOND`;
     await ctx.run([
-      statement(`seen keys ${name}: key hash`, `ALTER TABLE ${seen} ADD COLUMN IF NOT EXISTS \`__h\` UInt64 MATERIALIZED sipHash64(${key})`),
-      statement(`seen keys ${name}: write time`, `ALTER TABLE ${seen} ADD COLUMN IF NOT EXISTS \`__at\` DateTime DEFAULT now()`),
-      statement(`seen keys ${name}: expiry`, `ALTER TABLE ${seen} MODIFY TTL ${expiry} SETTINGS materialize_ttl_after_modify = 0`),
+      statement(
+        `seen keys ${name}: key hash`,
+        `ALTER TABLE ${seen} ADD COLUMN IF NOT EXISTS \`__h\` UInt64 MATERIALIZED sipHash64(${key})`,
+      ),
+      statement(
+        `seen keys ${name}: write time`,
+        `ALTER TABLE ${seen} ADD COLUMN IF NOT EXISTS \`__at\` DateTime DEFAULT now()`,
+      ),
+      statement(
+        `seen keys ${name}: expiry`,
+        `ALTER TABLE ${seen} MODIFY TTL ${expiry} SETTINGS materialize_ttl_after_modify = 0`,
+      ),
     ]);
   },
   async down(ctx) {

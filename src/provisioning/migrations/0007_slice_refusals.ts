@@ -14,7 +14,9 @@ export const migration: WinnowMigration = {
       `ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS \`rejected\` UInt64 DEFAULT 0 AFTER \`duplicates\``,
       `ALTER TABLE ${t} MODIFY COLUMN \`status\` Enum8('planned' = 1, 'committed' = 2, 'split' = 3)`,
     ];
-    await ctx.run(stmts.map((sql) => ({ title: 'slices table winnow_slices: refused rows and split slices', sql, display: sql })));
+    await ctx.run(
+      stmts.map((sql) => ({ title: 'slices table winnow_slices: refused rows and split slices', sql, display: sql })),
+    );
   },
   async down() {
     // Shared by every pipeline of the database, and the old code ignores both: nothing to undo for one pipeline.

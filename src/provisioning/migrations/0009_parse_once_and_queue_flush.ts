@@ -47,8 +47,14 @@ export const migration: WinnowMigration = {
     const n = names0009(p);
     const q = (t: string): string => qualified(p.sink.database, t);
     const out: MigrationStatement[] = [
-      statement(`drop view ${n.keptToCountsMv} (kept counts, removed in 13f841f)`, `DROP VIEW IF EXISTS ${q(n.keptToCountsMv)} SYNC`),
-      statement(`drop table ${n.keptCounts} (kept counts, removed in 13f841f)`, `DROP TABLE IF EXISTS ${q(n.keptCounts)} SYNC`),
+      statement(
+        `drop view ${n.keptToCountsMv} (kept counts, removed in 13f841f)`,
+        `DROP VIEW IF EXISTS ${q(n.keptToCountsMv)} SYNC`,
+      ),
+      statement(
+        `drop table ${n.keptCounts} (kept counts, removed in 13f841f)`,
+        `DROP TABLE IF EXISTS ${q(n.keptCounts)} SYNC`,
+      ),
       statement(`drop view ${n.parsedMv} (consumption stops)`, `DROP VIEW IF EXISTS ${q(n.parsedMv)} SYNC`),
       statement(`drop table ${n.queue} (consumption stops)`, `DROP TABLE IF EXISTS ${q(n.queue)} SYNC`),
       statement(`drop view ${n.stagingMv}`, `DROP VIEW IF EXISTS ${q(n.stagingMv)} SYNC`),

@@ -19,7 +19,13 @@ export const healthRoutes: FastifyPluginCallback<{ deps: AppDeps }> = (fastify, 
 
   app.get(
     '/healthz',
-    { schema: { operationId: 'getHealth', summary: 'Liveness: the process answers. Calls no dependency.', response: { 200: Health } } },
+    {
+      schema: {
+        operationId: 'getHealth',
+        summary: 'Liveness: the process answers. Calls no dependency.',
+        response: { 200: Health },
+      },
+    },
     () => ({ status: 'ok' as const }),
   );
 

@@ -17,7 +17,13 @@ export const openApiRoutes: FastifyPluginCallback<{ routes: readonly RouteDoc[] 
 
   app.get(
     '/openapi.json',
-    { schema: { operationId: 'getOpenApi', summary: 'This document: OpenAPI 3.1, generated from the zod schemas of every route.', response: { 200: OpenApiDocument } } },
+    {
+      schema: {
+        operationId: 'getOpenApi',
+        summary: 'This document: OpenAPI 3.1, generated from the zod schemas of every route.',
+        response: { 200: OpenApiDocument },
+      },
+    },
     () => (document ??= openApiDocument(routes, API_INFO)),
   );
   done();

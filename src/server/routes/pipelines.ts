@@ -27,7 +27,13 @@ export const pipelineRoutes: FastifyPluginCallback<{ deps: AppDeps }> = (fastify
 
   app.get(
     '/pipelines',
-    { schema: { operationId: 'listPipelines', summary: 'The pipelines of the config file.', response: { 200: PipelineList, 500: ErrorResponse } } },
+    {
+      schema: {
+        operationId: 'listPipelines',
+        summary: 'The pipelines of the config file.',
+        response: { 200: PipelineList, 500: ErrorResponse },
+      },
+    },
     () => ({ pipelines: deps.pipelines() }),
   );
 
@@ -38,7 +44,13 @@ export const pipelineRoutes: FastifyPluginCallback<{ deps: AppDeps }> = (fastify
         operationId: 'getPipelineStats',
         summary: 'Counters, per-partition offsets and lag, and the last slice of one pipeline.',
         params: PipelineParams,
-        response: { 200: PipelineStatsSchema, 400: ErrorResponse, 404: ErrorResponse, 500: ErrorResponse, 503: ErrorResponse },
+        response: {
+          200: PipelineStatsSchema,
+          400: ErrorResponse,
+          404: ErrorResponse,
+          500: ErrorResponse,
+          503: ErrorResponse,
+        },
       },
     },
     async (request) => {
@@ -68,9 +80,16 @@ export const pipelineRoutes: FastifyPluginCallback<{ deps: AppDeps }> = (fastify
     {
       schema: {
         operationId: 'getConsistency',
-        summary: 'The newest consistency report: uniqueness, completeness, seen keys vs final rows, Kafka offsets vs staging.',
+        summary:
+          'The newest consistency report: uniqueness, completeness, seen keys vs final rows, Kafka offsets vs staging.',
         params: PipelineParams,
-        response: { 200: ConsistencyResponse, 400: ErrorResponse, 404: ErrorResponse, 500: ErrorResponse, 503: ErrorResponse },
+        response: {
+          200: ConsistencyResponse,
+          400: ErrorResponse,
+          404: ErrorResponse,
+          500: ErrorResponse,
+          503: ErrorResponse,
+        },
       },
     },
     async (request) => {
