@@ -1,4 +1,8 @@
-/** The result document (written as JSON) and its printed table, ratios and targets. */
+/**
+ * The result document (written as JSON) and its printed table, ratios and targets.
+ *
+ * Why one file over 300 lines: the result document's type, its printed table and the targets are read together.
+ */
 import type { Options } from './options.ts';
 import type { DrainResult } from './scenarios/drain.ts';
 import type { HandwrittenResult } from './scenarios/handwritten.ts';

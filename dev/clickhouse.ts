@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: the embedded server's start, readiness, lock and stop are one lifecycle over one child process.
+ *
  * The embedded ClickHouse: a real ClickHouse 26.x server (libchdb from the npm
  * package @chdb/lib-<platform>) in a child process, listening on loopback HTTP
  * and TCP ports, with its data in a persistent directory. See

@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: the local broker's configuration, start, readiness and stop are one lifecycle over one JVM.
+ *
  * A local Apache Kafka broker for development and tests, without Docker: the
  * broker's jars from Maven Central (kafka-jars.ts) run by `java` as a child
  * process, in KRaft combined mode (broker and controller in one JVM, no

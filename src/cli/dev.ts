@@ -1,3 +1,6 @@
+/**
+ * Why one file over 300 lines: `winnow dev up | down | status`: argument parsing, the detached supervisor's start and the status table share one state file and its messages, so they stay together.
+ */
 import { spawn } from 'node:child_process';
 import { mkdir, open, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';

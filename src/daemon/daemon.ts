@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: the runner's states (processing, standby, failing), its loop, checks, jobs and stop share the lease and one lock.
+ *
  * The controller daemon. Per pipeline, a runner: a loop that holds the lease
  * and drains staged slices every schedule.interval (its own timer, since it
  * wakes early for lease renewals and drains without waiting while slices

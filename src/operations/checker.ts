@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: the checker's passes share one scope and one report; its SQL is in check-sql.ts, repairs in repair.ts.
+ *
  * The consistency checker: proves I1, I2 and I4 on the live tables and repairs
  * what can be repaired.
  *  - uniqueness: no key kept twice within the window (seen keys);

@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: the job protocol (rows with revisions, claim, steps, resume) is one invariant and is read as one.
+ *
  * Replays while the daemon runs. A replay or dead-letter replay is a job: a
  * request row in winnow_replay_jobs that whoever holds the pipeline runs, the
  * daemon between slices (never in the middle of one), or the CLI itself under

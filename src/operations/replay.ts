@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: a replay's plan, chunks, rewind and records are one resumable procedure (replay-jobs.ts drives it).
+ *
  * Replay: re-process processed offsets through the windowed anti-join, from an
  * offset or a timestamp. A replay adds a row only for a key not represented
  * within the window (I5), so it is safe over data already processed. When

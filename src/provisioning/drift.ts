@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: the comparison and the plan of in-place steps decide together what `migrate up` may do; the CREATE parser is in create-query.ts.
+ *
  * Drift: how a pipeline's objects in ClickHouse differ from what the live
  * builders (objects.ts) build from its configuration at the latest version,
  * object by object, and what `migrate up` does about it.

@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: umzug's storage, up, down, status and plan share the history table and the pipeline's statements.
+ *
  * `winnow migrate`: umzug over the numbered migrations in migrations/, one
  * history per pipeline kept in ClickHouse (winnow_migrations of the sink
  * database). Every statement is idempotent (IF NOT EXISTS), so two hosts

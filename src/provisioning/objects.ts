@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: the DDL of every object at the latest version, in one place on purpose (CONTRIBUTING.md).
+ *
  * Every ClickHouse object of one pipeline, named and rendered from its
  * configuration: pure functions from config to SQL text, in creation order,
  * over the templates of sql/. The DDL lives here; migrations run it (the

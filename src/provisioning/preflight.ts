@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: every pre-flight check shares the one-line report and the retry of unanswered requests; each check is one function.
+ *
  * Pre-flight: before `migrate up` creates anything, before `run` starts, and
  * for `winnow config check`, ask the servers whether the configuration will
  * work, one check per line:

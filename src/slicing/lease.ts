@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: the lease protocol (terms, generations, releases, holder identity) is one invariant and is read as one.
+ *
  * Only one daemon processes a pipeline at a time: the lease, in winnow_leases.
  *
  * Time is cut into terms of half a lease epoch. A daemon holds a term when its

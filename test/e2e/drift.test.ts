@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: its live-source cases run in order on one pipeline under load (each step takes the previous one's state).
+ *
  * Drift is never silent (issue 11, point 1), on real servers through the
  * `winnow` command. `migrate plan` shows, object by object, how ClickHouse
  * differs from the configuration; `migrate up` changes the Kafka source in

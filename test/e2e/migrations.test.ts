@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: the drift test of the frozen migrations and its fixtures (old layouts written out literally).
+ *
  * Frozen migrations against the live builders (CONTRIBUTING.md). For a
  * composite-key pipeline and for the example configuration, `migrate up`
  * through every migration in order builds exactly what the live builders

@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: one subject (the pre-flight) on one shared pipeline fixture.
+ *
  * Pre-flight on real servers: `winnow config check`, `migrate up` and `run`
  * ask Kafka and ClickHouse whether a configuration will work before anything
  * is created. Each failure is one line naming the key and the fix, the exit

@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: four transient-fault scenarios sharing one pair of servers (starting a pair per file costs a minute).
+ *
  * Transient faults: nothing dies, but requests fail and messages come twice.
  *
  * 7: transient failures between the daemon and ClickHouse. The daemon's

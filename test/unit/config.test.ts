@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: one subject (the configuration contract) through one reference example.
+ *
  * The configuration contract (src/config): the reference example, defaults,
  * secrets, durations, redaction, and every rejected input with its message.
  *

@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: one subject (drift.ts's comparison and plan) through one set of fixtures.
+ *
  * Drift without a server: CREATE statements as ClickHouse formats them on one
  * line (create_table_query) taken apart; objects compared, each difference
  * with what `migrate up` does about it (in place, harmless, or refused with

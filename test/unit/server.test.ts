@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: one subject (the HTTP layer) through one in-memory fixture.
+ *
  * The HTTP layer alone: buildApp around in-memory deps with fixed data, driven
  * by app.inject (no sockets, no servers).
  *

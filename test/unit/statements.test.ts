@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: every statement rendered against one hostile fixture; the point is that none is missed.
+ *
  * Every statement winnow builds without a server, rendered for a pipeline
  * whose identifiers are hostile but valid (reserved words, mixed case, digits)
  * and whose key is composite: every identifier from the configuration must be
