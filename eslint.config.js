@@ -2,7 +2,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.winnow/**', '.cache/**', '.scratch/**', 'bench/results/**', 'bin/**'] },
+  { ignores: ['node_modules/**', '.winnow/**', '.cache/**', '.scratch/**', 'bench/results/**', 'dist/**'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
@@ -16,7 +16,8 @@ export default tseslint.config(
     },
   },
   {
-    files: ['eslint.config.js'],
+    // Plain JavaScript launchers and build scripts: linted, not type-checked (no tsconfig covers them).
+    files: ['eslint.config.js', '**/*.mjs'],
     extends: [tseslint.configs.disableTypeChecked],
   },
 );

@@ -87,6 +87,22 @@ export function resolveLibrary(
   }
 }
 
+/**
+ * Why the embedded ClickHouse cannot start here, in one line, or undefined when its two optional
+ * dependencies (the platform's @chdb/lib-* package and ffi-rs) are installed. `winnow dev up` asks this
+ * first: an install without optional dependencies (`npm install --omit=optional`, the Docker image) has neither.
+ */
+export function embeddedClickHouseMissing(): string | undefined {
+  const lib = resolveLibrary();
+  if ('missing' in lib) return lib.missing;
+  try {
+    require.resolve('ffi-rs');
+  } catch {
+    return 'the embedded ClickHouse needs the npm package ffi-rs, which is not installed. Install it with `npm install ffi-rs` (it is an optional dependency: installs with --omit=optional or --no-optional skip it)';
+  }
+  return undefined;
+}
+
 export function clickhouseArgv(cfg: ClickHouseChildConfig): string[] {
   return [
     'clickhouse',

@@ -12,17 +12,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { appendFile, mkdir, stat } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { WinnowError } from '../src/errors.ts';
 import { silentLogger, type Logger } from '../src/log.ts';
 import { CHILD_EXIT, type ClickHouseChildConfig } from './clickhouse-child.ts';
 import { assertDataDirFree, dataDirLocked, statusPid } from './clickhouse-lock.ts';
 import { writeUsersConfig, type ClickHouseUser } from './clickhouse-users.ts';
 import { assertPortFree, freePort } from './ports.ts';
-import { readLogSince } from './process.ts';
+import { nodeScriptArgv, readLogSince } from './process.ts';
 
 export interface EmbeddedClickHouseOptions {
   /** Persistent data directory (created if missing). */
@@ -62,8 +60,6 @@ const DEFAULTS = { host: '127.0.0.1', httpPort: 8123, tcpPort: 9000, readyTimeou
 const PICKED_PORT_ATTEMPTS = 3;
 const POLL_INTERVAL_MS = 100;
 const KILL_WAIT_MS = 5_000;
-
-const childScript = fileURLToPath(new URL('./clickhouse-child.ts', import.meta.url));
 
 type Exit = { code: number | null; signal: NodeJS.Signals | null };
 
@@ -180,15 +176,17 @@ async function launch(config: ClickHouseChildConfig, o: LaunchOptions): Promise<
 }
 
 function spawnChild(config: ClickHouseChildConfig): ChildProcess {
-  // Resolve tsx from this package, not from the caller's working directory.
-  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
   const fd = openSync(config.logFile, 'a');
   try {
-    return spawn(process.execPath, ['--import', tsx, childScript, JSON.stringify(config)], {
-      stdio: ['pipe', fd, fd],
-      // A working directory that cannot disappear under the server (tests delete theirs).
-      cwd: path.dirname(config.dataDir),
-    });
+    return spawn(
+      process.execPath,
+      [...nodeScriptArgv(import.meta.url, './clickhouse-child.ts'), JSON.stringify(config)],
+      {
+        stdio: ['pipe', fd, fd],
+        // A working directory that cannot disappear under the server (tests delete theirs).
+        cwd: path.dirname(config.dataDir),
+      },
+    );
   } finally {
     closeSync(fd);
   }

@@ -1,6 +1,22 @@
 /** Small process and log-file helpers shared by the embedded servers and the dev supervisor. */
 import { readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+/**
+ * The node arguments that run `script` (a TypeScript path relative to `base`, the caller's import.meta.url)
+ * as a process of its own. From the sources (base ends in .ts: development, tests) that is the .ts file
+ * through tsx, resolved from this package, not from the working directory, which need not have it; from
+ * the compiled package (dist/, where tsx is not installed) it is the compiled .js beside the caller.
+ */
+export function nodeScriptArgv(base: string, script: string): string[] {
+  if (base.endsWith('.ts')) {
+    const tsx = pathToFileURL(createRequire(base).resolve('tsx')).href;
+    return ['--import', tsx, fileURLToPath(new URL(script, base))];
+  }
+  return [fileURLToPath(new URL(script.replace(/\.ts$/, '.js'), base))];
+}
 
 /**
  * True while `pid` runs. A zombie (exited, not yet reaped by its parent, which

@@ -14,7 +14,8 @@ import { Kafka, logLevel } from 'kafkajs';
 import { startProducer } from './producer.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const bin = path.join(root, 'bin', 'winnow.mjs');
+// The CLI from the sources (tsx), like the demo itself: never a stale dist/.
+const bin = path.join(root, 'scripts', 'winnow-src.mjs');
 const config = path.join(root, 'examples', 'users.yaml');
 
 function say(line: string): void {

@@ -3,9 +3,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdir, open, readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WinnowError, type ErrorCode } from '../errors.ts';
 import {
@@ -18,6 +16,8 @@ import {
   removeDevState,
   type DevState,
 } from '../../dev/dev-state.ts';
+import { embeddedClickHouseMissing } from '../../dev/clickhouse-child.ts';
+import { nodeScriptArgv } from '../../dev/process.ts';
 import type { SupervisorMessage, SupervisorOptions } from '../../dev/supervisor.ts';
 import { parseFlags, parsePort, type Command } from './command.ts';
 
@@ -163,6 +163,8 @@ function printState(state: DevState, live: Liveness, json: boolean, reused?: boo
 }
 
 async function up(opts: SupervisorOptions, json: boolean): Promise<number> {
+  const missing = embeddedClickHouseMissing();
+  if (missing) throw new WinnowError('CLICKHOUSE_LIBRARY_MISSING', missing);
   const existing = await readDevState(opts.stateDir);
   if (existing) {
     const live = liveness(existing);
@@ -178,17 +180,18 @@ async function up(opts: SupervisorOptions, json: boolean): Promise<number> {
   await mkdir(path.join(opts.stateDir, 'logs'), { recursive: true });
   const supervisorLog = path.join(opts.stateDir, 'logs', 'supervisor.log');
   const log = await open(supervisorLog, 'a');
-  const supervisorPath = fileURLToPath(new URL('../../dev/supervisor.ts', import.meta.url));
-  // tsx from this package, not from the working directory (which need not have it).
-  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
   // --state-dir only names the instance in `ps`; the options travel in the environment.
-  const child = spawn(process.execPath, ['--import', tsx, supervisorPath, '--state-dir', opts.stateDir], {
-    detached: true,
-    // A working directory that outlives the command's and that `dev down` may delete.
-    cwd: opts.stateDir,
-    stdio: ['ignore', log.fd, log.fd, 'ipc'],
-    env: { ...process.env, WINNOW_SUPERVISOR_OPTIONS: JSON.stringify(opts) },
-  });
+  const child = spawn(
+    process.execPath,
+    [...nodeScriptArgv(import.meta.url, '../../dev/supervisor.ts'), '--state-dir', opts.stateDir],
+    {
+      detached: true,
+      // A working directory that outlives the command's and that `dev down` may delete.
+      cwd: opts.stateDir,
+      stdio: ['ignore', log.fd, log.fd, 'ipc'],
+      env: { ...process.env, WINNOW_SUPERVISOR_OPTIONS: JSON.stringify(opts) },
+    },
+  );
   await log.close();
 
   const outcome = await new Promise<SupervisorMessage | { type: 'exit'; code: number | null }>((resolve) => {

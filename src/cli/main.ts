@@ -1,35 +1,72 @@
 import { causeChain, describeError, WinnowError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import type { Command } from './command.ts';
-import { checkCommand } from './check.ts';
-import { configCommand } from './config.ts';
-import { deadlettersCommand } from './deadletters.ts';
-import { devCommand } from './dev.ts';
-import { migrateCommand } from './migrate.ts';
-import { replayCommand } from './replay.ts';
-import { runCommand } from './run.ts';
-import { statsCommand } from './stats.ts';
 
-const commands: Command[] = [
-  devCommand,
-  configCommand,
-  migrateCommand,
-  runCommand,
-  statsCommand,
-  checkCommand,
-  replayCommand,
-  deadlettersCommand,
+/**
+ * The commands, each loaded only when it runs: `winnow --help` must answer at once (README, startup time),
+ * and a command's module pulls in the ClickHouse client, kafkajs, fastify, umzug and zod. The name and
+ * summary here are the module's own (test/unit/cli-main.test.ts checks that they agree).
+ */
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  load(): Promise<Command>;
+}
+
+export const COMMANDS: readonly CommandEntry[] = [
+  {
+    name: 'dev',
+    summary: 'start, stop or inspect the embedded ClickHouse and local Kafka (no Docker needed)',
+    load: async () => (await import('./dev.ts')).devCommand,
+  },
+  {
+    name: 'config',
+    summary: 'check a pipeline definition against Kafka and ClickHouse before anything is created (config check)',
+    load: async () => (await import('./config.ts')).configCommand,
+  },
+  {
+    name: 'migrate',
+    summary:
+      "provision (up), compare with the configuration (plan, status) or remove (down) the pipelines' ClickHouse objects",
+    load: async () => (await import('./migrate.ts')).migrateCommand,
+  },
+  {
+    name: 'run',
+    summary: 'run the controller daemon and its HTTP API',
+    load: async () => (await import('./run.ts')).runCommand,
+  },
+  {
+    name: 'stats',
+    summary: 'print dedup statistics of the pipelines',
+    load: async () => (await import('./stats.ts')).statsCommand,
+  },
+  {
+    name: 'check',
+    summary: "check and repair the pipelines' consistency (no duplicates, no gaps, counts that reconcile)",
+    load: async () => (await import('./check.ts')).checkCommand,
+  },
+  {
+    name: 'replay',
+    summary:
+      're-process a range from an offset or a timestamp (adds nothing already represented); a running daemon does it',
+    load: async () => (await import('./replay.ts')).replayCommand,
+  },
+  {
+    name: 'deadletters',
+    summary: 'list dead letters, or re-ingest them once their cause is fixed',
+    load: async () => (await import('./deadletters.ts')).deadlettersCommand,
+  },
 ];
 
 function mainHelp(): string {
-  const width = Math.max(...commands.map((c) => c.name.length));
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return [
     'winnow: deduplicate Kafka event streams into ClickHouse, exactly, inside ClickHouse.',
     '',
     'Usage: winnow <command> [options]',
     '',
     'Commands:',
-    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'Run `winnow <command> --help` for the options of a command.',
     'A failure is one line naming the URL or the configuration key; --verbose (any command) adds its causes.',
@@ -46,11 +83,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write('winnow 0.1.0\n');
     return 0;
   }
-  const command = commands.find((c) => c.name === name);
-  if (!command) {
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (!entry) {
     process.stderr.write(`winnow: unknown command "${name}"\n\n${mainHelp()}\n`);
     return 2;
   }
+  const command = await entry.load();
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(command.help + '\n');
     return 0;

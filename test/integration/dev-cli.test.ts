@@ -1,7 +1,7 @@
 /**
  * Why one file over 300 lines: its cases share the servers of the first case; a split would start a second pair.
  *
- * `winnow dev up | down | status` as a user runs it: the real CLI (node bin/winnow.mjs)
+ * `winnow dev up | down | status` as a user runs it: the real CLI (from the sources: test/support/cli.ts)
  * in a child process, from a working directory that is not this repository, with
  * every port 0 (never 8123/9000/9092/9093, which a developer's own `winnow dev up`
  * may hold) and state dirs under one temp root.

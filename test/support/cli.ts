@@ -1,8 +1,12 @@
-/** Running the real `winnow` command from tests, as a user would. */
+/**
+ * Running the real `winnow` command from tests, as a user would: from the TypeScript sources
+ * (scripts/winnow-src.mjs, through tsx), so a test never runs a stale dist/. The compiled CLI that installs
+ * ship (bin/winnow.mjs, dist/) is run by test/integration/pack.test.ts.
+ */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-export const BIN = fileURLToPath(new URL('../../bin/winnow.mjs', import.meta.url));
+export const BIN = fileURLToPath(new URL('../../scripts/winnow-src.mjs', import.meta.url));
 
 export interface CliResult {
   code: number | null;
