@@ -90,7 +90,8 @@ export function isOurProcess(pid: number, ...markers: string[]): boolean {
 export function processMarkers(state: DevState): { supervisor: string[]; clickhouse: string[]; kafka: string[] } {
   return {
     // Not the state dir: supervisors started before it was on their command line must still be found.
-    supervisor: ['supervisor.ts'],
+    // dev/supervisor.ts from the sources, dist/dev/supervisor.js from the compiled CLI.
+    supervisor: [`dev${path.sep}supervisor.`],
     clickhouse: ['clickhouse-child', JSON.stringify(state.clickhouse.dataDir)],
     kafka: ['kafka.Kafka', path.join(state.kafka.dataDir, 'server.properties')],
   };

@@ -4,17 +4,20 @@
  * into an empty directory (the npm registry is reached for the dependencies; optional ones are left out, as
  * in the Docker image) gives a `winnow` that answers --help, runs `migrate up --dry-run` against the real
  * servers, and refuses `dev up` in one line naming the missing embedded-ClickHouse package. This is the test
- * of the compiled CLI itself: every other test runs the sources (test/support/cli.ts).
+ * of the compiled CLI itself: every other test runs the sources (test/support/cli.ts). And in a checkout,
+ * where the optional packages are installed, the compiled CLI starts and stops `winnow dev` (its children
+ * are the compiled .js scripts, run without tsx).
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { createTopic, freshDatabase, servers, uniqueName } from '../support/helpers.ts';
+import { processesMentioning } from '../support/processes.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const run = promisify(execFile);
@@ -107,4 +110,36 @@ describe('npm pack', () => {
       expect(dev.stderr).toMatch(/^winnow dev: error: the embedded ClickHouse needs the npm package @chdb\/lib-/);
     },
   );
+});
+
+describe('the compiled CLI in a checkout', () => {
+  it('starts winnow dev from dist/ and stops it, leaving no process', { timeout: 180_000 }, async () => {
+    const built = await exec('npm', ['run', 'build'], root);
+    expect(built.code, built.stderr).toBe(0);
+    const work = await mkdtemp(path.join(os.tmpdir(), 'winnow-dist-dev-'));
+    const bin = path.join(root, 'bin', 'winnow.mjs');
+    const state = ['--state-dir', path.join(work, 'state')];
+    try {
+      const free = ['--clickhouse-http-port', '0', '--clickhouse-tcp-port', '0', '--kafka-port', '0'];
+      const up = await exec(
+        process.execPath,
+        [bin, 'dev', 'up', ...free, '--kafka-sasl-port', '0', ...state, '--json'],
+        work,
+      );
+      expect(up.code, up.stderr).toBe(0);
+      const json = JSON.parse(up.stdout) as { running: Record<string, boolean>; clickhouse: { url: string } };
+      expect(json.running).toEqual({ supervisor: true, clickhouse: true, kafka: true });
+      // Its processes are the compiled scripts, without tsx.
+      const mine = processesMentioning(work);
+      expect(mine.some((l) => l.includes('dist/dev/supervisor.js'))).toBe(true);
+      expect(mine.some((l) => l.includes('dist/dev/clickhouse-child.js'))).toBe(true);
+      expect(mine.filter((l) => l.includes('tsx'))).toEqual([]);
+      expect((await fetch(`${json.clickhouse.url}/ping`)).ok).toBe(true);
+    } finally {
+      const down = await exec(process.execPath, [bin, 'dev', 'down', ...state], work);
+      expect(down.code, down.stderr).toBe(0);
+    }
+    expect(processesMentioning(work)).toEqual([]);
+    await rm(work, { recursive: true, force: true });
+  });
 });
