@@ -17,7 +17,7 @@ import { deadLetterReasons, listDeadLetters } from '../operations/deadletters.ts
 import { pipelineHistory } from '../operations/history.ts';
 import { configFingerprint, jobStatus, ReplayJobs } from '../operations/replay-jobs.ts';
 import { checkBound, replayBound } from '../operations/replay.ts';
-import { pipelineStats } from '../operations/stats.ts';
+import { pendingRows, pipelineStats } from '../operations/stats.ts';
 import { objectNames } from '../provisioning/objects.ts';
 import type { AppDeps, Readiness } from './deps.ts';
 
@@ -100,8 +100,7 @@ export function liveDeps({ pipelines, daemon, admins, logger }: LiveSources): Ap
     },
     async history(name, minutes) {
       const r = runner(name);
-      const waitingNow = (await pipelineStats(r.db, r.pipeline, undefined)).pendingRows;
-      return pipelineHistory(r.db, r.pipeline, minutes, waitingNow);
+      return pipelineHistory(r.db, r.pipeline, minutes, await pendingRows(r.db, r.pipeline));
     },
     async deadLetters(name, limit) {
       const r = runner(name);
