@@ -20,4 +20,9 @@ export default tseslint.config(
     files: ['eslint.config.js', '**/*.mjs'],
     extends: [tseslint.configs.disableTypeChecked],
   },
+  {
+    // The web page's module runs in the browser as it is (no build step), outside the TypeScript project.
+    files: ['src/server/web/**/*.js'],
+    extends: [tseslint.configs.disableTypeChecked],
+  },
 );

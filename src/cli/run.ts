@@ -37,8 +37,11 @@ Environment: WINNOW_LOG_LEVEL        debug | info | warn | error (default info)
                                     fail:<step> makes every slice fail there
 
 API: GET /healthz, /readyz, /api/v1/pipelines, /api/v1/pipelines/:name/stats,
-     /api/v1/pipelines/:name/slices?limit=N, /api/v1/pipelines/:name/replays/:id, /metrics,
-     /api/v1/openapi.json; POST /api/v1/pipelines/:name/replay (queues a replay job)
+     /api/v1/pipelines/:name/slices?limit=N, /api/v1/pipelines/:name/consistency,
+     /api/v1/pipelines/:name/history?minutes=N, .../deadletters, .../checks, .../replays,
+     /api/v1/pipelines/:name/replays/:id, /metrics, /api/v1/openapi.json;
+     POST /api/v1/pipelines/:name/replay (queues a replay job; needs the api.replayToken)
+Web page: GET / (pipelines, charts of the last hour, lag, slices, dead letters, checks, replays)
 
 Replays: between slices, the daemon holding a pipeline runs its replay jobs (winnow
 replay, winnow deadletters replay, POST .../replay) and resumes those a dead holder left.`;

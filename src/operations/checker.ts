@@ -123,6 +123,14 @@ export const checksSql = {
     };
   },
 
+  /** The newest reports, newest first. */
+  recent(database: string, pipeline: string, limit: number): ParamSql {
+    return {
+      sql: `SELECT report FROM ${qualified(database, CHECKS_TABLE)} WHERE pipeline = {p:String} ORDER BY checked_at DESC LIMIT {limit:UInt32}`,
+      params: { p: pipeline, limit },
+    };
+  },
+
   lastFull(database: string, pipeline: string): ParamSql {
     return {
       sql: `SELECT toUnixTimestamp64Milli(max(checked_at)) AS at FROM ${qualified(database, CHECKS_TABLE)}
@@ -422,6 +430,13 @@ export class Checker {
     const q = checksSql.latest(p.sink.database, p.name, false);
     const rows = await db.rows<{ report: string }>(q.sql, q.params);
     return rows[0] ? (JSON.parse(rows[0].report) as CheckReport) : null;
+  }
+
+  /** The newest `limit` reports, newest first. */
+  static async recent(db: Db, p: PipelineConfig, limit: number): Promise<CheckReport[]> {
+    const q = checksSql.recent(p.sink.database, p.name, limit);
+    const rows = await db.rows<{ report: string }>(q.sql, q.params);
+    return rows.map((r) => JSON.parse(r.report) as CheckReport);
   }
 
   /** The newest report that found the pipeline consistent: an incremental check starts where it ended. */

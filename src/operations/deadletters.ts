@@ -63,6 +63,25 @@ export function deadLetterListSql(p: PipelineConfig, limit: number): ParamSql {
   };
 }
 
+/** The reasons of the dead letters, most frequent first, with how many messages and the newest one's time. */
+export function deadLetterReasonsSql(p: PipelineConfig, limit: number): ParamSql {
+  return {
+    sql: `SELECT __error AS error, uniqExact(_topic, _partition, _offset) AS count, toString(max(_ingested_at)) AS last
+       FROM ${errorsOf(p)} GROUP BY error ORDER BY count DESC, last DESC, error LIMIT {limit:UInt32}`,
+    params: { limit },
+  };
+}
+
+export async function deadLetterReasons(
+  db: Db,
+  p: PipelineConfig,
+  limit: number,
+): Promise<{ error: string; count: number; last: string }[]> {
+  const q = deadLetterReasonsSql(p, limit);
+  const rows = await db.rows<{ error: string; count: string; last: string }>(q.sql, q.params);
+  return rows.map((r) => ({ error: r.error, count: Number(r.count), last: r.last }));
+}
+
 /** An empty message (the Kafka engine skips it) the checker found in a gap of the offsets. */
 export function emptyDeadLetterSql(
   p: PipelineConfig,

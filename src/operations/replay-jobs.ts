@@ -252,6 +252,15 @@ export const replayJobsSql = {
     };
   },
 
+  /** The newest revision of the pipeline's newest `limit` jobs, newest first. */
+  recent(database: string, pipeline: string, limit: number): ParamSql {
+    return {
+      sql: `SELECT ${COLUMNS} FROM ${qualified(database, REPLAY_JOBS_TABLE)} WHERE pipeline = {p:String}
+       ORDER BY requested_at DESC, job_id, rev DESC, updated_at, holder LIMIT 1 BY job_id LIMIT {limit:UInt32}`,
+      params: { p: pipeline, limit },
+    };
+  },
+
   /** The oldest job of the pipeline still queued or running. */
   nextOpen(database: string, pipeline: string): ParamSql {
     return {
@@ -341,6 +350,17 @@ export class ReplayJobs {
     const q = replayJobsSql.read(this.p.sink.database, this.p.name, jobId, rev);
     const rows = await this.db.rows<JobRow>(q.sql, q.params);
     return rows[0] ? fromRow(rows[0]) : undefined;
+  }
+
+  /** The newest `limit` jobs as they are now, newest first; none where the table does not exist yet. */
+  async recent(limit: number): Promise<ReplayJob[]> {
+    const q = replayJobsSql.recent(this.p.sink.database, this.p.name, limit);
+    try {
+      return (await this.db.rows<JobRow>(q.sql, q.params)).map(fromRow);
+    } catch (err) {
+      if (isMissingJobsTable(err)) return [];
+      throw err;
+    }
   }
 
   /** The oldest job still queued or running: jobs run one at a time, in the order asked. */

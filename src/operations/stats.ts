@@ -58,6 +58,16 @@ export function stagedPerPartitionSql(p: PipelineConfig): ParamSql {
   };
 }
 
+/** Staged rows not yet in a committed slice (pipelineStats' pendingRows, without the rest). */
+export async function pendingRows(db: Db, p: PipelineConfig): Promise<number> {
+  const perPartition = stagedPerPartitionSql(p);
+  const [stagedRows, totals] = await Promise.all([
+    db.rows<{ rows: string }>(perPartition.sql, perPartition.params),
+    new Checkpoints(db, p.sink.database).committedTotals(p.name),
+  ]);
+  return Math.max(0, stagedRows.reduce((s, r) => s + Number(r.rows), 0) - totals.rowsIn);
+}
+
 export async function pipelineStats(
   db: Db,
   p: PipelineConfig,

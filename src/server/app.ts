@@ -11,6 +11,7 @@ import { healthRoutes } from './routes/health.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { openApiRoutes } from './routes/openapi.ts';
 import { pipelineRoutes } from './routes/pipelines.ts';
+import { webRoutes } from './routes/web.ts';
 import { zodSerializerCompiler, zodValidatorCompiler } from './zod-provider.ts';
 
 export interface AppOptions {
@@ -36,5 +37,6 @@ export function buildApp(deps: AppDeps, opts: AppOptions = {}): FastifyInstance 
   void app.register(metricsRoutes, { deps });
   void app.register(pipelineRoutes, { deps, prefix: '/api/v1' });
   void app.register(openApiRoutes, { routes, prefix: '/api/v1' });
+  void app.register(webRoutes);
   return app;
 }

@@ -2,6 +2,10 @@ import type { SliceRecord } from '../slicing/checkpoints.ts';
 import type { CheckReport } from '../operations/checker.ts';
 import type { ReplayJobStatus } from '../operations/replay-jobs.ts';
 import type { PipelineStats } from '../operations/stats.ts';
+import type { PipelineHistory } from '../operations/history.ts';
+import type { CheckSummary } from '../operations/check-summary.ts';
+export type { PipelineHistory, HistoryBucket } from '../operations/history.ts';
+export type { CheckSummary } from '../operations/check-summary.ts';
 export type { PartitionStats, PipelineStats } from '../operations/stats.ts';
 export interface PipelineSummary {
   name: string;
@@ -33,6 +37,19 @@ export interface AppDeps {
   replay(name: string, req: ReplayBody, bearer: string | undefined): Promise<ReplayJobStatus>;
   /** a replay job's state and progress (NOT_FOUND when the pipeline has no such job) */
   replayJob(name: string, jobId: string): Promise<ReplayJobStatus>;
+  /** the last `minutes` minutes, one bucket per minute (the web page's charts) */
+  history(name: string, minutes: number): Promise<PipelineHistory>;
+  /** the dead letters' reasons and the newest of them, without the messages' text */
+  deadLetters(name: string, limit: number): Promise<DeadLetterOverview>;
+  /** the newest consistency checks, newest first */
+  checks(name: string, limit: number): Promise<CheckSummary[]>;
+  /** the newest replay and dead-letter replay jobs, newest first */
+  replays(name: string, limit: number): Promise<ReplayJobStatus[]>;
+}
+export interface DeadLetterOverview {
+  total: number;
+  reasons: { error: string; count: number; last: string }[];
+  recent: { topic: string; partition: number; offset: number; ingestedAt: string; error: string }[];
 }
 export interface ReplayBody {
   fromTimestamp?: string;

@@ -12,9 +12,12 @@ import { describeError, withoutRowValues, WinnowError } from '../errors.ts';
 import type { KafkaAdmins } from '../kafka/admins.ts';
 import type { Logger } from '../log.ts';
 import { Checker } from '../operations/checker.ts';
+import { summarizeCheck } from '../operations/check-summary.ts';
+import { deadLetterReasons, listDeadLetters } from '../operations/deadletters.ts';
+import { pipelineHistory } from '../operations/history.ts';
 import { configFingerprint, jobStatus, ReplayJobs } from '../operations/replay-jobs.ts';
 import { checkBound, replayBound } from '../operations/replay.ts';
-import { pipelineStats } from '../operations/stats.ts';
+import { pendingRows, pipelineStats } from '../operations/stats.ts';
 import { objectNames } from '../provisioning/objects.ts';
 import type { AppDeps, Readiness } from './deps.ts';
 
@@ -94,6 +97,37 @@ export function liveDeps({ pipelines, daemon, admins, logger }: LiveSources): Ap
       const job = await new ReplayJobs(r.db, r.pipeline).get(id);
       if (!job) throw new WinnowError('NOT_FOUND', `pipeline ${name} has no replay job ${JSON.stringify(id)}`);
       return jobStatus(job);
+    },
+    async history(name, minutes) {
+      const r = runner(name);
+      return pipelineHistory(r.db, r.pipeline, minutes, await pendingRows(r.db, r.pipeline));
+    },
+    async deadLetters(name, limit) {
+      const r = runner(name);
+      const [reasons, list] = await Promise.all([
+        deadLetterReasons(r.db, r.pipeline, limit),
+        listDeadLetters(r.db, r.pipeline, limit),
+      ]);
+      // Reasons may quote a refused row's values (ClickHouse's message): those stay out, as in the logs.
+      return {
+        total: list.total,
+        reasons: reasons.map((x) => ({ ...x, error: withoutRowValues(x.error) })),
+        recent: list.letters.map((l) => ({
+          topic: l.topic,
+          partition: l.partition,
+          offset: l.offset,
+          ingestedAt: l.ingestedAt,
+          error: withoutRowValues(l.error),
+        })),
+      };
+    },
+    async checks(name, limit) {
+      const r = runner(name);
+      return (await Checker.recent(r.db, r.pipeline, limit)).map(summarizeCheck);
+    },
+    async replays(name, limit) {
+      const r = runner(name);
+      return (await new ReplayJobs(r.db, r.pipeline).recent(limit)).map(jobStatus);
     },
     async readiness() {
       const checks: Readiness['checks'] = {};

@@ -6,7 +6,17 @@
  */
 import { z } from 'zod';
 import type { SliceRecord } from '../slicing/checkpoints.ts';
-import type { PartitionStats, PipelineStats, PipelineSummary, Readiness, ReplayJobStatus } from './deps.ts';
+import { HISTORY_MINUTES_MAX } from '../operations/history.ts';
+import type {
+  CheckSummary,
+  DeadLetterOverview,
+  PartitionStats,
+  PipelineHistory,
+  PipelineStats,
+  PipelineSummary,
+  Readiness,
+  ReplayJobStatus,
+} from './deps.ts';
 
 export const components = z.registry<{ id: string }>();
 
@@ -31,6 +41,29 @@ export const SlicesQuery = z.strictObject({
     .max(LIMIT_MAX, { error: limitMessage })
     .default(LIMIT_DEFAULT)
     .describe('how many of the newest slices to return'),
+});
+
+const minutesMessage = `must be an integer from 1 to ${HISTORY_MINUTES_MAX}`;
+export const HistoryQuery = z.strictObject({
+  minutes: z.coerce
+    .number({ error: minutesMessage })
+    .int({ error: minutesMessage })
+    .min(1, { error: minutesMessage })
+    .max(HISTORY_MINUTES_MAX, { error: minutesMessage })
+    .default(60)
+    .describe('how many minutes back, one bucket each, the current minute last'),
+});
+
+export const RECENT_MAX = 100;
+const recentMessage = `must be an integer from 1 to ${RECENT_MAX}`;
+export const RecentQuery = z.strictObject({
+  limit: z.coerce
+    .number({ error: recentMessage })
+    .int({ error: recentMessage })
+    .min(1, { error: recentMessage })
+    .max(RECENT_MAX, { error: recentMessage })
+    .default(10)
+    .describe('how many of the newest to return'),
 });
 
 // ---- outputs ---------------------------------------------------------------
@@ -244,3 +277,71 @@ export const ReplayJobSchema = z
   .register(components, { id: 'ReplayJob' });
 
 const _job: Same<z.output<typeof ReplayJobSchema>, ReplayJobStatus> = true;
+
+// ---- the web page's views ------------------------------------------------------
+
+export const HistorySchema = z
+  .object({
+    name: z.string(),
+    minutes: count,
+    buckets: z
+      .array(
+        z.object({
+          minute: count.describe('start of the minute, milliseconds since the epoch'),
+          arrived: count.describe('messages that arrived: staged, plus dead letters that never reached staging'),
+          processed: count.describe('staged rows the slices committed in the minute read'),
+          inserted: count,
+          duplicates: count,
+          refused: count.describe('messages the final table refused, now dead letters'),
+          deadLetters: count.describe('dead letters of the minute: unparsable or invalid, plus refused'),
+          slices: count,
+          maxSliceMs: count.describe('the longest slice committed in the minute'),
+          waiting: count.describe('staged rows not yet in a committed slice at the end of the minute'),
+        }),
+      )
+      .describe('oldest first, one per minute, the current minute last'),
+  })
+  .describe("per minute, from winnow's own tables: the committed slices' counts, arrivals, rows waiting")
+  .register(components, { id: 'History' });
+
+export const DeadLetterOverviewSchema = z
+  .object({
+    total: count,
+    reasons: z.array(z.object({ error: z.string(), count, last: z.string().describe('the newest one (UTC)') })),
+    recent: z
+      .array(
+        z.object({
+          topic: z.string(),
+          partition: z.number().int().nonnegative(),
+          offset,
+          ingestedAt: z.string(),
+          error: z.string(),
+        }),
+      )
+      .describe("newest first; the messages' text stays in ClickHouse (winnow deadletters list shows it)"),
+  })
+  .register(components, { id: 'DeadLetterOverview' });
+
+export const CheckSummarySchema = z
+  .object({
+    checkedAt: z.string(),
+    ok: z.boolean(),
+    mode: z.enum(['full', 'incremental']),
+    durationMs: z.number().nonnegative(),
+    slices: count.describe('committed slices the check covered'),
+    failed: z.array(z.string()).describe('the parts that found a problem'),
+    repaired: count.describe('rows repaired: surplus copies removed, final rows re-inserted, seen keys restored'),
+  })
+  .register(components, { id: 'CheckSummary' });
+
+export const CheckList = z
+  .object({ checks: z.array(CheckSummarySchema).describe('newest first') })
+  .register(components, { id: 'CheckList' });
+
+export const ReplayJobList = z
+  .object({ jobs: z.array(ReplayJobSchema).describe('newest first') })
+  .register(components, { id: 'ReplayJobList' });
+
+const _history: Same<z.output<typeof HistorySchema>, PipelineHistory> = true;
+const _dead: Same<z.output<typeof DeadLetterOverviewSchema>, DeadLetterOverview> = true;
+const _check: Same<z.output<typeof CheckSummarySchema>, CheckSummary> = true;

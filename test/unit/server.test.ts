@@ -17,7 +17,16 @@ import type { ReplayJobStatus } from '../../src/operations/replay-jobs.ts';
 import { WinnowError } from '../../src/errors.ts';
 import type { SliceRecord } from '../../src/slicing/checkpoints.ts';
 import { buildApp } from '../../src/server/app.ts';
-import type { AppDeps, PipelineStats, PipelineSummary, Readiness, ReplayBody } from '../../src/server/deps.ts';
+import type {
+  AppDeps,
+  CheckSummary,
+  DeadLetterOverview,
+  PipelineHistory,
+  PipelineStats,
+  PipelineSummary,
+  Readiness,
+  ReplayBody,
+} from '../../src/server/deps.ts';
 import { escapeLabelValue } from '../../src/server/prometheus.ts';
 
 const clicks: PipelineSummary = {
@@ -111,6 +120,39 @@ const doneJob: ReplayJobStatus = {
   result: { replayId: 'replay-m1x2-99999999', chunks: 1, rowsIn: 10, inserted: 0, duplicates: 10, rewound: [] },
 };
 
+const historyOf = (name: string, minutes: number): PipelineHistory => ({
+  name,
+  minutes,
+  buckets: Array.from({ length: minutes }, (_, i) => ({
+    minute: 1_700_000_000_000 + i * 60_000,
+    arrived: 10,
+    processed: 9,
+    inserted: 8,
+    duplicates: 1,
+    refused: 0,
+    deadLetters: 1,
+    slices: 2,
+    maxSliceMs: 40,
+    waiting: 1,
+  })),
+});
+const deadLetters: DeadLetterOverview = {
+  total: 1,
+  reasons: [{ error: 'unparsable JSON', count: 1, last: '2024-05-01 12:00:00.000' }],
+  recent: [
+    { topic: 'clicks', partition: 0, offset: 7, ingestedAt: '2024-05-01 12:00:00.000', error: 'unparsable JSON' },
+  ],
+};
+const check: CheckSummary = {
+  checkedAt: '2024-05-01T12:00:00.000Z',
+  ok: true,
+  mode: 'incremental',
+  durationMs: 120,
+  slices: 4,
+  failed: [],
+  repaired: 0,
+};
+
 function fakeDeps(overrides: Partial<AppDeps> = {}) {
   const deps = {
     pipelines: vi.fn((): PipelineSummary[] => [clicks]),
@@ -127,6 +169,10 @@ function fakeDeps(overrides: Partial<AppDeps> = {}) {
       if (id === doneJob.jobId) return Promise.resolve(doneJob);
       return Promise.reject(new WinnowError('NOT_FOUND', `no replay job ${id}`));
     }),
+    history: vi.fn((name: string, minutes: number) => Promise.resolve(historyOf(name, minutes))),
+    deadLetters: vi.fn((): Promise<DeadLetterOverview> => Promise.resolve(deadLetters)),
+    checks: vi.fn((): Promise<CheckSummary[]> => Promise.resolve([check])),
+    replays: vi.fn((): Promise<ReplayJobStatus[]> => Promise.resolve([doneJob, queuedJob])),
   };
   return Object.assign(deps, overrides);
 }
@@ -328,6 +374,91 @@ describe('consistency and replay', () => {
   });
 });
 
+describe("the web page's views", () => {
+  it('GET .../history defaults to 60 minutes, one bucket each', async () => {
+    const deps = fakeDeps();
+    const res = await get(deps, '/api/v1/pipelines/clicks/history');
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual(historyOf('clicks', 60));
+    expect(deps.history).toHaveBeenCalledWith('clicks', 60);
+    await get(deps, '/api/v1/pipelines/clicks/history?minutes=1440');
+    expect(deps.history).toHaveBeenLastCalledWith('clicks', 1440);
+  });
+
+  it.each(['0', '1441', 'x', '2.5'])('minutes=%s is 400 naming the parameter', async (minutes) => {
+    const deps = fakeDeps();
+    const res = await get(deps, `/api/v1/pipelines/clicks/history?minutes=${minutes}`);
+    expect(res.status).toBe(400);
+    expect(res.json()).toEqual({
+      error: { code: 'USAGE', message: 'query parameter "minutes": must be an integer from 1 to 1440' },
+    });
+    expect(deps.history).not.toHaveBeenCalled();
+  });
+
+  it('GET .../deadletters, .../checks and .../replays answer with their lists, limit 1 to 100', async () => {
+    const deps = fakeDeps();
+    expect((await get(deps, '/api/v1/pipelines/clicks/deadletters')).json()).toEqual(deadLetters);
+    expect(deps.deadLetters).toHaveBeenCalledWith('clicks', 10);
+    expect((await get(deps, '/api/v1/pipelines/clicks/checks?limit=3')).json()).toEqual({ checks: [check] });
+    expect(deps.checks).toHaveBeenCalledWith('clicks', 3);
+    expect((await get(deps, '/api/v1/pipelines/clicks/replays?limit=100')).json()).toEqual({
+      jobs: [doneJob, queuedJob],
+    });
+    const res = await get(deps, '/api/v1/pipelines/clicks/replays?limit=101');
+    expect(res.status).toBe(400);
+    expect(res.json()).toMatchObject({
+      error: { message: 'query parameter "limit": must be an integer from 1 to 100' },
+    });
+  });
+
+  it('an unknown pipeline is 404 on every view', async () => {
+    const deps = fakeDeps();
+    for (const view of ['history', 'deadletters', 'checks', 'replays']) {
+      const res = await get(deps, `/api/v1/pipelines/nope/${view}`);
+      expect(res.status, view).toBe(404);
+    }
+    expect(deps.history).not.toHaveBeenCalled();
+  });
+
+  it('a view whose data breaks its schema is a 500, not a leak', async () => {
+    const deps = fakeDeps({
+      checks: vi.fn(() => Promise.resolve([{ ...check, ok: 'yes' } as unknown as CheckSummary])),
+    });
+    const res = await get(deps, '/api/v1/pipelines/clicks/checks');
+    expect(res.status).toBe(500);
+  });
+});
+
+describe('web page', () => {
+  it('GET / is the page: HTML that loads its script and styles from this server only', async () => {
+    const res = await get(fakeDeps(), '/');
+    expect(res.status).toBe(200);
+    expect(res.type).toBe('text/html; charset=utf-8');
+    expect(res.text).toContain('<script type="module" src="/web/app.js"></script>');
+    const sources = [...res.text.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]);
+    expect(sources.length).toBeGreaterThan(3);
+    for (const src of sources) expect(src).toMatch(/^\/web\/|^data:,$/); // data:, is the empty favicon
+  });
+
+  it.each([
+    ['app.js', 'text/javascript', '/api/v1/pipelines'],
+    ['style.css', 'text/css', '.tile'],
+    ['uPlot.iife.min.js', 'text/javascript', 'uPlot'],
+    ['uPlot.min.css', 'text/css', '.uplot'],
+  ])('GET /web/%s serves it as %s', async (file, type, content) => {
+    const res = await get(fakeDeps(), `/web/${file}`);
+    expect(res.status).toBe(200);
+    expect(res.type).toContain(type);
+    expect(res.text).toContain(content);
+  });
+
+  it.each(['index.html', '..%2Fapp.ts', 'nope.js', 'constructor'])('GET /web/%s is 404', async (file) => {
+    const res = await get(fakeDeps(), `/web/${file}`);
+    expect(res.status).toBe(404);
+    expect(res.json()).toMatchObject({ error: { code: 'NOT_FOUND' } });
+  });
+});
+
 describe('metrics', () => {
   const metricsDeps = (readiness: Readiness = ready) =>
     fakeDeps({
@@ -459,7 +590,13 @@ describe('openapi', () => {
         '/api/v1/pipelines/{name}/consistency',
         '/api/v1/pipelines/{name}/replay',
         '/api/v1/pipelines/{name}/replays/{id}',
+        '/api/v1/pipelines/{name}/history',
+        '/api/v1/pipelines/{name}/deadletters',
+        '/api/v1/pipelines/{name}/checks',
+        '/api/v1/pipelines/{name}/replays',
         '/api/v1/openapi.json',
+        '/',
+        '/web/{file}',
       ].sort(),
     );
     for (const [path, ops] of Object.entries(doc.paths))

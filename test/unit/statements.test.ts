@@ -33,11 +33,13 @@ import { checksSql } from '../../src/operations/checker.ts';
 import {
   deadLetterCountsSql,
   deadLetterListSql,
+  deadLetterReasonsSql,
   emptyDeadLetterSql,
   forgetRefusedSql,
   replaySelectionSql,
 } from '../../src/operations/deadletters.ts';
 import * as repairSql from '../../src/operations/repair-sql.ts';
+import { historySql } from '../../src/operations/history.ts';
 import { replayStagingSql, replaysSql } from '../../src/operations/replay.ts';
 import { replayJobsSql, type ReplayJob } from '../../src/operations/replay-jobs.ts';
 import { pipelineStats, stagedPerPartitionSql } from '../../src/operations/stats.ts';
@@ -245,6 +247,9 @@ function runtimeStatements(p: PipelineConfig): Record<string, ParamSql> {
     'checks: latest': checksSql.latest(db, p.name, false),
     'checks: latest consistent': checksSql.latest(db, p.name, true),
     'checks: last full': checksSql.lastFull(db, p.name),
+    'checks: recent': checksSql.recent(db, p.name, 10),
+    'history: slices': historySql.slices(db, p.name, 60),
+    'history: arrivals': historySql.arrivals(p, 60),
     'repair: doubled summary': repairSql.doubledSummarySql(p, seenScope),
     'repair: save seen keys': repairSql.saveSeenSql(p, seenScope, 'r1'),
     'repair: save final rows': repairSql.saveFinalSql(p, 'r1'),
@@ -285,6 +290,7 @@ function runtimeStatements(p: PipelineConfig): Record<string, ParamSql> {
     'replay jobs: read newest': replayJobsSql.read(db, p.name, job.jobId),
     'replay jobs: read a revision': replayJobsSql.read(db, p.name, job.jobId, 2),
     'replay jobs: next open': replayJobsSql.nextOpen(db, p.name),
+    'replay jobs: recent': replayJobsSql.recent(db, p.name, 10),
     'replay: first offsets after a time': replayStagingSql.firstAtOrAfter(p, 0),
     'replay: retained': replayStagingSql.retained(p),
     'replay: highest staged': replayStagingSql.highest(p, 'Orders.v2', 0, 0, 9),
@@ -296,6 +302,7 @@ function runtimeStatements(p: PipelineConfig): Record<string, ParamSql> {
     })(rangesCondition(ranges)),
     'dead letters: counts': deadLetterCountsSql(p),
     'dead letters: list': deadLetterListSql(p, 10),
+    'dead letters: reasons': deadLetterReasonsSql(p, 10),
     'dead letters: refused message': refused.insert,
     'dead letters: refused message, staged count': refused.staged,
     'dead letters: empty message': emptyDeadLetterSql(p, 'Orders.v2', 0, 1, 0),

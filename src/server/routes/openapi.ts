@@ -7,7 +7,9 @@ import type { ZodTypeProvider } from '../zod-provider.ts';
 export const API_INFO = {
   title: 'winnow',
   version: '1',
-  description: 'The HTTP API of `winnow run`: health, pipelines, their statistics and slices, Prometheus metrics.',
+  description:
+    'The HTTP API of `winnow run`: health, pipelines, their statistics, slices, history, dead letters, checks and ' +
+    'replays, Prometheus metrics, and the web page at /.',
 };
 
 export const openApiRoutes: FastifyPluginCallback<{ routes: readonly RouteDoc[] }> = (fastify, { routes }, done) => {

@@ -1,13 +1,19 @@
-/** The pipelines of the config file, their statistics and their recent slices. */
+/** The pipelines of the config file, their statistics, their recent slices, history, dead letters, checks and replays. */
 import type { FastifyPluginCallback } from 'fastify';
 import { WinnowError } from '../../errors.ts';
 import type { AppDeps } from '../deps.ts';
 import {
+  CheckList,
   ConsistencyResponse,
+  DeadLetterOverviewSchema,
   ErrorResponse,
+  HistoryQuery,
+  HistorySchema,
   PipelineList,
   PipelineParams,
   PipelineStatsSchema,
+  RecentQuery,
+  ReplayJobList,
   ReplayJobParams,
   ReplayJobSchema,
   ReplayRequestBody,
@@ -151,6 +157,79 @@ export const pipelineRoutes: FastifyPluginCallback<{ deps: AppDeps }> = (fastify
     async (request) => {
       requirePipeline(deps, request.params.name);
       return deps.replayJob(request.params.name, request.params.id);
+    },
+  );
+  const errors = { 400: ErrorResponse, 404: ErrorResponse, 500: ErrorResponse, 503: ErrorResponse };
+
+  app.get(
+    '/pipelines/:name/history',
+    {
+      schema: {
+        operationId: 'getHistory',
+        summary:
+          'Per minute over the last minutes (default 60): messages arrived, rows processed, inserted, duplicates, ' +
+          "dead letters, slices and rows waiting, from winnow's own tables.",
+        params: PipelineParams,
+        querystring: HistoryQuery,
+        response: { 200: HistorySchema, ...errors },
+      },
+    },
+    async (request) => {
+      requirePipeline(deps, request.params.name);
+      return deps.history(request.params.name, request.query.minutes);
+    },
+  );
+
+  app.get(
+    '/pipelines/:name/deadletters',
+    {
+      schema: {
+        operationId: 'getDeadLetters',
+        summary:
+          'How many dead letters, their reasons (most frequent first) and the newest of them (default 10), ' +
+          "without the messages' text.",
+        params: PipelineParams,
+        querystring: RecentQuery,
+        response: { 200: DeadLetterOverviewSchema, ...errors },
+      },
+    },
+    async (request) => {
+      requirePipeline(deps, request.params.name);
+      return deps.deadLetters(request.params.name, request.query.limit);
+    },
+  );
+
+  app.get(
+    '/pipelines/:name/checks',
+    {
+      schema: {
+        operationId: 'listChecks',
+        summary: 'The newest consistency checks (default 10), newest first: what failed, what was repaired.',
+        params: PipelineParams,
+        querystring: RecentQuery,
+        response: { 200: CheckList, ...errors },
+      },
+    },
+    async (request) => {
+      requirePipeline(deps, request.params.name);
+      return { checks: await deps.checks(request.params.name, request.query.limit) };
+    },
+  );
+
+  app.get(
+    '/pipelines/:name/replays',
+    {
+      schema: {
+        operationId: 'listReplayJobs',
+        summary: 'The newest replay and dead-letter replay jobs (default 10), newest first, with their progress.',
+        params: PipelineParams,
+        querystring: RecentQuery,
+        response: { 200: ReplayJobList, ...errors },
+      },
+    },
+    async (request) => {
+      requirePipeline(deps, request.params.name);
+      return { jobs: await deps.replays(request.params.name, request.query.limit) };
     },
   );
   done();
