@@ -503,6 +503,39 @@ describe('openapi', () => {
     });
   });
 
+  it('declares the bearer scheme and puts it on the routes that check the token, and only there', async () => {
+    const res = await get(fakeDeps(), '/api/v1/openapi.json');
+    const doc = res.json() as Doc & {
+      components: { securitySchemes?: Record<string, Record<string, unknown>> };
+      paths: Record<string, Record<string, { security?: Record<string, string[]>[] }>>;
+    };
+    expect(doc.components.securitySchemes).toEqual({
+      replayToken: expect.objectContaining({ type: 'http', scheme: 'bearer' }),
+    });
+    const secured = Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.entries(ops).flatMap(([method, op]) => (op.security ? [[`${method} ${path}`, op.security]] : [])),
+    );
+    expect(secured).toEqual([['post /api/v1/pipelines/{name}/replay', [{ replayToken: [] }]]]);
+    // what the document says is what the route does: without the token, 401
+    const deps = fakeDeps({
+      replay: (_n, _b, bearer) =>
+        bearer === 's3cret'
+          ? Promise.reject(new WinnowError('CONFLICT', 'not now'))
+          : Promise.reject(new WinnowError('UNAUTHORIZED', 'replay needs a bearer token')),
+    });
+    await app?.close();
+    app = buildApp(deps);
+    const post = (headers: Record<string, string>) =>
+      app!.inject({
+        method: 'POST',
+        url: '/api/v1/pipelines/clicks/replay',
+        headers,
+        payload: { fromTimestamp: '2024-05-01T00:00:00Z' },
+      });
+    expect((await post({})).statusCode).toBe(401);
+    expect((await post({ authorization: 'Bearer s3cret' })).statusCode).toBe(409);
+  });
+
   it('every $ref points at a component generated from the zod schemas', async () => {
     const res = await get(fakeDeps(), '/api/v1/openapi.json');
     const doc = res.json() as Doc;
