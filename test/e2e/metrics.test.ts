@@ -187,6 +187,27 @@ describe('/metrics of a running daemon', () => {
     );
   });
 
+  it('a replay job run by the daemon is counted as started and done; it adds no row, so no insert', async () => {
+    const r = await runCli([
+      'replay',
+      '--config',
+      configFile,
+      '--from-offsets',
+      `${topic}/0:0,${topic}/1:0,${topic2}/0:0`,
+      '--json',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const s = await waitFor(
+      scrape,
+      (x) => sampleValue(x, 'winnow_replay_jobs_total', { ...l, event: 'done' }) === 1,
+      60_000,
+      'the replay job done',
+    );
+    expect(counter(s, 'winnow_replay_jobs_total', { event: 'started' })).toBe(1);
+    expect(counter(s, 'winnow_replay_jobs_total', { event: 'failed' })).toBe(0);
+    expect(counter(s, 'winnow_events_inserted_total')).toBe(kept);
+  });
+
   it('migrate down drops the tables, and no counter falls', async () => {
     const before = await scrape();
     const totals = (s: Scrape) =>
