@@ -187,6 +187,23 @@ describe('/metrics of a running daemon', () => {
     );
   });
 
+  it('a second daemon stands by: its lease gauge is 0 and its counters stay at 0', async () => {
+    const standby = await startDaemon(configFile);
+    try {
+      const res = await waitFor(
+        async () => parseScrape(await (await fetch(`${standby.api}/metrics`)).text()),
+        (x) => sampleValue(x, 'winnow_lease_held', l) === 0 && sampleValue(x, 'winnow_up') === 1,
+        60_000,
+        'the standby ready',
+      );
+      expect(counter(res, 'winnow_events_inserted_total')).toBe(0);
+      expect(counter(res, 'winnow_slices_committed_total')).toBe(0);
+      expect(counter(await scrape(), 'winnow_lease_held')).toBe(1);
+    } finally {
+      expect(await standby.stop()).toBe(0);
+    }
+  });
+
   it('a replay job run by the daemon is counted as started and done; it adds no row, so no insert', async () => {
     const r = await runCli([
       'replay',
