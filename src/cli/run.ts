@@ -4,6 +4,7 @@ import { createLogger } from '../log.ts';
 import { Daemon } from '../daemon/daemon.ts';
 import { faultHooks } from '../slicing/faults.ts';
 import { buildApp } from '../server/app.ts';
+import { WinnowMetrics } from '../server/metrics.ts';
 import { liveDeps } from '../server/live.ts';
 import { parseFlags, parsePort, type Command } from './command.ts';
 import { CONFIG_FLAG_HELP, configPath, load } from './context.ts';
@@ -90,7 +91,8 @@ export const runCommand: Command = {
     }
     const admins = new KafkaAdmins();
     const handles = loaded.pipelines.map((h) => ({ ...h, kafka: admins.access(h.pipeline) }));
-    const daemon = new Daemon(handles, logger, faultHooks(process.env['WINNOW_FAULT']));
+    const metrics = new WinnowMetrics();
+    const daemon = new Daemon(handles, logger, faultHooks(process.env['WINNOW_FAULT']), { observer: metrics });
     try {
       await daemon.verifyDeduplication();
     } catch (err) {
@@ -99,7 +101,7 @@ export const runCommand: Command = {
       throw err;
     }
 
-    const app = buildApp(liveDeps({ pipelines: loaded.pipelines, daemon, admins, logger }));
+    const app = buildApp(liveDeps({ pipelines: loaded.pipelines, daemon, admins, logger }), { metrics });
     const address = await app.listen({ port, host: values.host ?? '127.0.0.1' });
     logger.info('winnow running', { api: address, pipelines: loaded.pipelines.map((p) => p.pipeline.name) });
     daemon.start({ api: address, config: file });

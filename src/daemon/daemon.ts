@@ -27,6 +27,7 @@ import { formatRange } from '../kafka/partitions.ts';
 import { Checker, type CheckerKafka, type CheckReport } from '../operations/checker.ts';
 import { ReplayJobPoller, ReplayJobRunner } from '../operations/replay-jobs.ts';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.ts';
+import { NO_OBSERVER, type DaemonObserver } from './observer.ts';
 import { assertTokenDeduplication } from '../slicing/dedup-guard.ts';
 import { holderIdentity, Lease, leaseEpochMs, type LeaseState } from '../slicing/lease.ts';
 import type { RepairHooks } from '../operations/repair.ts';
@@ -71,6 +72,8 @@ export interface RunnerOptions {
   /** when a holder that cannot commit gives the lease up: both bounds passed (default 3 attempts, two epochs) */
   giveUp?: { failures: number; afterMs: number };
   backoff?: BackoffOptions;
+  /** told of slices, failures, the lease, checks and replays (the metrics); default none */
+  observer?: DaemonObserver;
 }
 
 /** A lease claim or read failed (not a slice): a failure of its own kind. */
@@ -117,6 +120,8 @@ export class PipelineRunner {
   private replays: ReplayJobPoller | undefined;
   private lastJobStepMs = 0;
   private admin: Promise<Admin | undefined> | undefined;
+  private readonly observer: DaemonObserver;
+  private reportedHeld: boolean | undefined;
 
   constructor(
     readonly pipeline: PipelineConfig,
@@ -127,11 +132,14 @@ export class PipelineRunner {
     private readonly repairHooks: RepairHooks = {},
     options: RunnerOptions = {},
   ) {
-    this.processor = new Processor(db, pipeline, hooks);
+    this.observer = options.observer ?? NO_OBSERVER;
+    this.processor = new Processor(db, pipeline, hooks, { eventTimes: options.observer !== undefined });
     this.epochMs = options.epochMs ?? leaseEpochMs();
     this.giveUp = options.giveUp ?? { failures: 3, afterMs: 2 * this.epochMs };
     this.backoff = new Backoff(options.backoff ?? DEFAULT_BACKOFF);
     this.lease = new Lease(db, pipeline.sink.database, pipeline.name, { epochMs: this.epochMs });
+    this.observer.track(pipeline.name);
+    this.reportLease();
   }
 
   /** This daemon's identity in the lease (host, pid, API address, config file); before start only. */
@@ -157,6 +165,8 @@ export class PipelineRunner {
         ...(this.hooks.afterReplayChunk ? { afterChunk: this.hooks.afterReplayChunk } : {}),
       }),
       (level, msg, fields) => this.logger[level](msg, { pipeline: this.pipeline.name, ...fields }),
+      undefined,
+      (event) => this.observer.replay(this.pipeline.name, event),
     );
     return this.replays;
   }
@@ -196,6 +206,15 @@ export class PipelineRunner {
       this.state = next;
       this.stateSince = Date.now();
     }
+    this.reportLease();
+  }
+
+  /** Tells the observer whether this daemon holds the lease, when that changed. */
+  private reportLease(): void {
+    const held = this.leaseState.held && this.leaseState.heldUntil > Date.now();
+    if (held === this.reportedHeld) return;
+    this.reportedHeld = held;
+    this.observer.leaseHeld(this.pipeline.name, held);
   }
 
   health(): RunnerHealth {
@@ -214,6 +233,7 @@ export class PipelineRunner {
 
   /** One failed attempt: logged when a streak begins, then summarised once a minute. */
   private failed(kind: 'lease' | 'slice', err: unknown): void {
+    if (kind === 'slice') this.observer.sliceFailed(this.pipeline.name);
     const error = { class: errorClass(err), message: withoutRowValues(describeError(err)) };
     this.lastError = error.message;
     // Lease claims failing, then slices too: a new state (only a slice ends it), said once.
@@ -414,6 +434,7 @@ export class PipelineRunner {
     const report = await checker.run({ repair: true, full, lock: (fn) => this.underLease(fn) });
     if (report.scope.mode === 'full') this.lastFullCheckAt = Date.now();
     this.lastCheck = report;
+    this.observer.checked(this.pipeline.name, report.ok, Date.now());
     for (const r of report.doubled.repairs) {
       this.logger.warn('repaired a slice written twice', {
         pipeline: this.pipeline.name,
@@ -495,16 +516,35 @@ export class PipelineRunner {
           if (!outcome) break;
           this.lastSliceMs = outcome.slice.durationMs;
           this.logSlice(outcome);
+          this.observeSlice(outcome);
           // Progress: a failure after this one is a new streak, retried after the shortest pause.
           this.succeeded('slice');
         }
         this.succeeded('slice');
+        this.observer.progressed(this.pipeline.name, Date.now());
       } catch (err) {
         if (err instanceof LeaseFailure) this.failed('lease', err.error);
         else this.failed('slice', err);
       }
       return false;
     });
+  }
+
+  /** A committed slice (not a split: that one commits nothing) for the metrics. */
+  private observeSlice(o: SliceOutcome): void {
+    if (o.split) return;
+    const s = o.slice;
+    const committedAtMs = s.committedAt ? Date.parse(s.committedAt) : Date.now();
+    this.observer.sliceCommitted(this.pipeline.name, {
+      rowsIn: s.rowsIn,
+      inserted: s.inserted,
+      duplicates: s.duplicates,
+      rejected: s.rejected,
+      durationMs: s.durationMs,
+      committedAtMs,
+      oldestEventMs: o.oldestEventMs ?? null,
+    });
+    this.observer.progressed(this.pipeline.name, committedAtMs);
   }
 
   private logSlice(o: SliceOutcome): void {
@@ -649,6 +689,7 @@ export class PipelineRunner {
       });
     }
     this.leaseState = { held: false, heldUntil: 0, holder: null, holderUntil: 0 };
+    this.reportLease();
     await (await this.admin)?.disconnect().catch(() => undefined);
   }
 }

@@ -556,6 +556,8 @@ export class ReplayJobPoller {
     private readonly runner: ReplayJobRunner,
     private readonly log: (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>) => void,
     private readonly pollMs = 1_000,
+    /** a job claimed or resumed by this runner, done, or failed for good (the metrics) */
+    private readonly onEvent: (event: 'started' | 'done' | 'failed') => void = () => undefined,
   ) {}
 
   /** Runs one step of an open job; false when there was none to run now. */
@@ -621,6 +623,9 @@ export class ReplayJobPoller {
 
   private report(before: ReplayJob, j: ReplayJob): void {
     const fields = { job: j.jobId, kind: j.kind, requestedBy: j.requestedBy, ...jobStatus(j).progress };
+    if (j.state === 'failed' || j.state === 'done') this.onEvent(j.state);
+    else if (j.state === 'running' && (before.state === 'queued' || before.holder !== j.holder))
+      this.onEvent('started');
     if (j.state === 'failed') this.log('error', 'replay job failed', { ...fields, attempt: j.attempt, error: j.error });
     else if (j.state === 'done') this.log('info', 'replay job done', fields);
     else if (j.state === 'running' && (before.state === 'queued' || before.holder !== j.holder)) {

@@ -16,6 +16,12 @@ export interface PartitionStats {
   logEnd: number | null;
   consumerOffset: number | null;
   lag: number | null;
+  /**
+   * seconds since the Kafka timestamp of the oldest staged message not yet in a
+   * committed slice; 0 when there is no lag; null when messages lag in Kafka
+   * but none of them is staged yet (or Kafka is unreachable and nothing waits)
+   */
+  lagSeconds: number | null;
 }
 
 export interface PipelineStats {
@@ -68,6 +74,32 @@ export async function pendingRows(db: Db, p: PipelineConfig): Promise<number> {
   return Math.max(0, stagedRows.reduce((s, r) => s + Number(r.rows), 0) - totals.rowsIn);
 }
 
+/** Per partition, the Kafka timestamp of the oldest staged message at or above the next slice's offset. */
+export function oldestPendingSql(
+  p: PipelineConfig,
+  next: { topic: string; partition: number; offset: number }[],
+): ParamSql {
+  const n = objectNames(p);
+  const params: Record<string, unknown> = {};
+  const known = next.map((w, i) => {
+    params[`wt${i}`] = w.topic;
+    params[`wp${i}`] = w.partition;
+    params[`wo${i}`] = w.offset;
+    return `(_topic = {wt${i}:String} AND _partition = {wp${i}:UInt32} AND _offset >= {wo${i}:UInt64})`;
+  });
+  const unknown =
+    next.length === 0
+      ? '1'
+      : `(_topic, _partition) NOT IN (${next.map((_w, i) => `({wt${i}:String}, {wp${i}:UInt32})`).join(', ')})`;
+  return {
+    sql: `SELECT _topic AS topic, _partition AS partition, toUnixTimestamp64Milli(min(_timestamp_ms)) AS oldest
+FROM ${qualified(n.database, n.staging)}
+WHERE ${[...known, unknown].join(' OR ')}
+GROUP BY topic, partition`,
+    params,
+  };
+}
+
 export async function pipelineStats(
   db: Db,
   p: PipelineConfig,
@@ -83,6 +115,15 @@ export async function pipelineStats(
     checkpoints.committedRates(p.name),
     checkpoints.last(p.name),
   ]);
+  const pendingSql = oldestPendingSql(p, last?.nextOffsets ?? []);
+  const pending = await db.rows<{ topic: string; partition: number; oldest: string | number | null }>(
+    pendingSql.sql,
+    pendingSql.params,
+  );
+  const oldestPending = new Map(
+    pending.flatMap((r) => (r.oldest === null ? [] : [[key(r.topic, r.partition), Number(r.oldest)] as const])),
+  );
+  const now = Date.now();
   const staged = stagedRows.reduce((s, r) => s + Number(r.rows), 0);
   const deadLetters = errors.total;
   // Refused by the final table: dead letters, but staged first, so consumed once.
@@ -102,6 +143,8 @@ export async function pipelineStats(
       const partition = Number(k.slice(i + 1));
       const ko = kafkaBy.get(k);
       const nextOffset = next.get(k) ?? 0;
+      const lag = ko ? Math.max(0, ko.logEnd - Math.max(nextOffset, ko.logStart)) : null;
+      const oldest = oldestPending.get(k);
       return {
         topic,
         partition,
@@ -109,7 +152,8 @@ export async function pipelineStats(
         stagedHigh: stagedHigh.get(k) ?? null,
         logEnd: ko?.logEnd ?? null,
         consumerOffset: ko?.committed ?? null,
-        lag: ko ? Math.max(0, ko.logEnd - Math.max(nextOffset, ko.logStart)) : null,
+        lag,
+        lagSeconds: oldest !== undefined ? Math.max(0, (now - oldest) / 1000) : lag === 0 ? 0 : null,
       };
     })
     .sort(byTopicPartition);

@@ -6,6 +6,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AppDeps } from './deps.ts';
 import { installErrorHandling } from './error-handler.ts';
+import { WinnowMetrics } from './metrics.ts';
 import type { RouteDoc } from './openapi.ts';
 import { healthRoutes } from './routes/health.ts';
 import { metricsRoutes } from './routes/metrics.ts';
@@ -17,6 +18,8 @@ import { zodSerializerCompiler, zodValidatorCompiler } from './zod-provider.ts';
 export interface AppOptions {
   /** Log requests and errors as JSON lines on stderr (stdout stays free for command output). Default false. */
   logger?: boolean;
+  /** the metrics /metrics serves, the daemon's observer; default a fresh registry of this app's own */
+  metrics?: WinnowMetrics;
 }
 
 export function buildApp(deps: AppDeps, opts: AppOptions = {}): FastifyInstance {
@@ -34,7 +37,7 @@ export function buildApp(deps: AppDeps, opts: AppOptions = {}): FastifyInstance 
   });
 
   void app.register(healthRoutes, { deps });
-  void app.register(metricsRoutes, { deps });
+  void app.register(metricsRoutes, { deps, metrics: opts.metrics ?? new WinnowMetrics() });
   void app.register(pipelineRoutes, { deps, prefix: '/api/v1' });
   void app.register(openApiRoutes, { routes, prefix: '/api/v1' });
   void app.register(webRoutes);

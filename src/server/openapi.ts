@@ -19,6 +19,19 @@ type JsonSchema = Record<string, unknown>;
 
 const COMPONENTS_PREFIX = '#/components/schemas/';
 
+/** The bearer token a route checks; a route says `security: [{ [BEARER_SCHEME]: [] }]` in its schema. */
+export const BEARER_SCHEME = 'replayToken';
+
+const SECURITY_SCHEMES = {
+  [BEARER_SCHEME]: {
+    type: 'http',
+    scheme: 'bearer',
+    description:
+      "`Authorization: Bearer <api.replayToken>`, the pipeline's token from the configuration; " +
+      'without one configured, the route answers 401 to everyone.',
+  },
+};
+
 function strip(schema: JsonSchema): JsonSchema {
   const { $schema: _schema, $id: _id, ...rest } = schema;
   return rest;
@@ -88,7 +101,7 @@ export type OpenApiDoc = {
   openapi: '3.1.0';
   info: OpenApiInfo;
   paths: Record<string, Record<string, JsonSchema>>;
-  components: { schemas: Record<string, JsonSchema> };
+  components: { schemas: Record<string, JsonSchema>; securitySchemes: Record<string, JsonSchema> };
 };
 
 export function openApiDocument(routes: readonly RouteDoc[], info: OpenApiInfo): OpenApiDoc {
@@ -97,14 +110,21 @@ export function openApiDocument(routes: readonly RouteDoc[], info: OpenApiInfo):
     const path = route.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
     const schema = route.schema ?? {};
     const params = [...parameters(schema.params, 'path'), ...parameters(schema.querystring, 'query')];
+    const security = (schema as { security?: unknown }).security;
     const operation: JsonSchema = {
       ...(schema.operationId ? { operationId: schema.operationId } : {}),
       ...(schema.summary ? { summary: schema.summary } : {}),
       ...(schema.description ? { description: schema.description } : {}),
       ...(params.length > 0 ? { parameters: params } : {}),
+      ...(Array.isArray(security) ? { security } : {}),
       responses: responses(schema.response),
     };
     (paths[path] ??= {})[route.method.toLowerCase()] = operation;
   }
-  return { openapi: '3.1.0', info, paths, components: { schemas: componentSchemas() } };
+  return {
+    openapi: '3.1.0',
+    info,
+    paths,
+    components: { schemas: componentSchemas(), securitySchemes: SECURITY_SCHEMES },
+  };
 }

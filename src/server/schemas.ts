@@ -137,6 +137,13 @@ export const PartitionStatsSchema = z
     logEnd: offset.nullable().describe("Kafka's log end offset; null when Kafka is unreachable"),
     consumerOffset: offset.nullable(),
     lag: count.nullable().describe('messages in Kafka not yet in a committed slice'),
+    lagSeconds: z
+      .number()
+      .nonnegative()
+      .nullable()
+      .describe(
+        'seconds since the Kafka timestamp of the oldest staged message not yet in a committed slice; 0 without lag; null when the lagging messages are not staged yet',
+      ),
   })
   .register(components, { id: 'PartitionStats' });
 

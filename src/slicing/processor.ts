@@ -21,6 +21,7 @@ import {
   refusalReason,
   rewind,
 } from './rejections.ts';
+import { oldestEvent } from './event-time.ts';
 import { countKept, countStaged, dedupInsert, stagedHeads, type SliceRange } from './slice.ts';
 
 export interface SliceOutcome {
@@ -30,6 +31,13 @@ export interface SliceOutcome {
   split?: { reason: string };
   /** its one message was refused and dead-lettered */
   refused?: { reason: string };
+  /** the Kafka timestamp of its oldest message (unix ms), when asked for (ProcessorOptions.eventTimes) */
+  oldestEventMs?: number | null;
+}
+
+export interface ProcessorOptions {
+  /** read each committed slice's oldest Kafka timestamp beside its counts (for the latency metric) */
+  eventTimes?: boolean;
 }
 
 /** Hooks the fault tests use to stop the controller at each step of a slice. */
@@ -67,6 +75,7 @@ export class Processor {
     private readonly db: Db,
     private readonly pipeline: PipelineConfig,
     private readonly hooks: StepHooks = {},
+    private readonly options: ProcessorOptions = {},
   ) {
     this.checkpoints = new Checkpoints(db, pipeline.sink.database);
   }
@@ -132,9 +141,10 @@ export class Processor {
       return this.refused(planned, resumed, err, started);
     }
     await this.hooks.afterInsert?.(planned);
-    const [rowsIn, inserted] = await Promise.all([
+    const [rowsIn, inserted, oldestEventMs] = await Promise.all([
       countStaged(this.db, this.pipeline, planned.ranges),
       countKept(this.db, this.pipeline, planned.sliceId, planned.ranges),
+      this.options.eventTimes ? oldestEvent(this.db, this.pipeline, planned.ranges) : undefined,
     ]);
     const committed = await this.commit(
       planned,
@@ -146,7 +156,7 @@ export class Processor {
     }
     if (inserted > 0) this.refusedInARow = 0;
     await this.hooks.afterCommit?.(committed);
-    return { slice: committed, resumed };
+    return { slice: committed, resumed, ...(oldestEventMs !== undefined ? { oldestEventMs } : {}) };
   }
 
   /**

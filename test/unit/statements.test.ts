@@ -42,7 +42,8 @@ import * as repairSql from '../../src/operations/repair-sql.ts';
 import { historySql } from '../../src/operations/history.ts';
 import { replayStagingSql, replaysSql } from '../../src/operations/replay.ts';
 import { replayJobsSql, type ReplayJob } from '../../src/operations/replay-jobs.ts';
-import { pipelineStats, stagedPerPartitionSql } from '../../src/operations/stats.ts';
+import { oldestPendingSql, pipelineStats, stagedPerPartitionSql } from '../../src/operations/stats.ts';
+import { oldestEventSql } from '../../src/slicing/event-time.ts';
 import { grantQueries } from '../../src/provisioning/grants.ts';
 import { downStatements, latestStatements, type Statement } from '../../src/provisioning/objects.ts';
 import { slicesSql, type SliceRecord } from '../../src/slicing/checkpoints.ts';
@@ -215,6 +216,7 @@ function runtimeStatements(p: PipelineConfig): Record<string, ParamSql> {
     'slice insert': sliceInsertSql(p, 'select_2-3-abc', ranges),
     'slice: staged count': stagedCountSql(p, ranges),
     'slice: kept count': keptCountSql(p, 'select_2-3-abc', ranges),
+    'slice: oldest Kafka timestamp': oldestEventSql(p, ranges),
     'slice: staged heads': stagedHeadsSql(p, record.nextOffsets),
     'slice: staged heads, no watermarks': stagedHeadsSql(p, []),
     'slice: ranges condition': rangesCondition(ranges, 's'),
@@ -314,6 +316,8 @@ function runtimeStatements(p: PipelineConfig): Record<string, ParamSql> {
       ]),
     ),
     'stats: staged per partition': stagedPerPartitionSql(p),
+    'stats: oldest pending message': oldestPendingSql(p, record.nextOffsets),
+    'stats: oldest pending message, no watermarks': oldestPendingSql(p, []),
   };
 }
 

@@ -2,12 +2,17 @@
 import type { FastifyPluginCallback } from 'fastify';
 import { describeError } from '../../errors.ts';
 import type { AppDeps } from '../deps.ts';
-import { metricFamilies, PROMETHEUS_CONTENT_TYPE, renderFamilies, type StatsOutcome } from '../prometheus.ts';
+import type { WinnowMetrics } from '../metrics.ts';
+import { observeScrape, PROMETHEUS_CONTENT_TYPE, type StatsOutcome } from '../prometheus.ts';
 import { ErrorResponse, MetricsText } from '../schemas.ts';
 import type { ZodTypeProvider } from '../zod-provider.ts';
 import { readinessOf } from './health.ts';
 
-export const metricsRoutes: FastifyPluginCallback<{ deps: AppDeps }> = (fastify, { deps }, done) => {
+export const metricsRoutes: FastifyPluginCallback<{ deps: AppDeps; metrics: WinnowMetrics }> = (
+  fastify,
+  { deps, metrics },
+  done,
+) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
 
   app.get(
@@ -15,7 +20,7 @@ export const metricsRoutes: FastifyPluginCallback<{ deps: AppDeps }> = (fastify,
     {
       schema: {
         operationId: 'getMetrics',
-        summary: 'Prometheus metrics of every pipeline.',
+        summary: 'Prometheus metrics: the daemon counters and histograms, table and lag gauges, process metrics.',
         response: { 200: { content: { [PROMETHEUS_CONTENT_TYPE]: { schema: MetricsText } } }, 500: ErrorResponse },
       },
     },
@@ -34,8 +39,8 @@ export const metricsRoutes: FastifyPluginCallback<{ deps: AppDeps }> = (fastify,
           }),
         ),
       ]);
-      const text = renderFamilies(metricFamilies(readiness.ready, outcomes));
-      return reply.type(PROMETHEUS_CONTENT_TYPE).send(text);
+      observeScrape(metrics, readiness.ready, outcomes, readiness.pipelines);
+      return reply.type(PROMETHEUS_CONTENT_TYPE).send(await metrics.render());
     },
   );
   done();

@@ -2,6 +2,7 @@
 import type { FastifyPluginCallback } from 'fastify';
 import { WinnowError } from '../../errors.ts';
 import type { AppDeps } from '../deps.ts';
+import { BEARER_SCHEME } from '../openapi.ts';
 import {
   CheckList,
   ConsistencyResponse,
@@ -109,6 +110,7 @@ export const pipelineRoutes: FastifyPluginCallback<{ deps: AppDeps }> = (fastify
     {
       schema: {
         operationId: 'replay',
+        security: [{ [BEARER_SCHEME]: [] }],
         summary:
           'Queue a replay of processed offsets from an offset or a timestamp for the daemon holding the pipeline, ' +
           'which runs it between slices; adds no row for a key already represented within the window. ' +
