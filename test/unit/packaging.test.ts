@@ -28,11 +28,14 @@ describe('packaging', () => {
     const compose = parse(read('docker-compose.yaml'), { merge: true }) as {
       services: Record<string, { volumes?: string[]; command?: string[]; ports?: string[]; profiles?: string[] }>;
     };
-    for (const name of ['winnow', 'winnow-migrate']) {
-      const service = compose.services[name]!;
-      expect(service.volumes).toContain(`./docker/winnow/winnow.yaml:${CONFIG_IN_IMAGE}:ro`);
-      expect(service.profiles).toEqual(['daemon']);
+    // The daemon and what it needs start with profile daemon, and with observability (Prometheus scrapes it).
+    for (const name of ['kafka-topics', 'winnow', 'winnow-migrate']) {
+      expect(compose.services[name]!.profiles).toEqual(['daemon', 'observability']);
     }
+    for (const name of ['winnow', 'winnow-migrate']) {
+      expect(compose.services[name]!.volumes).toContain(`./docker/winnow/winnow.yaml:${CONFIG_IN_IMAGE}:ro`);
+    }
+    for (const name of ['prometheus', 'grafana']) expect(compose.services[name]!.profiles).toEqual(['observability']);
     expect(compose.services['winnow-migrate']!.command).toEqual(['migrate', 'up', '--config', CONFIG_IN_IMAGE]);
     expect(compose.services['winnow']!.ports).toEqual(['127.0.0.1:8080:8080']);
 
