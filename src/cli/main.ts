@@ -9,6 +9,7 @@ import { migrateCommand } from './migrate.ts';
 import { replayCommand } from './replay.ts';
 import { runCommand } from './run.ts';
 import { statsCommand } from './stats.ts';
+import { topCommand } from './top.ts';
 
 const commands: Command[] = [
   devCommand,
@@ -16,6 +17,7 @@ const commands: Command[] = [
   migrateCommand,
   runCommand,
   statsCommand,
+  topCommand,
   checkCommand,
   replayCommand,
   deadlettersCommand,
