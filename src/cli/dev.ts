@@ -20,6 +20,7 @@ import {
 } from '../../dev/dev-state.ts';
 import type { SupervisorMessage, SupervisorOptions } from '../../dev/supervisor.ts';
 import { parseFlags, parsePort, type Command } from './command.ts';
+import { ProgressLine } from './progress.ts';
 
 const help = `Usage: winnow dev <up|down|status> [options]
 
@@ -191,16 +192,34 @@ async function up(opts: SupervisorOptions, json: boolean): Promise<number> {
   });
   await log.close();
 
+  // What it waits on, on stderr (stdout keeps its lines, or its one JSON object).
+  const progress = new ProgressLine({
+    tty: process.stderr.isTTY === true,
+    write: (s) => void process.stderr.write(s),
+  });
+  progress.start();
   const outcome = await new Promise<SupervisorMessage | { type: 'exit'; code: number | null }>((resolve) => {
     child.on('message', (msg: SupervisorMessage) => {
+      if (msg.type === 'activity') {
+        const { text, bytes, total } = msg;
+        progress.update(msg.task, {
+          text,
+          ...(bytes === undefined ? {} : { bytes }),
+          ...(total === undefined ? {} : { total }),
+        });
+        return;
+      }
       if (msg.type === 'progress') {
-        if (!json) process.stdout.write(`${msg.message}\n`);
+        if (msg.done) progress.done(msg.done);
+        // Above the progress line: cleared first, drawn again after.
+        progress.say(msg.message, json ? () => undefined : (l) => void process.stdout.write(l));
         return;
       }
       resolve(msg);
     });
     child.on('exit', (code) => resolve({ type: 'exit', code }));
   });
+  progress.stop();
   if (outcome.type === 'ready') {
     child.disconnect();
     child.unref();
