@@ -29,7 +29,8 @@ single-node Apache Kafka broker (KRaft, jars from Maven Central, needs Java 17+)
 for development, with no Docker. State, data and logs live in .winnow/ of the
 working directory.
 
-  up        start both servers (reuses them when already running) and return once ready
+  up        start both servers (reuses them when already running) and return once ready;
+            what it waits on (the Kafka jars' download: bytes of total, percent) is shown on stderr
   down      stop both servers; no process is left behind
   status    report whether they run, with their addresses
 
@@ -45,7 +46,8 @@ Options for all:
   --state-dir DIR            where state and logs are kept (default ./.winnow)
   --json                     print one JSON object instead of text
 
-Environment: WINNOW_CACHE_DIR  where the Kafka jars are cached (default ~/.cache/winnow)`;
+Environment: WINNOW_CACHE_DIR  where the Kafka jars are cached (default ~/.cache/winnow)
+             WINNOW_MAVEN_URL  a Maven repository to download them from (default Maven Central)`;
 
 const flags = {
   'clickhouse-http-port': { type: 'string' },

@@ -1,7 +1,7 @@
 /**
  * Progress of what a command waits on, on stderr: one line that updates in
  * place on a terminal, or plain lines at most every `intervalMs` otherwise
- * (logs and CI keep a few lines, not thousands; a wait shorter than that
+ * (logs and CI keep a few lines, not thousands; a wait shorter than 5 s
  * prints none). Tasks are keyed; each shows
  * its text, bytes of total and percent when known, and how long it has run.
  */
@@ -18,6 +18,8 @@ export interface ProgressOptions {
   now?: () => number;
   /** least time between two plain lines (not a terminal); default 2000 ms */
   intervalMs?: number;
+  /** plain lines: none before the first task has run this long (a quick start says nothing); default 5000 ms */
+  firstAfterMs?: number;
 }
 
 export function formatBytes(n: number): string {
@@ -44,8 +46,9 @@ export class ProgressLine {
   private readonly tasks = new Map<string, { status: TaskStatus; since: number }>();
   private readonly now: () => number;
   private readonly intervalMs: number;
-  /** plain lines: the first comes one interval after the start (a quick wait says nothing) */
-  private lastPlainAt: number;
+  private readonly firstAfterMs: number;
+  /** plain lines: when the last was printed (or when it may first be, less an interval) */
+  private lastPlainAt: number | undefined;
   /** what the terminal line shows now ('' when nothing) */
   private shown = '';
   private timer: NodeJS.Timeout | undefined;
@@ -53,7 +56,7 @@ export class ProgressLine {
   constructor(private readonly o: ProgressOptions) {
     this.now = o.now ?? Date.now;
     this.intervalMs = o.intervalMs ?? 2000;
-    this.lastPlainAt = this.now();
+    this.firstAfterMs = o.firstAfterMs ?? 5000;
   }
 
   /** The line of every running task. */
@@ -109,6 +112,7 @@ export class ProgressLine {
     }
     if (text === '') return;
     const t = this.now();
+    this.lastPlainAt ??= t + this.firstAfterMs - this.intervalMs;
     if (t - this.lastPlainAt < this.intervalMs) return;
     this.lastPlainAt = t;
     this.o.write(`${text}\n`);

@@ -57,10 +57,10 @@ describe.skipIf(!existsSync(path.join(M2, 'org', 'apache', 'kafka', 'kafka_2.13'
         if (!file.startsWith(M2 + path.sep)) return void res.writeHead(403).end();
         readFile(file).then(
           (body) => {
-            // A slow mirror: every jar takes 100 ms, so the download lasts some seconds.
+            // A slow mirror: every jar takes 150 ms, so the download lasts some seconds.
             setTimeout(
               () => res.writeHead(200, { 'content-length': body.length }).end(body),
-              rel.endsWith('.jar') ? 100 : 0,
+              rel.endsWith('.jar') ? 150 : 0,
             );
           },
           () => res.writeHead(404).end(),

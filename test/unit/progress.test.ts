@@ -19,21 +19,32 @@ describe('progress line', () => {
     expect(formatTask({ text: 'starting ClickHouse' }, 61_000)).toBe('starting ClickHouse, 61s');
   });
 
-  it('not a terminal: plain lines, the first after 2 s, then at most one every 2 s; finished tasks print at once', () => {
+  it('not a terminal: plain lines, the first after 5 s, then at most one every 2 s; finished tasks print at once', () => {
     const { p, out, advance } = fake(false);
     p.update('jars', { text: 'downloading', bytes: 0, total: 100 });
     p.update('ch', { text: 'starting ClickHouse' });
     for (let i = 1; i <= 10; i++) {
-      advance(500);
+      advance(1000);
       p.update('jars', { text: 'downloading', bytes: i * 10, total: 100 });
     }
     p.done('ch', 'ClickHouse ready');
     expect(out).toEqual([
-      'downloading 40 B of 100 B (40%), 2s | starting ClickHouse, 2s\n',
-      'downloading 80 B of 100 B (80%), 4s | starting ClickHouse, 4s\n',
+      'downloading 50 B of 100 B (50%), 5s | starting ClickHouse, 5s\n',
+      'downloading 70 B of 100 B (70%), 7s | starting ClickHouse, 7s\n',
+      'downloading 90 B of 100 B (90%), 9s | starting ClickHouse, 9s\n',
       'ClickHouse ready\n',
     ]);
     expect(out.join('')).not.toContain('\r');
+  });
+
+  it('not a terminal: a wait shorter than 5 s prints nothing', () => {
+    const { p, out, advance } = fake(false);
+    p.update('ch', { text: 'starting ClickHouse' });
+    advance(4_900);
+    p.update('ch', { text: 'starting ClickHouse' });
+    p.done('ch');
+    p.stop();
+    expect(out).toEqual([]);
   });
 
   it('on a terminal: one line rewritten in place, cleared for a message and when stopped', () => {
