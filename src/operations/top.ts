@@ -121,7 +121,7 @@ interface ReadyzBody {
 /** The daemon's state from its /readyz, when the holder's identity names its API; else what the lease says. */
 export async function pipelineHealth(db: Db, p: PipelineConfig): Promise<Health> {
   const { holder } = await new Lease(db, p.sink.database, p.name, { role: 'command' }).peek();
-  if (holder === null) return { state: 'no daemon', detail: 'no daemon holds the pipeline' };
+  if (holder === null) return { state: 'no daemon', detail: null };
   if (isCommandHolder(holder)) return { state: 'command', detail: `held by a command: ${holder}` };
   const api = /(?:^| )api=(\S+)/.exec(holder)?.[1];
   if (api) {
