@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: the cache's protocol (staging directory, marker, rename into place), Java's check and the Maven run that fills the cache share their paths and errors.
+ *
  * The jars of the local Kafka broker, fetched from Maven Central with Maven and
  * cached outside the repository, so only the first run downloads (~55 jars,
  * ~46 MB). A download counts as complete only when its marker file exists; the
@@ -14,6 +16,16 @@ import path from 'node:path';
 import { WinnowError } from '../src/errors.ts';
 import { silentLogger, type Logger } from '../src/log.ts';
 import { isAlive } from './process.ts';
+import {
+  KNOWN_JARS,
+  MAVEN_CENTRAL,
+  mavenUrl,
+  parseDownloaded,
+  renderSettings,
+  type DownloadProgress,
+} from './kafka-download.ts';
+
+export type { DownloadProgress } from './kafka-download.ts';
 
 /**
  * Apache Kafka 3.9.1 (org.apache.kafka:kafka_2.13:3.9.1): the newest line that
@@ -33,6 +45,8 @@ export interface EnsureKafkaJarsOptions {
   /** Kafka version; default KAFKA_VERSION. */
   version?: string;
   logger?: Logger;
+  /** called as jars arrive: bytes of the jars downloaded so far, of `total` when the version's size is known */
+  onProgress?: (p: DownloadProgress) => void;
 }
 
 export function defaultCacheDir(): string {
@@ -56,6 +70,7 @@ export async function ensureKafkaJars(opts: EnsureKafkaJarsOptions = {}): Promis
     throw new WinnowError('CONFIG_INVALID', `Kafka version "${version}" is not a version number`);
   }
   await checkJava();
+  const repo = mavenUrl();
 
   const jarsDir = kafkaJarsDir(opts.cacheDir ?? defaultCacheDir(), version);
   if (existsSync(path.join(jarsDir, COMPLETE_MARKER))) return jarsDir;
@@ -68,12 +83,25 @@ export async function ensureKafkaJars(opts: EnsureKafkaJarsOptions = {}): Promis
   try {
     const pom = path.join(staging, 'pom.xml');
     await writeFile(pom, renderPom(version));
+    const settings = repo === MAVEN_CENTRAL ? undefined : path.join(staging, 'settings.xml');
+    if (settings) await writeFile(settings, renderSettings(repo));
     const started = Date.now();
-    logger.info('downloading the Kafka broker jars from Maven Central (first run only)', { version, into: jarsDir });
-    await runMaven(pom, path.join(staging, 'jars'), logger);
+    logger.info('downloading the Kafka broker jars from Maven Central (first run only)', {
+      version,
+      into: jarsDir,
+      from: repo,
+    });
+    const known = KNOWN_JARS[version];
+    const total = known?.bytes;
+    const counted = known ? new Set(known.names.map((n) => `${n}.jar`)) : undefined;
+    const progress = opts.onProgress;
+    await runMaven(pom, path.join(staging, 'jars'), logger, settings, counted, (bytes, files) =>
+      progress?.({ bytes, total, files, from: repo }),
+    );
     const { count, bytes } = await checkJars(path.join(staging, 'jars'), version);
     await writeFile(path.join(staging, 'jars', COMPLETE_MARKER), `${new Date().toISOString()}\n`);
     await moveIntoPlace(path.join(staging, 'jars'), jarsDir);
+    progress?.({ bytes, total: bytes, files: count, from: repo, doneMs: Date.now() - started });
     logger.info('Kafka broker jars ready', {
       version,
       jars: count,
@@ -164,9 +192,17 @@ export function parseJavaMajor(versionOutput: string): number | undefined {
   return first === 1 && m[2] ? Number(m[2]) : first;
 }
 
-async function runMaven(pom: string, outDir: string, logger: Logger): Promise<void> {
+async function runMaven(
+  pom: string,
+  outDir: string,
+  logger: Logger,
+  settings: string | undefined,
+  counted: Set<string> | undefined,
+  onBytes: (bytes: number, files: number) => void,
+): Promise<void> {
   const args = [
     '-B', // batch mode: one line per downloaded file, no progress bars
+    ...(settings ? ['-s', settings] : []),
     '-f',
     pom,
     'dependency:copy-dependencies',
@@ -175,6 +211,9 @@ async function runMaven(pom: string, outDir: string, logger: Logger): Promise<vo
   ];
   let result: { code: number | null; output: string };
   let files = 0;
+  let jarBytes = 0;
+  let jars = 0;
+  onBytes(0, 0);
   const started = Date.now();
   const progress = setInterval(() => {
     logger.info('still downloading the Kafka broker jars', {
@@ -187,6 +226,12 @@ async function runMaven(pom: string, outDir: string, logger: Logger): Promise<vo
       const m = /^\[INFO\] ((Downloaded from|Copying) .*)/.exec(line);
       if (!m?.[1]) return;
       if (m[2] === 'Downloaded from') files++;
+      const d = parseDownloaded(line);
+      const name = d?.url.slice(d.url.lastIndexOf('/') + 1) ?? '';
+      if (d && name.endsWith('.jar') && (counted === undefined || counted.has(name))) {
+        jarBytes += d.bytes;
+        onBytes(jarBytes, ++jars);
+      }
       logger.debug('maven', { line: m[1] });
     });
   } catch (err) {
@@ -206,7 +251,7 @@ async function runMaven(pom: string, outDir: string, logger: Logger): Promise<vo
       'DOWNLOAD_FAILED',
       `Maven could not download the Kafka broker jars (exit code ${result.code}):\n${mavenErrors(result.output)}`,
       {
-        hint: 'check network access to https://repo.maven.apache.org (or a mirror in ~/.m2/settings.xml), then retry',
+        hint: `check network access to ${settings ? 'WINNOW_MAVEN_URL' : 'https://repo.maven.apache.org (or a mirror in ~/.m2/settings.xml, or set WINNOW_MAVEN_URL)'}, then retry`,
         retryable: true,
       },
     );

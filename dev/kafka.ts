@@ -39,7 +39,7 @@ import {
   type Layout,
   type Ports,
 } from './kafka-config.ts';
-import { ensureKafkaJars, KAFKA_VERSION } from './kafka-jars.ts';
+import { ensureKafkaJars, KAFKA_VERSION, type DownloadProgress } from './kafka-jars.ts';
 import {
   appendBanner,
   describeExit,
@@ -75,6 +75,8 @@ export interface EmbeddedKafkaOptions {
   readyTimeoutMs?: number;
   /** Milliseconds of clean shutdown after SIGTERM before SIGKILL; default 20000. */
   stopTimeoutMs?: number;
+  /** The jars' download, as it goes (first run only; see kafka-jars.ts). */
+  onDownload?: (p: DownloadProgress) => void;
   /** Root of winnow's download cache (see kafka-jars.ts). */
   cacheDir?: string;
   logger?: Logger;
@@ -136,7 +138,12 @@ export async function startEmbeddedKafka(opts: EmbeddedKafkaOptions): Promise<Ru
   await claimDataDir(layout);
   try {
     await assertRequestedPortsFree(requested, host);
-    const jarsDir = await ensureKafkaJars({ cacheDir: opts.cacheDir, version: KAFKA_VERSION, logger });
+    const jarsDir = await ensureKafkaJars({
+      cacheDir: opts.cacheDir,
+      version: KAFKA_VERSION,
+      logger,
+      ...(opts.onDownload ? { onProgress: opts.onDownload } : {}),
+    });
     await writeFile(layout.jaas, renderJaas(users), { mode: 0o600 });
     await chmod(layout.jaas, 0o600);
     await writeFile(layout.log4j, LOG4J_PROPERTIES);

@@ -25,7 +25,10 @@ export interface SupervisorOptions {
 }
 
 export type SupervisorMessage =
-  | { type: 'progress'; message: string }
+  /** a line of its own; `done` names the task it ends */
+  | { type: 'progress'; message: string; done?: string }
+  /** what is being waited on now (a task: kafka-jars, clickhouse, kafka), with bytes of total for a download */
+  | { type: 'activity'; task: string; text: string; bytes?: number; total?: number }
   | { type: 'ready'; state: DevState }
   /** message and hint are one line each; the full error is in the supervisor's log. */
   | { type: 'error'; message: string; hint?: string; code: string };
@@ -128,6 +131,8 @@ async function main(): Promise<void> {
   await preflight(opts);
   const started = Date.now();
   send({ type: 'progress', message: 'starting ClickHouse and Kafka' });
+  send({ type: 'activity', task: 'clickhouse', text: 'starting ClickHouse' });
+  send({ type: 'activity', task: 'kafka', text: 'starting Kafka' });
   const [ch, kf] = await Promise.allSettled([
     startEmbeddedClickHouse({
       dataDir: path.join(opts.dataDir, 'clickhouse'),
@@ -138,7 +143,11 @@ async function main(): Promise<void> {
       readyTimeoutMs: opts.readyTimeoutMs,
       logger,
     }).then((r) => {
-      send({ type: 'progress', message: `ClickHouse ${r.version} ready at ${r.url} (${Date.now() - started} ms)` });
+      send({
+        type: 'progress',
+        message: `ClickHouse ${r.version} ready at ${r.url} (${Date.now() - started} ms)`,
+        done: 'clickhouse',
+      });
       return r;
     }),
     startEmbeddedKafka({
@@ -149,10 +158,27 @@ async function main(): Promise<void> {
       saslPort: opts.kafkaSaslPort,
       readyTimeoutMs: opts.readyTimeoutMs,
       logger,
+      onDownload: (p) => {
+        if (p.doneMs !== undefined) {
+          const mb = (p.bytes / 1e6).toFixed(1);
+          const message = `Kafka jars downloaded: ${p.files} jars, ${mb} MB in ${(p.doneMs / 1000).toFixed(1)} s`;
+          send({ type: 'progress', message, done: 'kafka-jars' });
+          return;
+        }
+        const host = p.from.replace(/^https?:\/\/([^/]+).*$/, '$1');
+        send({
+          type: 'activity',
+          task: 'kafka-jars',
+          text: `downloading the Kafka jars from ${host} (first run only):`,
+          bytes: p.bytes,
+          ...(p.total === undefined ? {} : { total: p.total }),
+        });
+      },
     }).then((r) => {
       send({
         type: 'progress',
         message: `Kafka ${r.version} ready at ${r.brokers.join(',')} (${Date.now() - started} ms)`,
+        done: 'kafka',
       });
       return r;
     }),

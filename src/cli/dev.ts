@@ -20,6 +20,7 @@ import { embeddedClickHouseMissing } from '../../dev/clickhouse-child.ts';
 import { nodeScriptArgv } from '../../dev/process.ts';
 import type { SupervisorMessage, SupervisorOptions } from '../../dev/supervisor.ts';
 import { parseFlags, parsePort, type Command } from './command.ts';
+import { ProgressLine } from './progress.ts';
 
 const help = `Usage: winnow dev <up|down|status> [options]
 
@@ -28,7 +29,8 @@ single-node Apache Kafka broker (KRaft, jars from Maven Central, needs Java 17+)
 for development, with no Docker. State, data and logs live in .winnow/ of the
 working directory.
 
-  up        start both servers (reuses them when already running) and return once ready
+  up        start both servers (reuses them when already running) and return once ready;
+            what it waits on (the Kafka jars' download: bytes of total, percent) is shown on stderr
   down      stop both servers; no process is left behind
   status    report whether they run, with their addresses
 
@@ -44,7 +46,8 @@ Options for all:
   --state-dir DIR            where state and logs are kept (default ./.winnow)
   --json                     print one JSON object instead of text
 
-Environment: WINNOW_CACHE_DIR  where the Kafka jars are cached (default ~/.cache/winnow)`;
+Environment: WINNOW_CACHE_DIR  where the Kafka jars are cached (default ~/.cache/winnow)
+             WINNOW_MAVEN_URL  a Maven repository to download them from (default Maven Central)`;
 
 const flags = {
   'clickhouse-http-port': { type: 'string' },
@@ -194,16 +197,34 @@ async function up(opts: SupervisorOptions, json: boolean): Promise<number> {
   );
   await log.close();
 
+  // What it waits on, on stderr (stdout keeps its lines, or its one JSON object).
+  const progress = new ProgressLine({
+    tty: process.stderr.isTTY === true,
+    write: (s) => void process.stderr.write(s),
+  });
+  progress.start();
   const outcome = await new Promise<SupervisorMessage | { type: 'exit'; code: number | null }>((resolve) => {
     child.on('message', (msg: SupervisorMessage) => {
+      if (msg.type === 'activity') {
+        const { text, bytes, total } = msg;
+        progress.update(msg.task, {
+          text,
+          ...(bytes === undefined ? {} : { bytes }),
+          ...(total === undefined ? {} : { total }),
+        });
+        return;
+      }
       if (msg.type === 'progress') {
-        if (!json) process.stdout.write(`${msg.message}\n`);
+        if (msg.done) progress.done(msg.done);
+        // Above the progress line: cleared first, drawn again after.
+        progress.say(msg.message, json ? () => undefined : (l) => void process.stdout.write(l));
         return;
       }
       resolve(msg);
     });
     child.on('exit', (code) => resolve({ type: 'exit', code }));
   });
+  progress.stop();
   if (outcome.type === 'ready') {
     child.disconnect();
     child.unref();

@@ -41,6 +41,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./stats.ts')).statsCommand,
   },
   {
+    name: 'top',
+    summary: 'live view of the pipelines: rates, duplicates, lag, last slice, health',
+    load: async () => (await import('./top.ts')).topCommand,
+  },
+  {
     name: 'check',
     summary: "check and repair the pipelines' consistency (no duplicates, no gaps, counts that reconcile)",
     load: async () => (await import('./check.ts')).checkCommand,

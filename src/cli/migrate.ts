@@ -26,7 +26,8 @@ run twice, and from two hosts at once.
                columns) is refused with the difference, before anything changes.
                First a pre-flight (the checks of winnow config check, with the
                grants of the migrate role): when a check fails, each failure is
-               one line and nothing is created
+               one line and nothing is created. Each step is said as it runs: the
+               migration, each statement (object and kind) with its time, its total
   plan         how ClickHouse differs from the configuration, object by object
                (unchanged, differs, missing), and what up would do; exit 1 when
                up would refuse a change

@@ -201,6 +201,24 @@ export class Migrator {
     });
   }
 
+  /** Each migration's name as it starts and its time when it ends; its statements print themselves between. */
+  private announce(umzug: Umzug<MigrationContext>, opts: MigrateOptions): void {
+    let t0 = 0;
+    umzug.on('migrating', ({ name }) => {
+      t0 = Date.now();
+      opts.print(opts.dryRun ? `-- migration ${name}\n` : `  migration ${name}`);
+    });
+    umzug.on('reverting', ({ name }) => {
+      t0 = Date.now();
+      opts.print(opts.dryRun ? `-- revert ${name}\n` : `  revert ${name}`);
+    });
+    const finished = ({ name }: { name: string }): void => {
+      if (!opts.dryRun) opts.print(`  ${name} done (${Date.now() - t0} ms)`);
+    };
+    umzug.on('migrated', finished);
+    umzug.on('reverted', finished);
+  }
+
   private storage(dryRun: boolean): ClickHouseStorage {
     return new ClickHouseStorage(
       this.db,
@@ -238,7 +256,7 @@ export class Migrator {
           }
           const t0 = Date.now();
           await this.db.command(s.sql);
-          opts.print(`  ${s.title} (${Date.now() - t0} ms)`);
+          opts.print(`    ${s.title} (${Date.now() - t0} ms)`);
         }
       },
     };
@@ -282,6 +300,7 @@ export class Migrator {
       }
     }
     const umzug = this.umzug(this.context(opts, existing !== undefined), storage);
+    this.announce(umzug, opts);
     const done = await umzug.up(opts.to === undefined ? {} : { to: opts.to });
     const migrated = done.map((m) => m.name);
     if (!inPlace) return { migrations: migrated, changed: [] };
@@ -360,14 +379,14 @@ export class Migrator {
     const t0 = Date.now();
     if (s.kind === 'sql') {
       await this.db.command(s.sql);
-      opts.print(`  ${s.title} (${Date.now() - t0} ms)`);
+      opts.print(`    ${s.title} (${Date.now() - t0} ms)`);
       return;
     }
     const source = opts.source;
     if (s.kind === 'copy-group') {
       if (!source) {
         if (!s.again)
-          opts.print(`  consumer group ${s.to}: no Kafka access here; a new group starts at the earliest offset`);
+          opts.print(`    consumer group ${s.to}: no Kafka access here; a new group starts at the earliest offset`);
         return;
       }
       if (s.again && !carried.has(s.to)) return;
@@ -375,14 +394,14 @@ export class Migrator {
       if (n !== undefined) carried.add(s.to);
       opts.print(
         n === undefined
-          ? `  consumer group ${s.to}: has offsets already; left as it is`
-          : `  ${s.title} (${n} partitions)`,
+          ? `    consumer group ${s.to}: has offsets already; left as it is`
+          : `    ${s.title} (${n} partitions)`,
       );
       return;
     }
     if (!source) return;
     const n = await source.seedAtLatest(s.group, s.topics);
-    opts.print(`  ${s.title} (${n} partitions)`);
+    opts.print(`    ${s.title} (${n} partitions)`);
   }
 
   /** Pending migrations, every object against the configuration, and what up would change or refuse. */
@@ -424,7 +443,9 @@ export class Migrator {
   async down(opts: MigrateOptions): Promise<string[]> {
     const storage = this.storage(opts.dryRun);
     await this.assertNotAhead(storage);
-    const done = await this.umzug(this.context(opts, true), storage).down({ to: 0 });
+    const umzug = this.umzug(this.context(opts, true), storage);
+    this.announce(umzug, opts);
+    const done = await umzug.down({ to: 0 });
     return done.map((m) => m.name);
   }
 

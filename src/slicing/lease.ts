@@ -281,6 +281,20 @@ export class Lease {
     });
   }
 
+  /** Who holds the current term, read only (claims nothing): for views such as `winnow top`. */
+  peek(): Promise<{ holder: string | null; holderUntil: number }> {
+    return this.serial(async () => {
+      const now = this.now();
+      const h = Math.floor(now / this.termMs);
+      const v = await this.view(h, now);
+      if (v.legacy)
+        return { holder: `${v.legacy.owner} (a winnow older than lease protocol 2)`, holderUntil: v.legacy.until };
+      const holder = v.terms.get(h)?.owner ?? null;
+      const next = v.terms.get(h + 1);
+      return { holder, holderUntil: holder === null ? 0 : (next?.owner === holder ? h + 2 : h + 1) * this.termMs };
+    });
+  }
+
   /** When this process should next claim, as the holder: the next term, a fifth of an epoch into the current one. */
   renewalDueAt(now: number): number {
     const h = Math.floor(now / this.termMs);

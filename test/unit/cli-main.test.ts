@@ -43,6 +43,7 @@ describe('winnow command table', () => {
       'migrate',
       'run',
       'stats',
+      'top',
       'check',
       'replay',
       'deadletters',
