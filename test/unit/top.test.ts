@@ -47,6 +47,7 @@ describe('winnow top: rows and frames', () => {
       logEnd: null,
       consumerOffset: null,
       lag,
+      lagSeconds: null,
     });
     const lastSlice = {
       sliceId: 's',
