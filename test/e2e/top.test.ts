@@ -94,20 +94,27 @@ describe('winnow top', () => {
     const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
     const rows = (): string[] => out.split('\n').filter((l) => l.startsWith(name));
     try {
+      // Traffic flows until a frame has shown the rates (on a busy machine staging and slices can trail the
+      // producer by seconds, so a fixed burst may end before one frame sees events in, inserted and dropped).
+      let seen = false;
       const traffic = (async () => {
-        for (let k = 0; k < 8; k++) {
+        for (let k = 0; k < 120 && !seen; k++) {
           await send(100, 4);
           await new Promise((r) => setTimeout(r, 500));
         }
       })();
       // A frame a second; while events arrive, some frame shows events in and inserted per second.
-      await waitFor(
-        () => Promise.resolve(rows()),
-        (rs) => rs.some((l) => /^\S+ +processing +[1-9][\d.]* +[1-9][\d.]* +[1-9][\d.]* /.test(l)),
-        30_000,
-        'a frame with rates',
-      );
-      await traffic;
+      try {
+        await waitFor(
+          () => Promise.resolve(rows()),
+          (rs) => rs.some((l) => /^\S+ +processing +[1-9][\d.]* +[1-9][\d.]* +[1-9][\d.]* /.test(l)),
+          60_000,
+          'a frame with rates',
+        );
+      } finally {
+        seen = true;
+        await traffic;
+      }
       expect(rows().length).toBeGreaterThan(2);
       // Not a terminal: no escape sequences, one block per refresh.
       expect(out).not.toContain('\x1b');
