@@ -28,15 +28,39 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const COMPILED = path.join(root, 'bin', 'winnow.mjs');
 const SOURCE = path.join(root, 'scripts', 'winnow-src.mjs');
 
-const { values } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '10' },
-    clickhouse: { type: 'string' },
-    brokers: { type: 'string' },
-    config: { type: 'string' },
-    source: { type: 'boolean', default: false },
-  },
-});
+const USAGE = `usage: npm run startup-time -- [--runs 10] [--clickhouse URL] [--brokers host:port] [--config FILE] [--source]
+
+Times the compiled winnow (rebuilt first) from spawn to exit: --help, stats --help, config check --offline and
+stats, each --runs times; prints median and max next to the targets (--help < 300 ms, stats < 1 s).
+  --runs N           runs per command (10)
+  --clickhouse URL   ClickHouse for stats ($WINNOW_TEST_CLICKHOUSE_URL, else http://127.0.0.1:8123)
+  --brokers LIST     Kafka brokers for stats' own pipeline ($WINNOW_TEST_KAFKA_BROKERS, else 127.0.0.1:9092)
+  --config FILE      time stats on this migrated pipeline instead of one of its own
+  --source           also time the TypeScript sources run through tsx
+`;
+
+function parseOptions() {
+  try {
+    return parseArgs({
+      options: {
+        runs: { type: 'string', default: '10' },
+        clickhouse: { type: 'string' },
+        brokers: { type: 'string' },
+        config: { type: 'string' },
+        source: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`startup-time: ${(err as Error).message} (--help lists the options)\n`);
+    process.exit(2);
+  }
+}
+const { values } = parseOptions();
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 const runs = Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1) {
   process.stderr.write(`startup-time: --runs must be a whole number >= 1, got "${values.runs}"\n`);
