@@ -5,6 +5,7 @@
  */
 import type { Ctx } from '../context.ts';
 import { fmtInt, median } from '../context.ts';
+import { ROCKSDB_TUNED_TABLE } from '../servers.ts';
 
 export interface Layout {
   name: string;
@@ -82,6 +83,13 @@ function variants(d: string, n: number, windowMs: number): Variant[] {
       lookup: `SELECT count() FROM ${d}.seen_rocksc WHERE event_id IN (SELECT event_id FROM ${d}.slice) AND ${recent}`,
     },
     {
+      name: 'EmbeddedRocksDB, bloom filter + 256 MB block cache, compacted',
+      create: `CREATE TABLE ${d}.${ROCKSDB_TUNED_TABLE} (event_id UUID, __t DateTime64(3, 'UTC')) ENGINE = EmbeddedRocksDB PRIMARY KEY event_id`,
+      fill: `INSERT INTO ${d}.${ROCKSDB_TUNED_TABLE} SELECT ${key('number')}, ${t} FROM numbers(${n})`,
+      after: `OPTIMIZE TABLE ${d}.${ROCKSDB_TUNED_TABLE}`,
+      lookup: `SELECT count() FROM ${d}.${ROCKSDB_TUNED_TABLE} WHERE event_id IN (SELECT event_id FROM ${d}.slice) AND ${recent}`,
+    },
+    {
       name: 'Join engine (key -> __t, in memory)',
       maxKeys: 40_000_000,
       create: `CREATE TABLE ${d}.seen_join (event_id UUID, __t DateTime64(3, 'UTC')) ENGINE = Join(ANY, LEFT, event_id) SETTINGS join_any_take_last_row = 1`,
@@ -141,6 +149,14 @@ export async function seenLayouts(ctx: Ctx): Promise<LeversResult> {
         `SELECT count() AS n FROM system.parts WHERE database = {d:String} AND table = {t:String} AND active`,
         { d, t: table.split('.')[1] ?? '' },
       );
+      if (v.create.includes('EmbeddedRocksDB')) {
+        // Whether the bloom filter answered lookups (0 without a filter policy).
+        const useful = await db.rows<{ v: string }>(
+          `SELECT toString(sum(value)) AS v FROM system.rocksdb WHERE database = {d:String} AND table = {t:String} AND name = 'rocksdb.bloom.filter.useful'`,
+          { d, t: table.split('.')[1] ?? '' },
+        );
+        ctx.log(`levers: ${v.name}: bloom filter useful ${useful[0]?.v ?? '?'} times`);
+      }
       const l: Layout = {
         name: v.name,
         fillSeconds,
