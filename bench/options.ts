@@ -56,7 +56,8 @@ Phases:
   --live-probe-seconds S  length of each step                          (default 15; quick 4)
   --live-seconds S        how long the best step must then be sustained (default 120; quick 20)
   --state-sizes LIST      seen keys the per-slice cost is measured at  (default 1000000,10000000,100000000;
-                                                                        quick 1000000,5000000)
+                                                                        quick 1000000,5000000); 1000000000 is opt-in
+                          (about 10 minutes of filling and 30 GB of disk; with --window 604800000 (7 days) the keys spread over 7 days)
   --slice-rows N          rows of each measured slice                  (default 100000)
   --dedup-seen N          seen keys for the dedup-stage throughput     (default 20000000; quick 5000000)
   --dedup-rows N          staged rows the dedup stage turns into final rows (default 2000000; quick 300000)

@@ -389,14 +389,16 @@ export function render(r: BenchResult): string {
 function renderLevers(l: LeversResult): string[] {
   return table(
     `Seen-keys layouts: lookup of a ${fmtInt(l.sliceKeys)}-key slice against ${fmtInt(l.seenKeys)} keys`,
-    ['layout', 'fill', 'lookup', 'rows read', 'CH memory', 'size', 'found'],
+    ['layout', 'fill', 'lookup', 'rows read', 'parts', 'CH memory', 'size', 'bytes/key', 'found'],
     l.layouts.map((x) => [
       x.name,
       `${x.fillSeconds.toFixed(1)} s`,
       ms(x.lookupMsMedian),
       fmtInt(x.readRows),
+      String(x.parts),
       mb(x.memory),
       mb(x.bytes),
+      (x.bytes / l.seenKeys).toFixed(1),
       fmtInt(x.found),
     ]),
   );

@@ -12,6 +12,16 @@ import { startEmbeddedClickHouse, type RunningClickHouse } from '../dev/clickhou
 import { startEmbeddedKafka, type RunningKafka } from '../dev/kafka.ts';
 import { connect, type Db } from '../src/clickhouse/client.ts';
 
+/**
+ * RocksDB options of the levers phase's tuned EmbeddedRocksDB table only (by its name): a bloom
+ * filter of 10 bits a key (a new key is answered without reading a block) and a 256 MB block cache.
+ */
+export const ROCKSDB_TUNED_TABLE = 'seen_rocks_tuned';
+const ROCKSDB_TUNED = `  <rocksdb><tables><table><name>${ROCKSDB_TUNED_TABLE}</name><column_family_options>
+    <block_based_table_factory>{filter_policy=bloomfilter:10:false;block_cache=268435456;cache_index_and_filter_blocks=false}</block_based_table_factory>
+  </column_family_options></table></tables></rocksdb>
+`;
+
 export interface BenchServers {
   dir: string;
   clickhouse: RunningClickHouse;
@@ -34,6 +44,7 @@ export async function startServers(opts: { keep: boolean; log: (line: string) =>
       logFile: path.join(dir, 'clickhouse.log'),
       httpPort: 0,
       tcpPort: 0,
+      extraConfig: ROCKSDB_TUNED,
     }),
     startEmbeddedKafka({
       dataDir: path.join(dir, 'kafka'),

@@ -29,9 +29,14 @@ function xmlText(s: string): string {
  * keeps users in users.xml only (no SQL-driven CREATE USER or GRANT), so a
  * restricted user's grants are listed there too.
  */
-export async function writeUsersConfig(dataDir: string, users: ClickHouseUser[]): Promise<string | undefined> {
+export async function writeUsersConfig(
+  dataDir: string,
+  users: ClickHouseUser[],
+  /** more server configuration (XML inside <clickhouse>), e.g. the benchmark's <rocksdb> options */
+  extraConfig = '',
+): Promise<string | undefined> {
   const dir = path.join(dataDir, 'winnow');
-  if (users.length === 0) {
+  if (users.length === 0 && extraConfig === '') {
     await rm(dir, { recursive: true, force: true });
     return undefined;
   }
@@ -72,7 +77,7 @@ export async function writeUsersConfig(dataDir: string, users: ClickHouseUser[])
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await writeFile(path.join(dir, 'users.xml'), usersXml, { mode: 0o600 });
   const configFile = path.join(dir, 'config.xml');
-  await writeFile(configFile, '<clickhouse>\n  <users_config>users.xml</users_config>\n</clickhouse>\n', {
+  await writeFile(configFile, `<clickhouse>\n  <users_config>users.xml</users_config>\n${extraConfig}</clickhouse>\n`, {
     mode: 0o600,
   });
   return configFile;

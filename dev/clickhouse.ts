@@ -35,6 +35,8 @@ export interface EmbeddedClickHouseOptions {
   logFile?: string;
   /** Extra users with passwords, optionally with only some grants (in a generated users.xml); `default` has none. */
   users?: ClickHouseUser[];
+  /** More server configuration, XML inside <clickhouse> (the benchmark's <rocksdb> options). */
+  extraConfig?: string;
   /** How long to wait for /ping to answer, in ms. Default 60000. */
   readyTimeoutMs?: number;
   /** How long stop() waits after closing stdin before SIGKILL, in ms. Default 15000. */
@@ -81,7 +83,7 @@ export async function startEmbeddedClickHouse(opts: EmbeddedClickHouseOptions): 
   await mkdir(dataDir, { recursive: true });
   await mkdir(path.dirname(logFile), { recursive: true });
   await assertDataDirFree(dataDir);
-  const configFile = await writeUsersConfig(dataDir, opts.users ?? []);
+  const configFile = await writeUsersConfig(dataDir, opts.users ?? [], opts.extraConfig);
 
   for (let attempt = 1; ; attempt++) {
     const httpPort = wantHttp === 0 ? await freePort(host) : wantHttp;

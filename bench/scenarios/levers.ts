@@ -5,6 +5,7 @@
  */
 import type { Ctx } from '../context.ts';
 import { fmtInt, median } from '../context.ts';
+import { ROCKSDB_TUNED_TABLE } from '../servers.ts';
 
 export interface Layout {
   name: string;
@@ -14,6 +15,8 @@ export interface Layout {
   memory: number;
   bytes: number;
   found: number;
+  /** active parts after the fill (a probe is per part) */
+  parts: number;
 }
 
 export interface LeversResult {
@@ -46,11 +49,26 @@ function variants(d: string, n: number, windowMs: number): Variant[] {
     fill: `INSERT INTO ${d}.seen_g${g} SELECT ${key('number')}, ${t}, 'prefill' FROM numbers(${n})`,
     lookup: `SELECT count() FROM ${d}.seen_g${g} WHERE event_id IN (SELECT event_id FROM ${d}.slice) AND ${recent}`,
   });
+  // Ordered by the key hash (what a slice probes), small granules and compression blocks, so a
+  // probe reads one small granule; the IN set is analysed against the primary index.
+  const byHash = (g: number): Variant => ({
+    name: `MergeTree ORDER BY __h, index_granularity=${g}`,
+    create: `CREATE TABLE ${d}.seen_h${g} (event_id UUID, __t DateTime64(3, 'UTC'), __slice LowCardinality(String),
+      __h UInt64 MATERIALIZED sipHash64(event_id)) ENGINE = MergeTree
+      PARTITION BY toStartOfInterval(__t, INTERVAL 3600 SECOND) ORDER BY __h
+      SETTINGS index_granularity = ${g}, min_compress_block_size = ${g * 8}, max_compress_block_size = ${g * 64}`,
+    fill: `INSERT INTO ${d}.seen_h${g} (event_id, __t, __slice) SELECT ${key('number')}, ${t}, 'prefill' FROM numbers(${n})`,
+    lookup: `SELECT count() FROM ${d}.seen_h${g} PREWHERE __h IN (SELECT sipHash64(event_id) FROM ${d}.slice)
+      WHERE event_id IN (SELECT event_id FROM ${d}.slice) AND ${recent} SETTINGS use_index_for_in_with_subqueries = 1`,
+  });
   return [
     mergeTree(8192),
     mergeTree(1024),
     mergeTree(256),
     mergeTree(64),
+    byHash(1024),
+    byHash(256),
+    byHash(64),
     {
       name: 'EmbeddedRocksDB (key -> __t)',
       create: `CREATE TABLE ${d}.seen_rocks (event_id UUID, __t DateTime64(3, 'UTC')) ENGINE = EmbeddedRocksDB PRIMARY KEY event_id`,
@@ -63,6 +81,13 @@ function variants(d: string, n: number, windowMs: number): Variant[] {
       fill: `INSERT INTO ${d}.seen_rocksc SELECT ${key('number')}, ${t} FROM numbers(${n})`,
       after: `OPTIMIZE TABLE ${d}.seen_rocksc`,
       lookup: `SELECT count() FROM ${d}.seen_rocksc WHERE event_id IN (SELECT event_id FROM ${d}.slice) AND ${recent}`,
+    },
+    {
+      name: 'EmbeddedRocksDB, bloom filter + 256 MB block cache, compacted',
+      create: `CREATE TABLE ${d}.${ROCKSDB_TUNED_TABLE} (event_id UUID, __t DateTime64(3, 'UTC')) ENGINE = EmbeddedRocksDB PRIMARY KEY event_id`,
+      fill: `INSERT INTO ${d}.${ROCKSDB_TUNED_TABLE} SELECT ${key('number')}, ${t} FROM numbers(${n})`,
+      after: `OPTIMIZE TABLE ${d}.${ROCKSDB_TUNED_TABLE}`,
+      lookup: `SELECT count() FROM ${d}.${ROCKSDB_TUNED_TABLE} WHERE event_id IN (SELECT event_id FROM ${d}.slice) AND ${recent}`,
     },
     {
       name: 'Join engine (key -> __t, in memory)',
@@ -120,6 +145,18 @@ export async function seenLayouts(ctx: Ctx): Promise<LeversResult> {
           t: table.split('.')[1] ?? '',
         },
       );
+      const parts = await db.rows<{ n: string }>(
+        `SELECT count() AS n FROM system.parts WHERE database = {d:String} AND table = {t:String} AND active`,
+        { d, t: table.split('.')[1] ?? '' },
+      );
+      if (v.create.includes('EmbeddedRocksDB')) {
+        // Whether the bloom filter answered lookups (0 without a filter policy).
+        const useful = await db.rows<{ v: string }>(
+          `SELECT toString(sum(value)) AS v FROM system.rocksdb WHERE database = {d:String} AND table = {t:String} AND name = 'rocksdb.bloom.filter.useful'`,
+          { d, t: table.split('.')[1] ?? '' },
+        );
+        ctx.log(`levers: ${v.name}: bloom filter useful ${useful[0]?.v ?? '?'} times`);
+      }
       const l: Layout = {
         name: v.name,
         fillSeconds,
@@ -128,10 +165,11 @@ export async function seenLayouts(ctx: Ctx): Promise<LeversResult> {
         memory: median(runs.map((r) => r.memory)),
         bytes: Number(size[0]?.b ?? NaN),
         found: Number(found[0]?.c ?? 0),
+        parts: Number(parts[0]?.n ?? 0),
       };
       layouts.push(l);
       ctx.log(
-        `levers: ${v.name}: lookup ${l.lookupMsMedian.toFixed(0)} ms, read ${fmtInt(l.readRows)} rows, found ${fmtInt(l.found)}`,
+        `levers: ${v.name}: lookup ${l.lookupMsMedian.toFixed(0)} ms, read ${fmtInt(l.readRows)} rows (${l.parts} parts), found ${fmtInt(l.found)}`,
       );
     } catch (err) {
       ctx.log(`levers: ${v.name} failed: ${err instanceof Error ? err.message : String(err)}`);
