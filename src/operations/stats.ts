@@ -4,7 +4,8 @@ import { qualified, type ParamSql } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import type { PartitionOffsets } from '../kafka/offsets.ts';
 import { objectNames } from '../provisioning/objects.ts';
-import { Checkpoints } from '../slicing/checkpoints.ts';
+import { Checkpoints, type NextOffset } from '../slicing/checkpoints.ts';
+import { aboveWatermarks } from '../slicing/slice.ts';
 import { deadLetterCounts } from './deadletters.ts';
 import { byTopicPartition } from '../kafka/partitions.ts';
 
@@ -75,26 +76,13 @@ export async function pendingRows(db: Db, p: PipelineConfig): Promise<number> {
 }
 
 /** Per partition, the Kafka timestamp of the oldest staged message at or above the next slice's offset. */
-export function oldestPendingSql(
-  p: PipelineConfig,
-  next: { topic: string; partition: number; offset: number }[],
-): ParamSql {
+export function oldestPendingSql(p: PipelineConfig, next: NextOffset[]): ParamSql {
   const n = objectNames(p);
-  const params: Record<string, unknown> = {};
-  const known = next.map((w, i) => {
-    params[`wt${i}`] = w.topic;
-    params[`wp${i}`] = w.partition;
-    params[`wo${i}`] = w.offset;
-    return `(_topic = {wt${i}:String} AND _partition = {wp${i}:UInt32} AND _offset >= {wo${i}:UInt64})`;
-  });
-  const unknown =
-    next.length === 0
-      ? '1'
-      : `(_topic, _partition) NOT IN (${next.map((_w, i) => `({wt${i}:String}, {wp${i}:UInt32})`).join(', ')})`;
+  const { where, params } = aboveWatermarks(next);
   return {
     sql: `SELECT _topic AS topic, _partition AS partition, toUnixTimestamp64Milli(min(_timestamp_ms)) AS oldest
 FROM ${qualified(n.database, n.staging)}
-WHERE ${[...known, unknown].join(' OR ')}
+WHERE ${where}
 GROUP BY topic, partition`,
     params,
   };

@@ -145,11 +145,10 @@ export async function countKept(db: Db, p: PipelineConfig, sliceId: string, rang
 }
 
 /**
- * Highest staged offset per partition above the watermarks. A partition
- * absent from `next` starts at offset 0.
+ * The staged rows at or above the watermarks: per partition of `next` from its offset on, and every partition
+ * absent from `next` from offset 0. Shared by the slice plan and the stats' lag in seconds.
  */
-export function stagedHeadsSql(p: PipelineConfig, next: NextOffset[]): ParamSql {
-  const n = objectNames(p);
+export function aboveWatermarks(next: readonly NextOffset[]): { where: string; params: Record<string, unknown> } {
   const params: Record<string, unknown> = {};
   const known = next.map((w, i) => {
     params[`wt${i}`] = w.topic;
@@ -161,7 +160,16 @@ export function stagedHeadsSql(p: PipelineConfig, next: NextOffset[]): ParamSql 
     next.length === 0
       ? '1'
       : `(\`_topic\`, \`_partition\`) NOT IN (${next.map((_w, i) => `({wt${i}:String}, {wp${i}:UInt32})`).join(', ')})`;
-  const where = [...known, unknown].join('\n   OR ');
+  return { where: [...known, unknown].join('\n   OR '), params };
+}
+
+/**
+ * Highest staged offset per partition above the watermarks. A partition
+ * absent from `next` starts at offset 0.
+ */
+export function stagedHeadsSql(p: PipelineConfig, next: NextOffset[]): ParamSql {
+  const n = objectNames(p);
+  const { where, params } = aboveWatermarks(next);
   return {
     sql: `SELECT \`_topic\` AS topic, \`_partition\` AS partition, min(\`_offset\`) AS low, max(\`_offset\`) AS high
 FROM ${qualified(n.database, n.staging)}
