@@ -160,7 +160,7 @@ export async function seenLayouts(ctx: Ctx): Promise<LeversResult> {
       Number(
         (
           await db.rows<{ v: string }>(
-            `SELECT toString(sum(value)) AS v FROM system.rocksdb WHERE database = {d:String} AND table = {t:String} AND name = 'rocksdb.bloom.filter.useful'`,
+            `SELECT toString(sum(value)) AS v FROM system.rocksdb WHERE database = {d:String} AND table = {t:String} AND name = 'bloom.filter.useful'`,
             { d, t: name },
           )
         )[0]?.v ?? NaN,
@@ -191,6 +191,14 @@ export async function seenLayouts(ctx: Ctx): Promise<LeversResult> {
           runs.push({ ms: performance.now() - t1, readRows: s.readRows, memory: s.memoryBytes });
         }
         const useful = rocks ? (await bloomUseful()) - useful0 : undefined;
+        if (rocks) {
+          const stats = await db.rows<{ s: string }>(
+            `SELECT arrayStringConcat(groupArray(concat(name, '=', toString(value))), ' ') AS s FROM system.rocksdb
+             WHERE database = {d:String} AND table = {t:String} AND value > 0 AND match(name, 'bloom|filter|multiget|block.cache.(hit|miss)')`,
+            { d, t: name },
+          );
+          ctx.log(`levers: ${q.name}: rocksdb statistics ${stats[0]?.s ?? ''}`);
+        }
         const found = await db.rows<{ c: string }>(q.lookup.replace('SELECT count()', 'SELECT count() AS c'));
         const rss1 = await rssBytes(servers.clickhouse.pid);
         const l: Layout = {
