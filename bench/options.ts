@@ -22,6 +22,8 @@ export interface Options {
   dedupRows: number;
   mapKeys: number[];
   leversSeen: number;
+  /** names of the levers layouts to run (substrings, any case); empty: all */
+  leversLayouts: string[];
   checkSizes: number[];
   checkFullMax: number;
   checkTraffic: number;
@@ -68,6 +70,8 @@ Phases:
   --check-full-max N      largest size that also gets a full check      (default 10000000)
   --check-traffic N       rows processed between two checks             (default 600000 = 1 min at 10k/s; quick 100000)
   --levers-seen N         seen keys of the lever comparison (--only levers) (default 20000000; quick 2000000)
+  --levers-layouts LIST   only the layouts whose names contain one of these comma-separated words, e.g. rocksdb
+                          (default: all)
 Levers (winnow settings under test; default: winnow's own):
   --max-slice-rows N      schedule.maxSliceRows                        (default 1000000)
   --tick-ms N             controller tick: wait when nothing is staged (default 1000)
@@ -128,6 +132,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
       'dedup-rows': s,
       'map-keys': s,
       'levers-seen': s,
+      'levers-layouts': s,
       'check-sizes': s,
       'check-full-max': s,
       'check-traffic': s,
@@ -169,6 +174,10 @@ export function parseOptions(argv: string[]): Options | 'help' {
     dedupRows: num('dedup-rows', values['dedup-rows'], q ? 300_000 : 2 * M, 3),
     mapKeys: list('map-keys', values['map-keys'], q ? [1_200_000] : [1_200_000, 12_000_000]),
     leversSeen: num('levers-seen', values['levers-seen'], q ? 2 * M : 20 * M, 1),
+    leversLayouts: (values['levers-layouts'] ?? '')
+      .split(',')
+      .map((x) => x.trim())
+      .filter((x) => x !== ''),
     checkSizes: list('check-sizes', values['check-sizes'], q ? [500_000] : [M, 10 * M]).sort((a, b) => a - b),
     checkFullMax: num('check-full-max', values['check-full-max'], 10 * M, 0),
     checkTraffic: num('check-traffic', values['check-traffic'], q ? 100_000 : 600_000, 3),

@@ -389,7 +389,20 @@ export function render(r: BenchResult): string {
 function renderLevers(l: LeversResult): string[] {
   return table(
     `Seen-keys layouts: lookup of a ${fmtInt(l.sliceKeys)}-key slice against ${fmtInt(l.seenKeys)} keys`,
-    ['layout', 'fill', 'lookup', 'rows read', 'parts', 'CH memory', 'size', 'bytes/key', 'found'],
+    [
+      'layout',
+      'fill',
+      'lookup',
+      'rows read',
+      'parts',
+      'CH memory',
+      'size',
+      'bytes/key',
+      'disk/key',
+      'RSS +',
+      'bloom useful',
+      'found',
+    ],
     l.layouts.map((x) => [
       x.name,
       `${x.fillSeconds.toFixed(1)} s`,
@@ -399,6 +412,9 @@ function renderLevers(l: LeversResult): string[] {
       mb(x.memory),
       mb(x.bytes),
       (x.bytes / l.seenKeys).toFixed(1),
+      x.diskBytes === undefined ? '-' : (x.diskBytes / l.seenKeys).toFixed(1),
+      mb(x.rssGrowth),
+      x.bloomUseful === undefined ? '-' : fmtInt(x.bloomUseful),
       fmtInt(x.found),
     ]),
   );

@@ -13,13 +13,23 @@ import { startEmbeddedKafka, type RunningKafka } from '../dev/kafka.ts';
 import { connect, type Db } from '../src/clickhouse/client.ts';
 
 /**
- * RocksDB options of the levers phase's tuned EmbeddedRocksDB table only (by its name): a bloom
- * filter of 10 bits a key (a new key is answered without reading a block) and a 256 MB block cache.
+ * RocksDB options of the levers phase's tuned EmbeddedRocksDB tables only (by name): a bloom filter
+ * of 10 bits a key (an absent key is answered without reading a data block) and a 256 MB block cache.
+ * ClickHouse (StorageEmbeddedRocksDB::initDB) reads `<rocksdb>` and `<rocksdb><tables><table>` keys
+ * `options`, `column_family_options` and `block_based_table_options`, then always installs
+ * NewBlockBasedTableFactory(block_based_table_options): a `block_based_table_factory={...}` given in
+ * `column_family_options` is overwritten, so the filter must be in `block_based_table_options`.
+ * Bulk inserts (the table setting optimize_for_bulk_insert, on by default) write SST files with
+ * default rocksdb::Options, without a filter; only files written by a flush or a compaction have one.
  */
-export const ROCKSDB_TUNED_TABLE = 'seen_rocks_tuned';
-const ROCKSDB_TUNED = `  <rocksdb><tables><table><name>${ROCKSDB_TUNED_TABLE}</name><column_family_options>
-    <block_based_table_factory>{filter_policy=bloomfilter:10:false;block_cache=268435456;cache_index_and_filter_blocks=false}</block_based_table_factory>
-  </column_family_options></table></tables></rocksdb>
+export const ROCKSDB_TUNED_TABLES = ['seen_rocks_tuned', 'seen_rocks_tuned_filled', 'seen_rocks_tuned_rows'] as const;
+const ROCKSDB_TUNED = `  <rocksdb><tables>
+${ROCKSDB_TUNED_TABLES.map(
+  (name) => `    <table><name>${name}</name><block_based_table_options>
+      <filter_policy>bloomfilter:10:false</filter_policy><block_cache>268435456</block_cache>
+    </block_based_table_options></table>`,
+).join('\n')}
+  </tables></rocksdb>
 `;
 
 export interface BenchServers {

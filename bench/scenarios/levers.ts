@@ -5,7 +5,9 @@
  */
 import type { Ctx } from '../context.ts';
 import { fmtInt, median } from '../context.ts';
-import { ROCKSDB_TUNED_TABLE } from '../servers.ts';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { ROCKSDB_TUNED_TABLES } from '../servers.ts';
 
 export interface Layout {
   name: string;
@@ -17,6 +19,12 @@ export interface Layout {
   found: number;
   /** active parts after the fill (a probe is per part) */
   parts: number;
+  /** bytes of the table's data directory (EmbeddedRocksDB: SST files, filters, WAL) */
+  diskBytes?: number;
+  /** growth of the server's resident memory from before the create to after the lookups */
+  rssGrowth?: number;
+  /** EmbeddedRocksDB: lookups the bloom filter answered (system.rocksdb, during the timed lookups) */
+  bloomUseful?: number;
 }
 
 export interface LeversResult {
@@ -37,6 +45,8 @@ interface Variant {
   /** run after the fill, untimed (compaction) */
   after?: string;
   lookup: string;
+  /** more ways to ask the same question of the same table (each its own row) */
+  more?: { name: string; lookup: string }[];
 }
 
 function variants(d: string, n: number, windowMs: number): Variant[] {
@@ -61,6 +71,24 @@ function variants(d: string, n: number, windowMs: number): Variant[] {
     lookup: `SELECT count() FROM ${d}.seen_h${g} PREWHERE __h IN (SELECT sipHash64(event_id) FROM ${d}.slice)
       WHERE event_id IN (SELECT event_id FROM ${d}.slice) AND ${recent} SETTINGS use_index_for_in_with_subqueries = 1`,
   });
+  function rocksTuned(table: string, what: string, settings: string, compact: boolean): Variant {
+    const v: Variant = {
+      name: `EmbeddedRocksDB, bloom filter + 256 MB block cache, ${what}`,
+      create: `CREATE TABLE ${d}.${table} (event_id UUID, __t DateTime64(3, 'UTC')) ENGINE = EmbeddedRocksDB PRIMARY KEY event_id${settings}`,
+      fill: `INSERT INTO ${d}.${table} SELECT ${key('number')}, ${t} FROM numbers(${n})`,
+      lookup: `SELECT count() FROM ${d}.${table} WHERE event_id IN (SELECT event_id FROM ${d}.slice) AND ${recent}`,
+      more: [
+        {
+          // The slice streams into the table's getByKeys: one MultiGet per block, no key set built.
+          name: 'direct join',
+          lookup: `SELECT count() FROM ${d}.slice AS s INNER JOIN ${d}.${table} AS r ON s.event_id = r.event_id
+            WHERE r.__t > now64(3) - toIntervalMillisecond(${windowMs}) SETTINGS join_algorithm = 'direct'`,
+        },
+      ],
+    };
+    if (compact) v.after = `OPTIMIZE TABLE ${d}.${table}`;
+    return v;
+  }
   return [
     mergeTree(8192),
     mergeTree(1024),
@@ -82,13 +110,12 @@ function variants(d: string, n: number, windowMs: number): Variant[] {
       after: `OPTIMIZE TABLE ${d}.seen_rocksc`,
       lookup: `SELECT count() FROM ${d}.seen_rocksc WHERE event_id IN (SELECT event_id FROM ${d}.slice) AND ${recent}`,
     },
-    {
-      name: 'EmbeddedRocksDB, bloom filter + 256 MB block cache, compacted',
-      create: `CREATE TABLE ${d}.${ROCKSDB_TUNED_TABLE} (event_id UUID, __t DateTime64(3, 'UTC')) ENGINE = EmbeddedRocksDB PRIMARY KEY event_id`,
-      fill: `INSERT INTO ${d}.${ROCKSDB_TUNED_TABLE} SELECT ${key('number')}, ${t} FROM numbers(${n})`,
-      after: `OPTIMIZE TABLE ${d}.${ROCKSDB_TUNED_TABLE}`,
-      lookup: `SELECT count() FROM ${d}.${ROCKSDB_TUNED_TABLE} WHERE event_id IN (SELECT event_id FROM ${d}.slice) AND ${recent}`,
-    },
+    // Options from the server config by table name (bench/servers.ts). A bulk insert writes its
+    // SST files without a filter; the compaction (OPTIMIZE) rewrites them with one.
+    rocksTuned(ROCKSDB_TUNED_TABLES[0], 'compacted', '', true),
+    rocksTuned(ROCKSDB_TUNED_TABLES[1], 'as bulk-filled', '', false),
+    // Row inserts go through the memtable; its flushes and compactions write filtered files.
+    rocksTuned(ROCKSDB_TUNED_TABLES[2], 'row inserts, not compacted', ' SETTINGS optimize_for_bulk_insert = 0', false),
     {
       name: 'Join engine (key -> __t, in memory)',
       maxKeys: 40_000_000,
@@ -118,59 +145,83 @@ export async function seenLayouts(ctx: Ctx): Promise<LeversResult> {
     `INSERT INTO ${d}.slice SELECT if(number % 10 = 0, ${key(`toUInt64(sipHash64(number) % ${n})`)}, generateUUIDv4(number)) FROM numbers(${sliceKeys})`,
   );
   const layouts: Layout[] = [];
+  const pick = opts.leversLayouts.map((x) => x.toLowerCase());
   for (const v of variants(d, n, opts.windowMs)) {
+    if (pick.length > 0 && !pick.some((p) => v.name.toLowerCase().includes(p))) continue;
     if (v.maxKeys !== undefined && n > v.maxKeys) {
       ctx.log(`levers: ${v.name}: skipped above ${fmtInt(v.maxKeys)} keys (about 90 bytes of RAM per key)`);
       continue;
     }
     const table = /CREATE TABLE (\S+)/.exec(v.create)?.[1] ?? '';
+    const name = table.split('.')[1] ?? '';
+    const rocks = v.create.includes('EmbeddedRocksDB');
+    // Whether the bloom filter answered lookups (0 without a filter policy).
+    const bloomUseful = async (): Promise<number> =>
+      Number(
+        (
+          await db.rows<{ v: string }>(
+            `SELECT toString(sum(value)) AS v FROM system.rocksdb WHERE database = {d:String} AND table = {t:String} AND name = 'bloom.filter.useful'`,
+            { d, t: name },
+          )
+        )[0]?.v ?? NaN,
+      );
     try {
+      const rss0 = await rssBytes(servers.clickhouse.pid);
       ctx.log(`levers: ${v.name}: filling ${fmtInt(n)} keys`);
       await db.command(v.create);
       const t0 = performance.now();
       await db.command(v.fill, {}, { max_insert_threads: '2' });
       const fillSeconds = (performance.now() - t0) / 1000;
       if (v.after) await db.command(v.after);
-      const runs: { ms: number; readRows: number; memory: number }[] = [];
-      for (let i = 0; i < 5; i++) {
-        const t1 = performance.now();
-        const s = await db.command(`${v.lookup} FORMAT Null`);
-        runs.push({ ms: performance.now() - t1, readRows: s.readRows, memory: s.memoryBytes });
-      }
-      const found = await db.rows<{ c: string }>(v.lookup.replace('SELECT count()', 'SELECT count() AS c'));
-      const size = await db.rows<{ b: string | null }>(
-        `SELECT total_bytes AS b FROM system.tables WHERE database = {d:String} AND name = {t:String}`,
-        {
-          d,
-          t: table.split('.')[1] ?? '',
-        },
+      const size = await db.rows<{ b: string | null; p: string[] }>(
+        `SELECT total_bytes AS b, data_paths AS p FROM system.tables WHERE database = {d:String} AND name = {t:String}`,
+        { d, t: name },
       );
       const parts = await db.rows<{ n: string }>(
         `SELECT count() AS n FROM system.parts WHERE database = {d:String} AND table = {t:String} AND active`,
-        { d, t: table.split('.')[1] ?? '' },
+        { d, t: name },
       );
-      if (v.create.includes('EmbeddedRocksDB')) {
-        // Whether the bloom filter answered lookups (0 without a filter policy).
-        const useful = await db.rows<{ v: string }>(
-          `SELECT toString(sum(value)) AS v FROM system.rocksdb WHERE database = {d:String} AND table = {t:String} AND name = 'rocksdb.bloom.filter.useful'`,
-          { d, t: table.split('.')[1] ?? '' },
+      const diskBytes = rocks ? await duBytes(size[0]?.p ?? []) : undefined;
+      for (const q of [{ name: v.name, lookup: v.lookup }, ...(v.more ?? [])]) {
+        const useful0 = rocks ? await bloomUseful() : 0;
+        const runs: { ms: number; readRows: number; memory: number }[] = [];
+        for (let i = 0; i < 5; i++) {
+          const t1 = performance.now();
+          const s = await db.command(`${q.lookup} FORMAT Null`);
+          runs.push({ ms: performance.now() - t1, readRows: s.readRows, memory: s.memoryBytes });
+        }
+        const useful = rocks ? (await bloomUseful()) - useful0 : undefined;
+        if (rocks) {
+          const stats = await db.rows<{ s: string }>(
+            `SELECT arrayStringConcat(groupArray(concat(name, '=', toString(value))), ' ') AS s FROM system.rocksdb
+             WHERE database = {d:String} AND table = {t:String} AND value > 0 AND match(name, 'bloom|filter|multiget|block.cache.(hit|miss)')`,
+            { d, t: name },
+          );
+          ctx.log(`levers: ${q.name}: rocksdb statistics ${stats[0]?.s ?? ''}`);
+        }
+        const found = await db.rows<{ c: string }>(q.lookup.replace('SELECT count()', 'SELECT count() AS c'));
+        const rss1 = await rssBytes(servers.clickhouse.pid);
+        const l: Layout = {
+          name: q.name === v.name ? v.name : `${v.name}, ${q.name}`,
+          fillSeconds,
+          lookupMsMedian: median(runs.map((r) => r.ms)),
+          readRows: median(runs.map((r) => r.readRows)),
+          memory: median(runs.map((r) => r.memory)),
+          bytes: Number(size[0]?.b ?? NaN),
+          found: Number(found[0]?.c ?? 0),
+          parts: Number(parts[0]?.n ?? 0),
+          ...(diskBytes !== undefined ? { diskBytes } : {}),
+          ...(useful !== undefined ? { bloomUseful: useful } : {}),
+          rssGrowth: rss1 - rss0,
+        };
+        layouts.push(l);
+        ctx.log(
+          `levers: ${l.name}: lookup ${l.lookupMsMedian.toFixed(0)} ms, read ${fmtInt(l.readRows)} rows (${l.parts} parts), found ${fmtInt(l.found)}` +
+            (rocks
+              ? `, bloom filter useful ${fmtInt(useful ?? NaN)} times in 5 lookups, disk ${((diskBytes ?? NaN) / n).toFixed(1)} bytes/key, server RSS +${fmtInt((rss1 - rss0) / 1e6)} MB`
+              : ''),
         );
-        ctx.log(`levers: ${v.name}: bloom filter useful ${useful[0]?.v ?? '?'} times`);
       }
-      const l: Layout = {
-        name: v.name,
-        fillSeconds,
-        lookupMsMedian: median(runs.map((r) => r.ms)),
-        readRows: median(runs.map((r) => r.readRows)),
-        memory: median(runs.map((r) => r.memory)),
-        bytes: Number(size[0]?.b ?? NaN),
-        found: Number(found[0]?.c ?? 0),
-        parts: Number(parts[0]?.n ?? 0),
-      };
-      layouts.push(l);
-      ctx.log(
-        `levers: ${v.name}: lookup ${l.lookupMsMedian.toFixed(0)} ms, read ${fmtInt(l.readRows)} rows (${l.parts} parts), found ${fmtInt(l.found)}`,
-      );
     } catch (err) {
       ctx.log(`levers: ${v.name} failed: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
@@ -180,4 +231,24 @@ export async function seenLayouts(ctx: Ctx): Promise<LeversResult> {
     }
   }
   return { seenKeys: n, sliceKeys, layouts };
+}
+
+/** Resident memory of a process (Linux /proc), NaN where it cannot be read. */
+async function rssBytes(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
+  return kb === undefined ? NaN : Number(kb) * 1024;
+}
+
+/** Bytes of the files under some directories (a table's data paths). */
+async function duBytes(dirs: string[]): Promise<number> {
+  let total = 0;
+  for (const dir of dirs) {
+    const names = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
+    for (const f of names) {
+      const st = await stat(path.join(dir, f)).catch(() => undefined);
+      if (st?.isFile()) total += st.size;
+    }
+  }
+  return total;
 }
