@@ -1,5 +1,7 @@
 /** `winnow run` as a child process of a fault scenario, and the registry that makes sure none outlives its test file. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BIN } from '../support/cli.ts';
 
@@ -17,7 +19,12 @@ export class DaemonProc {
   logs = '';
   api: string | undefined;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private constructor(readonly child: ChildProcess) {
+  private constructor(
+    readonly child: ChildProcess,
+    /** the daemon's output, also written here (beside its config), so a failed scenario leaves it behind */
+    readonly logFile: string,
+  ) {
+    const file = createWriteStream(logFile, { flags: 'a' });
     this.exited = new Promise((resolve) =>
       child.on('exit', (code, signal) => {
         started.delete(this);
@@ -25,15 +32,20 @@ export class DaemonProc {
       }),
     );
     started.add(this);
-    child.stdout?.on('data', (d: Buffer) => (this.logs += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (this.logs += d.toString()));
+    const take = (d: Buffer): void => {
+      this.logs += d.toString();
+      file.write(d);
+    };
+    child.stdout?.on('data', take);
+    child.stderr?.on('data', take);
+    child.on('close', () => file.end());
   }
 
   get pid(): number {
     return this.child.pid ?? -1;
   }
 
-  /** Starts `winnow run --port 0`; resolves once its API listens. */
+  /** Starts `winnow run --port 0` (output also in `daemon-<pid>.log` beside the config); resolves once its API listens. */
   static async start(configFile: string, env: Record<string, string> = {}): Promise<DaemonProc> {
     const base = { ...process.env };
     delete base['WINNOW_FAULT'];
@@ -41,7 +53,7 @@ export class DaemonProc {
       env: { ...base, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const d = new DaemonProc(child);
+    const d = new DaemonProc(child, path.join(path.dirname(configFile), `daemon-${child.pid ?? 'unknown'}.log`));
     const deadline = Date.now() + 60_000;
     let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
     void d.exited.then((e) => (exit = e));

@@ -1,4 +1,5 @@
 /** A TCP proxy in front of ClickHouse's HTTP port that breaks chosen requests (the transient-failure scenarios). */
+import { appendFileSync } from 'node:fs';
 import net from 'node:net';
 import { rng } from '../support/oracle.ts';
 
@@ -11,12 +12,21 @@ export interface BreakingProxy {
   close(): Promise<void>;
 }
 
-/** What a request does, from its first bytes (the slice insert carries the slice id as its deduplication token). */
-function requestKind(head: string): RequestKind {
-  const token = /[?&]insert_deduplication_token=([^&\s]*)/.exec(head)?.[1];
-  if (token !== undefined) return decodeURIComponent(token).startsWith('lease:') ? 'lease claim' : 'slice insert';
-  if (/INSERT INTO \S*winnow_slices/.test(head)) return 'checkpoint';
-  return 'other';
+/**
+ * What a request does, from its first bytes, by its deduplication token: the slice insert carries the slice id;
+ * checkpoints `checkpoint:<slice>:<status>`, lease claims `lease:…`, releases `release:…`, replay chunks `replay:…`,
+ * replay-job states `replay-job:…`. (Counting checkpoints as slice inserts put three tokened writes of every attempt
+ * into the one-in-three cycle of slice-insert resets, so a slice needed three attempts and a busy machine's back-off
+ * ran the scenario past its time limit.)
+ */
+export function requestKind(head: string): RequestKind {
+  const raw = /[?&]insert_deduplication_token=([^&\s]*)/.exec(head)?.[1];
+  if (raw === undefined) return 'other';
+  const token = decodeURIComponent(raw);
+  if (token.startsWith('checkpoint:')) return 'checkpoint';
+  if (token.startsWith('lease:') || token.startsWith('release:')) return 'lease claim';
+  if (/^[a-z]+(-[a-z]+)*:/.test(token)) return 'other';
+  return 'slice insert';
 }
 
 /**
@@ -33,6 +43,8 @@ export async function breakingProxy(
   target: { host: string; port: number },
   seed: number,
   otherShare: number,
+  /** one line per request (time, kind, fate, its first bytes) appended here, for a scenario that fails */
+  traceFile?: string,
 ): Promise<BreakingProxy> {
   const r = rng(seed);
   let inserts = 0;
@@ -73,6 +85,10 @@ export async function breakingProxy(
         } else {
           const roll = r();
           fate = roll < otherShare / 2 ? 'before' : roll < otherShare ? 'after' : undefined;
+        }
+        if (traceFile) {
+          const line = chunk.toString('latin1', 0, 300).split('\r\n')[0];
+          appendFileSync(traceFile, `${new Date().toISOString()} ${kind} ${fate ?? 'ok'} ${line}\n`);
         }
         if (fate === 'before') {
           counts.resetBefore++;

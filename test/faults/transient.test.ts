@@ -48,6 +48,7 @@
  *
  * All run at once, each with its own pipeline on this file's servers.
  */
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AssignerProtocol, type PartitionAssigner } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -110,7 +111,12 @@ describe.concurrent('fault: transient failures', () => {
   it('a third of slice inserts and 10% of other requests reset by a proxy; the daemon retries; exact', async ({
     onTestFinished,
   }) => {
-    const proxy = await breakingProxy({ host: servers.clickhouse.host, port: servers.ports.chHttp }, 7007, 0.1);
+    const proxy = await breakingProxy(
+      { host: servers.clickhouse.host, port: servers.ports.chHttp },
+      7007,
+      0.1,
+      path.join(servers.dir, 'transient-proxy.log'),
+    );
     onTestFinished(() => proxy.close());
     const p = new Pipeline(servers, { label: 'transient', maxSliceRows: 250, daemonSinkUrl: proxy.url });
     await p.create();
