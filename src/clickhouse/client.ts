@@ -14,6 +14,7 @@ import {
   type LogParams,
   type WarnLogParams,
 } from '@clickhouse/client';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WinnowError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
@@ -131,6 +132,24 @@ export function classify(err: unknown, where: string): WinnowError {
   return new ClickHouseFailure(`${where}: ${firstLine(msg)}`, undefined, retryable, err);
 }
 
+/**
+ * A read (`rows`) whose connection broke (reset, broken pipe, closed mid-answer)
+ * is asked again after these pauses: a read changes nothing, and one reset
+ * should not fail a daemon tick of ten requests and start its back-off. Not
+ * after a refused connection (the server is down: the caller's back-off
+ * handles that) nor a timeout (the query may still run), and never a write
+ * (`command`, `text`): how a write is re-run is its caller's protocol.
+ */
+const READ_RETRY_PAUSES_MS = [50, 250];
+
+function connectionBroke(err: unknown): boolean {
+  if (err instanceof ClickHouseError) return false;
+  const code = (err as { code?: unknown }).code;
+  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET') return true;
+  const msg = err instanceof Error ? err.message : String(err);
+  return /socket hang up|ECONNRESET|other side closed/i.test(msg);
+}
+
 function firstLine(s: string): string {
   const line = s.split('\n')[0] ?? s;
   return line.length > 500 ? line.slice(0, 500) + '…' : line;
@@ -189,16 +208,24 @@ export function connect(opts: DbOptions): Db {
       }
     },
     async rows<T>(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings) {
-      try {
-        const rs = await client.query({
-          query: sql,
-          query_params: params ?? {},
-          format: 'JSONEachRow',
-          clickhouse_settings: settings ?? {},
-        });
-        return await rs.json<T>();
-      } catch (err) {
-        throw classify(err, where);
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const rs = await client.query({
+            query: sql,
+            query_params: params ?? {},
+            format: 'JSONEachRow',
+            clickhouse_settings: settings ?? {},
+          });
+          return await rs.json<T>();
+        } catch (err) {
+          const pause = READ_RETRY_PAUSES_MS[attempt];
+          if (pause === undefined || !connectionBroke(err)) throw classify(err, where);
+          opts.logger?.debug('ClickHouse read: connection broke, asking again', {
+            error: firstLine(err instanceof Error ? err.message : String(err)),
+            attempt: attempt + 1,
+          });
+          await sleep(pause);
+        }
       }
     },
     async text(sql, params, settings) {
