@@ -222,6 +222,7 @@ SETTINGS non_replicated_deduplication_window = 10000`);
         '0010_lease_release',
         '0011_refuse_empty_keys',
         '0012_replay_jobs',
+        '0013_seen_kv',
       ]);
 
       await migrator.up({ dryRun: false, kafkaPassword: undefined, print: () => undefined });
