@@ -20,6 +20,8 @@ export interface Options {
   sliceRows: number;
   dedupSeen: number;
   dedupRows: number;
+  /** dedup.index of the state phase's pipeline */
+  index: 'scan' | 'rocksdb';
   mapKeys: number[];
   leversSeen: number;
   /** names of the levers layouts to run (substrings, any case); empty: all */
@@ -63,6 +65,8 @@ Phases:
   --slice-rows N          rows of each measured slice                  (default 100000)
   --dedup-seen N          seen keys for the dedup-stage throughput     (default 20000000; quick 5000000)
   --dedup-rows N          staged rows the dedup stage turns into final rows (default 2000000; quick 300000)
+  --index scan|rocksdb    dedup.index of the state phase's pipeline    (default scan); rocksdb also fills the
+                          seen-key index beside the seen keys
   --map-keys LIST         keys the hand-written consumer's Map is measured at (default 1200000,12000000;
                           quick 1200000) - 1 min and 10 min of a 1h window at 20k events/s
   --check-sizes LIST      final rows the consistency check's cost is measured at (default 1000000,10000000;
@@ -107,6 +111,11 @@ function settings(name: string, v: string | undefined): Record<string, string> {
   return out;
 }
 
+function indexOf(v: string | undefined): 'scan' | 'rocksdb' {
+  if (v === undefined || v === 'scan' || v === 'rocksdb') return v ?? 'scan';
+  throw new Error(`--index: expected scan or rocksdb, got "${v}"`);
+}
+
 export function parseOptions(argv: string[]): Options | 'help' {
   const s = { type: 'string' } as const;
   const { values } = parseArgs({
@@ -130,6 +139,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
       'slice-rows': s,
       'dedup-seen': s,
       'dedup-rows': s,
+      index: s,
       'map-keys': s,
       'levers-seen': s,
       'levers-layouts': s,
@@ -172,6 +182,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
     sliceRows: num('slice-rows', values['slice-rows'], 100_000, 3),
     dedupSeen: num('dedup-seen', values['dedup-seen'], q ? 5 * M : 20 * M, 0),
     dedupRows: num('dedup-rows', values['dedup-rows'], q ? 300_000 : 2 * M, 3),
+    index: indexOf(values.index),
     mapKeys: list('map-keys', values['map-keys'], q ? [1_200_000] : [1_200_000, 12_000_000]),
     leversSeen: num('levers-seen', values['levers-seen'], q ? 2 * M : 20 * M, 1),
     leversLayouts: (values['levers-layouts'] ?? '')

@@ -31,6 +31,8 @@ export interface PipelineSpec {
   windowMs: number;
   levers: Levers;
   clickhouseUrl: string;
+  /** dedup.index (default scan) */
+  index?: 'scan' | 'rocksdb';
 }
 
 export function benchPipeline(s: PipelineSpec): PipelineConfig {
@@ -47,7 +49,7 @@ export function benchPipeline(s: PipelineSpec): PipelineConfig {
             { name: 'email', type: 'String', path: 'user_email' },
             { name: 'created_at', type: 'DateTime', path: 'created_at' },
           ],
-          dedup: { key: ['event_id'], window: `${s.windowMs}ms` },
+          dedup: { key: ['event_id'], window: `${s.windowMs}ms`, index: s.index ?? 'scan' },
           sink: { url: s.clickhouseUrl, database: s.database, table: 'users_dedup' },
           schedule: { interval: `${Math.max(100, s.levers.tickMs)}ms`, maxSliceRows: s.levers.maxSliceRows },
         },

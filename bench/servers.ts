@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { Kafka, logLevel } from 'kafkajs';
-import { startEmbeddedClickHouse, type RunningClickHouse } from '../dev/clickhouse.ts';
+import { ROCKSDB_SERVER_CONFIG, startEmbeddedClickHouse, type RunningClickHouse } from '../dev/clickhouse.ts';
 import { startEmbeddedKafka, type RunningKafka } from '../dev/kafka.ts';
 import { connect, type Db } from '../src/clickhouse/client.ts';
 
@@ -23,7 +23,12 @@ import { connect, type Db } from '../src/clickhouse/client.ts';
  * default rocksdb::Options, without a filter; only files written by a flush or a compaction have one.
  */
 export const ROCKSDB_TUNED_TABLES = ['seen_rocks_tuned', 'seen_rocks_tuned_filled', 'seen_rocks_tuned_rows'] as const;
-const ROCKSDB_TUNED = `  <rocksdb><tables>
+/**
+ * The server's `<rocksdb>`: winnow's own (dev/clickhouse.ts ROCKSDB_SERVER_CONFIG: a bloom filter and
+ * block cache for every EmbeddedRocksDB table, the seen-key index of dedup.index rocksdb included),
+ * and the levers phase's tuned tables by name, in one element.
+ */
+const ROCKSDB_TUNED = `  <rocksdb>${ROCKSDB_SERVER_CONFIG.replace(/^\s*<rocksdb>|<\/rocksdb>\s*$/g, '')}<tables>
 ${ROCKSDB_TUNED_TABLES.map(
   (name) => `    <table><name>${name}</name><block_based_table_options>
       <filter_policy>bloomfilter:10:false</filter_policy><block_cache>268435456</block_cache>

@@ -22,6 +22,21 @@ import { writeUsersConfig, type ClickHouseUser } from './clickhouse-users.ts';
 import { assertPortFree, freePort } from './ports.ts';
 import { nodeScriptArgv, readLogSince } from './process.ts';
 
+/**
+ * The `<rocksdb>` server configuration for winnow's seen-key index
+ * (`dedup.index: rocksdb`, EmbeddedRocksDB tables): a bloom filter of 10 bits a
+ * key, so a key never seen is answered without reading a data block, and a
+ * 256 MB block cache. ClickHouse reads it in StorageEmbeddedRocksDB::initDB
+ * and always installs NewBlockBasedTableFactory(block_based_table_options), so
+ * the filter must be there (bench/README.md, "EmbeddedRocksDB with a bloom
+ * filter"). Files a bulk insert writes carry no filter until a compaction
+ * rewrites them. `winnow dev up` starts its ClickHouse with it.
+ */
+export const ROCKSDB_SERVER_CONFIG = `  <rocksdb><block_based_table_options>
+    <filter_policy>bloomfilter:10:false</filter_policy><block_cache>268435456</block_cache>
+  </block_based_table_options></rocksdb>
+`;
+
 export interface EmbeddedClickHouseOptions {
   /** Persistent data directory (created if missing). */
   dataDir: string;

@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { describeError, WinnowError } from '../src/errors.ts';
 import { createLogger, type Logger } from '../src/log.ts';
-import { startEmbeddedClickHouse, type RunningClickHouse } from './clickhouse.ts';
+import { ROCKSDB_SERVER_CONFIG, startEmbeddedClickHouse, type RunningClickHouse } from './clickhouse.ts';
 import { oneLineError, removeDevState, writeDevState, type DevState } from './dev-state.ts';
 import { checkJava } from './kafka-jars.ts';
 import { startEmbeddedKafka, type RunningKafka } from './kafka.ts';
@@ -141,6 +141,8 @@ async function main(): Promise<void> {
       httpPort: opts.clickhouseHttpPort,
       tcpPort: opts.clickhouseTcpPort,
       readyTimeoutMs: opts.readyTimeoutMs,
+      // The seen-key index's bloom filter and block cache (dedup.index: rocksdb).
+      extraConfig: ROCKSDB_SERVER_CONFIG,
       logger,
     }).then((r) => {
       send({

@@ -74,13 +74,24 @@ export class StateRig {
     if (n <= 0) return 0;
     const t0 = performance.now();
     const w = this.ctx.opts.windowMs;
+    // A key's time from its number, so the seen-key index (dedup.index rocksdb) gets the same.
+    const time = `now64(3) - toIntervalMillisecond(sipHash64(number + ${this.seen}, 3) % ${Math.floor(w * 0.9)} + 60000)`;
     await this.db.command(
       `INSERT INTO ${this.database}.${this.names.seen} (event_id, __t, __slice)
-       SELECT ${uuidOf(SEEN_SEED, `number + ${this.seen}`)}, now64(3) - toIntervalMillisecond(rand() % ${Math.floor(w * 0.9)} + 60000), 'prefill'
+       SELECT ${uuidOf(SEEN_SEED, `number + ${this.seen}`)}, ${time}, 'prefill'
        FROM numbers(${n})`,
       {},
       { max_insert_threads: '2', max_block_size: '1048576' },
     );
+    if (this.ctx.opts.index === 'rocksdb') {
+      await this.db.command(
+        `INSERT INTO ${this.database}.${this.names.seenKv} (h, __t, __s)
+         SELECT reinterpretAsUInt128(sipHash128(${uuidOf(SEEN_SEED, `number + ${this.seen}`)})), ${time}, sipHash64('prefill')
+         FROM numbers(${n})`,
+        {},
+        { max_insert_threads: '2', max_block_size: '1048576' },
+      );
+    }
     this.seen = to;
     return (performance.now() - t0) / 1000;
   }
@@ -182,6 +193,7 @@ export async function stateScaling(ctx: Ctx): Promise<StateResult> {
     windowMs: opts.windowMs,
     levers: opts.levers,
     clickhouseUrl: servers.clickhouse.url,
+    index: opts.index,
   });
   const rig = new StateRig(ctx, database, topic, objectNames(p));
   await migrate(rig.db, p, opts.levers);

@@ -15,6 +15,9 @@ Checks each pipeline's consistency and repairs what can be repaired:
                  staging (reported loudly when staging no longer has it); a
                  final row whose seen key is missing gets its key back
   counts         final rows vs rows inserted by slices and replays
+  seen-key index (dedup.index rocksdb) every seen key written within the
+                 window has its index entry at its latest kept time; a
+                 missing or older entry is written again
   Kafka offsets  committed offsets vs staging and dead letters, per partition;
                  gaps are read back from Kafka: no record there (transaction
                  marker, compaction) is legitimate, an empty message becomes a
@@ -60,6 +63,10 @@ export function formatReport(r: CheckReport, repaired: boolean): string {
           `       ${p.topic}/${p.partition}: ${p.gapOffsets} offsets missing: ${p.legitimate} legitimate, ${p.emptyDeadLettered} empty messages dead-lettered, ${p.lost.length} LOST${p.lost.length ? ` (${p.lost.slice(0, 10).join(', ')})` : ''}`,
       ),
   ];
+  if (r.seenIndex.checked)
+    lines.push(
+      `  ${mark(r.seenIndex.ok)} seen-key index: ${r.seenIndex.missing} seen keys without their index entry (${r.seenIndex.repaired} written again)`,
+    );
   if (r.retention.droppedSeenPartitions > 0)
     lines.push(`  dropped ${r.retention.droppedSeenPartitions} expired seen-key partitions`);
   return lines.join('\n');

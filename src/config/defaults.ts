@@ -19,6 +19,7 @@ export const DEFAULTS = {
   dedup: {
     key: ['event_id'], // column names
     time: { kind: 'kafka' }, // the Kafka record timestamp
+    index: 'scan', // how a slice finds its keys' kept times: scan the seen keys' hashes (or 'rocksdb')
   },
   sink: {
     url: 'http://localhost:8123', // ClickHouse HTTP interface

@@ -214,7 +214,8 @@ export function createConfigSchema(env?: Env) {
     key: list(identifier('a column name'), 'a list of column names').default(() => [...DEFAULTS.dedup.key]),
     window: duration({ above: 0, max: LIMITS.maxWindowMs }),
     time: timeSchema.default(() => ({ ...DEFAULTS.dedup.time })),
-  }).transform(({ key, window, time }) => ({ key, windowMs: window, time }));
+    index: oneOf(['scan', 'rocksdb']).default(DEFAULTS.dedup.index),
+  }).transform(({ key, window, time, index }) => ({ key, windowMs: window, time, index }));
 
   const sinkUrl = text('an http(s) URL like http://localhost:8123').refine(
     (u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol) && !new URL(u).username && !new URL(u).password,

@@ -64,7 +64,15 @@ export interface DedupConfig {
   windowMs: number;
   /** Which time `t` the window is measured on. */
   time: DedupTime;
+  /**
+   * How a slice finds the kept times of its keys: `scan` reads the seen keys'
+   * hashes within the window (cost grows with window x rate); `rocksdb` looks
+   * them up in an EmbeddedRocksDB index beside the seen keys (winnow_<p>_seen_kv).
+   */
+  index: DedupIndex;
 }
+
+export type DedupIndex = 'scan' | 'rocksdb';
 
 export interface SinkConfig {
   url: string;

@@ -15,7 +15,7 @@
  */
 import { ident, qualified, quoteString, type ParamSql } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
-import { objectNames, seenExpirySql, seenTtlSeconds } from '../provisioning/objects.ts';
+import { objectNames, seenExpirySql, seenKvHashSql, seenTtlSeconds } from '../provisioning/objects.ts';
 import { refusedCoordinatesSql } from '../slicing/rejections.ts';
 import { rangesCondition, type SliceRange } from '../slicing/slice.ts';
 
@@ -192,4 +192,31 @@ export function scopeProofSql(p: PipelineConfig, ranges: SliceRange[]): ParamSql
           (SELECT count() FROM staged AS s LEFT JOIN kept AS z USING (h) WHERE NOT ${near('s.t')} OR (s.recent AND NOT ${near('s.tr')})) AS unrepresented`,
     params: { ...cond.params, ...refused.params, w: p.dedup.windowMs, w2: 2 * p.dedup.windowMs },
   };
+}
+
+/**
+ * dedup.index rocksdb: the keys of the seen-keys scope, written within the
+ * window, whose seen-key index entry is missing or older than their latest
+ * kept time (an entry only moves forward, so it is at least every kept time of
+ * its key). Each row: the key hash and the entry it should have (its latest
+ * kept time and that row's slice), as indexRepairSql writes it.
+ */
+export function indexLagSql(p: PipelineConfig, seenScope: ParamSql): ParamSql {
+  const x = parts(p);
+  const kv = qualified(p.sink.database, objectNames(p).seenKv);
+  const hash = seenKvHashSql(p);
+  const scoped = `FROM ${x.seen} PREWHERE ${seenScope.sql} WHERE \`__at\` >= now() - toIntervalSecond({wS:Int64})`;
+  return {
+    sql: `SELECT landed.h AS h, landed.t AS t, landed.s AS s
+       FROM (SELECT ${hash} AS h, max(\`__t\`) AS t, argMax(sipHash64(\`__slice\`), \`__t\`) AS s ${scoped} GROUP BY h) AS landed
+       LEFT JOIN (SELECT \`h\` AS h, \`__t\` AS kv_t FROM ${kv} WHERE \`h\` IN (SELECT ${hash} ${scoped})) AS entries USING (h)
+       WHERE entries.kv_t < landed.t`,
+    params: { ...seenScope.params, wS: Math.ceil(p.dedup.windowMs / 1000) },
+  };
+}
+
+/** Writes the entries indexLagSql finds missing or behind (the slice's index step again, for any slice). */
+export function indexRepairSql(p: PipelineConfig, lag: ParamSql): ParamSql {
+  const kv = qualified(p.sink.database, objectNames(p).seenKv);
+  return { sql: `INSERT INTO ${kv} (\`h\`, \`__t\`, \`__s\`) ${lag.sql}`, params: lag.params };
 }

@@ -8,13 +8,13 @@ export interface CheckSummary {
   durationMs: number;
   /** committed slices the check covered */
   slices: number;
-  /** the parts that found a problem: uniqueness, doubled, completeness, seenVsFinal, counts, offsets */
+  /** the parts that found a problem: uniqueness, doubled, completeness, seenVsFinal, counts, offsets, seenIndex */
   failed: string[];
-  /** rows the check repaired: surplus copies removed, final rows re-inserted, seen keys restored */
+  /** rows the check repaired: surplus copies removed, final rows re-inserted, seen keys restored, index entries written */
   repaired: number;
 }
 
-const PARTS = ['uniqueness', 'doubled', 'completeness', 'seenVsFinal', 'counts', 'offsets'] as const;
+const PARTS = ['uniqueness', 'doubled', 'completeness', 'seenVsFinal', 'counts', 'offsets', 'seenIndex'] as const;
 
 /** A report as stored: one written by an older winnow may lack parts. */
 export function summarizeCheck(r: Partial<CheckReport>): CheckSummary {
@@ -26,6 +26,9 @@ export function summarizeCheck(r: Partial<CheckReport>): CheckSummary {
     slices: r.scope?.slices ?? 0,
     failed: PARTS.filter((part) => r[part]?.ok === false),
     repaired:
-      (r.doubled?.finalRemoved ?? 0) + (r.seenVsFinal?.reinsertedFromStaging ?? 0) + (r.seenVsFinal?.seenRestored ?? 0),
+      (r.doubled?.finalRemoved ?? 0) +
+      (r.seenVsFinal?.reinsertedFromStaging ?? 0) +
+      (r.seenVsFinal?.seenRestored ?? 0) +
+      (r.seenIndex?.repaired ?? 0),
   };
 }

@@ -45,6 +45,8 @@ import {
   expiredSeenPartitionsSql,
   finalRowsSql,
   fromStagingSql,
+  indexLagSql,
+  indexRepairSql,
   keptNotInFinalSql,
   orphanSql,
   reinsertFinalSql,
@@ -86,6 +88,12 @@ export interface CheckReport {
   };
   counts: { ok: boolean; finalRows: number; insertedBySlices: number; insertedByReplays: number; note: string | null };
   offsets: OffsetsReport;
+  /**
+   * dedup.index rocksdb (`checked`): every seen key of the scope written
+   * within the window has its seen-key index entry, at its latest kept time;
+   * missing or older entries are written again (repaired).
+   */
+  seenIndex: { ok: boolean; checked: boolean; missing: number; repaired: number };
   retention: { droppedSeenPartitions: number };
   /**
    * How completeness and seen keys vs final rows were proved: 'counts' (the
@@ -249,7 +257,14 @@ export class Checker {
       pipeline: this.p.name,
       checkedAt: new Date().toISOString(),
       durationMs: Date.now() - started,
-      ok: r.uniqueness.ok && r.doubled.ok && r.completeness.ok && r.seenVsFinal.ok && r.counts.ok && r.offsets.ok,
+      ok:
+        r.uniqueness.ok &&
+        r.doubled.ok &&
+        r.completeness.ok &&
+        r.seenVsFinal.ok &&
+        r.counts.ok &&
+        r.offsets.ok &&
+        r.seenIndex.ok,
       scope: scopeSummary(scope),
       ...r,
     };
@@ -261,12 +276,41 @@ export class Checker {
     scope: CheckScope,
     lock: Lock,
     step: Step,
-  ): Promise<Pick<CheckReport, 'offsets' | 'retention'>> {
+  ): Promise<Pick<CheckReport, 'offsets' | 'seenIndex' | 'retention'>> {
     const offsets = await step('offsets', () => checkOffsets(this.db, this.p, this.kafka, scope, opts.repair));
+    // After the other repairs: a seen key they restored needs its index entry too.
+    const seenIndex = await step('seenIndex', () => this.seenIndex(scope, opts.repair, lock));
     const retention = {
       droppedSeenPartitions: opts.repair ? await step('retention', () => lock(() => this.dropExpiredSeen())) : 0,
     };
-    return { offsets, retention };
+    return { offsets, seenIndex, retention };
+  }
+
+  /**
+   * dedup.index rocksdb: the seen keys of the scope against the seen-key
+   * index. Counted without the lock; a count above zero is taken again under
+   * it (a slice in flight writes its index entries after its seen keys), and
+   * repaired there by writing the entries again (idempotent).
+   */
+  private async seenIndex(scope: CheckScope, repair: boolean, lock: Lock): Promise<CheckReport['seenIndex']> {
+    if (this.p.dedup.index !== 'rocksdb') return { ok: true, checked: false, missing: 0, repaired: 0 };
+    const lag = indexLagSql(this.p, seenScopeSql(this.p, scope));
+    const count = async (): Promise<number> => {
+      const c = countOfSql(lag);
+      return Number((await this.db.rows<{ n: string }>(c.sql, c.params, HASH_LOOKUP))[0]?.n ?? 0);
+    };
+    let missing = await count();
+    let repaired = 0;
+    if (missing > 0) {
+      await lock(async () => {
+        missing = await count();
+        if (missing === 0 || !repair) return;
+        const ins = indexRepairSql(this.p, lag);
+        await this.db.command(ins.sql, ins.params, { ...HASH_LOOKUP, ...UNTOKENED_INSERT_SELECT });
+        repaired = missing;
+      });
+    }
+    return { ok: missing === repaired, checked: true, missing, repaired };
   }
 
   /**

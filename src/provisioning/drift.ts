@@ -54,6 +54,7 @@ export type Role =
   | 'staging'
   | 'errors'
   | 'seen'
+  | 'seenKv'
   | 'kept'
   | 'keptToFinalMv'
   | 'keptToSeenMv'
@@ -153,6 +154,7 @@ function roles(p: PipelineConfig): Map<string, Role> {
     [n.staging, 'staging'],
     [n.errors, 'errors'],
     [n.seen, 'seen'],
+    [n.seenKv, 'seenKv'],
     [n.kept, 'kept'],
     [n.keptToFinalMv, 'keptToFinalMv'],
     [n.keptToSeenMv, 'keptToSeenMv'],
@@ -224,7 +226,8 @@ export async function inspect(db: Db, p: PipelineConfig, kafkaPassword: string |
       await db.rows<{ name: string; q: string }>(
         'SELECT name, create_table_query AS q FROM system.tables' +
           ' WHERE database = {db:String} AND name IN {names:Array(String)}',
-        { db: p.sink.database, names: wanted.map((w) => w.name) },
+        // The seen-key index too when the configuration does not want it: it tells a change of dedup.index.
+        { db: p.sink.database, names: [...wanted.map((w) => w.name), objectNames(p).seenKv] },
       )
     ).map((r) => [r.name, parseCreateQuery(r.q)]),
   );
@@ -239,11 +242,16 @@ export async function inspect(db: Db, p: PipelineConfig, kafkaPassword: string |
     ...[...want.values(), ...live.values()].flatMap((q) => (q?.kind === 'table' ? q.columns.map((c) => c.type) : [])),
     ...p.columns.map((c) => c.type),
   ]);
-  return wanted.map((w) => {
+  const index = indexChange(p, live);
+  return wanted.map((w): ObjectDrift => {
     const have = live.get(w.name);
-    if (!have) return { name: w.name, role: w.role, title: w.title, state: 'missing', differences: [], notes: [] };
+    const own = index && w.role === index.role ? [index.difference] : [];
+    if (!have) {
+      const state = own.length > 0 ? 'differs' : 'missing';
+      return { name: w.name, role: w.role, title: w.title, state, differences: own, notes: [] };
+    }
     const found = compareObject(p, w.role, want.get(w.name), have, (t) => types.get(t) ?? t);
-    const differences = found.filter((d) => d.fix !== 'none');
+    const differences = [...own, ...found.filter((d) => d.fix !== 'none')];
     const notes = [...found.filter((d) => d.fix === 'none').map((d) => d.text), ...secretNotes(w.role, have)];
     return {
       name: w.name,
@@ -254,6 +262,29 @@ export async function inspect(db: Db, p: PipelineConfig, kafkaPassword: string |
       notes,
     };
   });
+}
+
+/**
+ * A changed `dedup.index` on a pipeline that has seen keys: an index built now
+ * would be empty (every kept key would pass again), and one left behind goes
+ * stale (wrong if switched back). Refused; migrate down and up starts over.
+ */
+function indexChange(
+  p: PipelineConfig,
+  live: Map<string, CreateQuery>,
+): { role: Role; difference: Difference } | undefined {
+  const n = objectNames(p);
+  const hasSeen = live.has(n.seen);
+  const hasKv = live.has(n.seenKv);
+  if (p.dedup.index === 'rocksdb' && hasSeen && !hasKv) {
+    const text = 'dedup.index scan -> rocksdb: the seen keys exist without their index, which cannot be built in place';
+    return { role: 'seenKv', difference: { text, fix: 'refuse', cause: 'dedup.index' } };
+  }
+  if (p.dedup.index === 'scan' && hasKv) {
+    const text = `dedup.index rocksdb -> scan: the seen-key index ${n.seenKv} exists and would go stale`;
+    return { role: 'seen', difference: { text, fix: 'refuse', cause: 'dedup.index' } };
+  }
+  return undefined;
 }
 
 function secretNotes(role: Role, have: CreateQuery): string[] {
@@ -397,6 +428,7 @@ function clauseCause(role: Role, clause: string): string | undefined {
     if (clause === 'PARTITION BY' || clause === 'TTL') return 'dedup.window';
   }
   if ((role === 'staging' || role === 'errors') && clause === 'TTL') return 'dedup.window (retention)';
+  if (role === 'seenKv' && clause === 'ENGINE') return 'dedup.window';
   return undefined;
 }
 
@@ -506,6 +538,7 @@ const CAUSE_RANK = [
   /^dedup\.key/,
   /^dedup\.window/,
   /^dedup\.time/,
+  /^dedup\.index/,
   /^columns: the type/,
   /^columns: /,
   /^sink\./,

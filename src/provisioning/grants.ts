@@ -71,7 +71,9 @@ export function grantQueries(role: GrantRole, p: PipelineConfig): string[] {
         'GRANT TABLE ENGINE ON Kafka',
       ];
     case 'migrate': {
-      const engines = [...new Set([...INTERNAL_ENGINES, engineName(p.sink.engine)])];
+      // `dedup.index: rocksdb` adds the seen-key index (0013).
+      const index = p.dedup.index === 'rocksdb' ? ['EmbeddedRocksDB'] : [];
+      const engines = [...new Set([...INTERNAL_ENGINES, ...index, engineName(p.sink.engine)])];
       return [
         `GRANT ${MIGRATE_DATABASE.join(', ')} ON ${db}`,
         `GRANT ${engines.map((e) => `TABLE ENGINE ON ${e}`).join(', ')}`,

@@ -33,6 +33,8 @@ export interface ObjectNames {
   errors: string;
   errorsMv: string;
   seen: string;
+  /** the seen-key index of `dedup.index: rocksdb` (0013): key hash -> latest kept time and slice */
+  seenKv: string;
   kept: string;
   keptToFinalMv: string;
   keptToSeenMv: string;
@@ -55,6 +57,7 @@ export function objectNames(p: PipelineConfig): ObjectNames {
     errors: `${base}_errors`,
     errorsMv: `${base}_errors_mv`,
     seen: `${base}_seen`,
+    seenKv: `${base}_seen_kv`,
     kept: `${base}_kept`,
     keptToFinalMv: `${base}_kept_to_final_mv`,
     keptToSeenMv: `${base}_kept_to_seen_mv`,
@@ -91,6 +94,20 @@ export function retentionSeconds(p: PipelineConfig): number {
 /** Seen keys live for twice the window: lookups filter on time themselves; TTL only frees space. */
 export function seenTtlSeconds(p: PipelineConfig): number {
   return 2 * Math.ceil(p.dedup.windowMs / 1000);
+}
+
+/**
+ * The seen-key index's key: a 128-bit hash of the dedup key (the seen keys'
+ * `__h` is its 64-bit sibling; 64 bits collide somewhere among a billion keys
+ * with a few percent probability, and a collision would drop an event).
+ */
+export function seenKvHashSql(p: PipelineConfig): string {
+  return `reinterpretAsUInt128(sipHash128(${names(p.dedup.key)}))`;
+}
+
+/** The seen-key index's slice column: a slice id as the index stores it. */
+export function seenKvSliceSql(sliceIdSql: string): string {
+  return `sipHash64(${sliceIdSql})`;
 }
 
 /**
@@ -220,6 +237,12 @@ export function upStatements(p: PipelineConfig, opts: RenderOptions): Statement[
       ttl: seenExpirySql(p),
     }),
   );
+  if (p.dedup.index === 'rocksdb') {
+    add(
+      `seen-key index ${n.seenKv}`,
+      renderDdl('create_seen_kv', { table: q(n.seenKv), ttlSeconds: String(seenTtlSeconds(p)) }),
+    );
+  }
   add(`dedup entry point ${n.kept}`, renderDdl('create_kept', { table: q(n.kept), columns: columnList(p) }));
   add(
     `view ${n.keptToFinalMv}`,
@@ -303,6 +326,7 @@ export function downStatements(p: PipelineConfig, opts: { dropFinal: boolean }):
   view(n.keptToFinalMv);
   table(n.kept);
   table(n.seen);
+  if (p.dedup.index === 'rocksdb') table(n.seenKv);
   table(n.errors);
   table(n.staging);
   if (opts.dropFinal) table(n.final);

@@ -1,8 +1,8 @@
 /**
  * One slice of a pipeline: resume an unfinished slice or plan the next one,
  * run the windowed anti-join insert, and record the checkpoint.
- * Write order: final rows and seen keys (one insert, two views) before the
- * 'committed' checkpoint; a crash anywhere re-runs the same slice with the
+ * Write order: final rows and seen keys (one insert, two views), then (with
+ * dedup.index rocksdb) the seen-key index, before the 'committed' checkpoint; a crash anywhere re-runs the same slice with the
  * same deduplication token.
  */
 import type { PipelineConfig } from '../config/schema.ts';
@@ -22,7 +22,7 @@ import {
   rewind,
 } from './rejections.ts';
 import { oldestEvent } from './event-time.ts';
-import { countKept, countStaged, dedupInsert, stagedHeads, type SliceRange } from './slice.ts';
+import { countKept, countStaged, dedupInsert, indexSlice, stagedHeads, type SliceRange } from './slice.ts';
 
 export interface SliceOutcome {
   slice: SliceRecord;
@@ -46,6 +46,8 @@ export interface StepHooks {
   /** called once the insert request is on its way, before its answer */
   duringInsert?: (s: SliceRecord) => void;
   afterInsert?: (s: SliceRecord) => Promise<void> | void;
+  /** the slice's kept keys are in the seen-key index (dedup.index rocksdb; right after afterInsert otherwise) */
+  afterIndex?: (s: SliceRecord) => Promise<void> | void;
   afterCommit?: (s: SliceRecord) => Promise<void> | void;
   /** a replay job's chunk (1-based) is inserted and recorded, its progress not yet written */
   afterReplayChunk?: (chunk: number) => void;
@@ -141,6 +143,9 @@ export class Processor {
       return this.refused(planned, resumed, err, started);
     }
     await this.hooks.afterInsert?.(planned);
+    // dedup.index rocksdb: what landed goes into the seen-key index before the slice commits.
+    await indexSlice(this.db, this.pipeline, planned.sliceId, planned.ranges);
+    await this.hooks.afterIndex?.(planned);
     const [rowsIn, inserted, oldestEventMs] = await Promise.all([
       countStaged(this.db, this.pipeline, planned.ranges),
       countKept(this.db, this.pipeline, planned.sliceId, planned.ranges),

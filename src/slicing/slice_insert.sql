@@ -2,20 +2,7 @@ INSERT INTO {{kept}} ({{columns}}, `__t`, `__slice`)
 WITH
     -- Time bounds read staging directly: re-delivered coordinates change neither.
     (SELECT (min(`__t`), max(`__t`)) FROM {{staging}} WHERE {{ranges}}) AS bounds,
-    -- Kept times of the slice's keys near the slice, found by key hash (8 bytes a seen key to
-    -- read and probe), grouped by the key itself. A re-run slice must not count the keys its
-    -- own first attempt wrote: that attempt's final rows may not have landed (the
-    -- deduplication token skips whatever did). Computed once (enable_materialized_cte).
-    kept_near AS MATERIALIZED
-    (
-        SELECT {{key}}, groupArray(toUnixTimestamp64Milli(`__t`)) AS kept_times
-        FROM {{seen}}
-        PREWHERE `__h` IN (SELECT sipHash64({{key}}) FROM {{staging}} WHERE {{ranges}})
-        WHERE `__t` > tupleElement(bounds, 1) - toIntervalMillisecond({windowMs:Int64})
-          AND `__t` < tupleElement(bounds, 2) + toIntervalMillisecond({windowMs:Int64})
-          AND `__slice` != {slice:String}
-        GROUP BY {{key}}
-    ),
+    {{keptNear}},
     -- Keys that need deciding: staged more than once (occurrences or re-delivered copies), or
     -- with a kept time near the slice. Every other staged row is its key's only occurrence.
     contested AS MATERIALIZED

@@ -75,7 +75,12 @@ async function stopConsuming(client: Db, p: PipelineConfig): Promise<void> {
   await client.command(`DROP TABLE IF EXISTS ${qualified(n.database, n.queue)} SYNC`);
 }
 
-function compositeKeyPipeline(name: string, topic: string, group: string): (db: string) => PipelineConfig {
+function compositeKeyPipeline(
+  name: string,
+  topic: string,
+  group: string,
+  index: 'scan' | 'rocksdb' = 'scan',
+): (db: string) => PipelineConfig {
   const s = servers();
   return (db) =>
     validateConfig(
@@ -92,7 +97,7 @@ function compositeKeyPipeline(name: string, topic: string, group: string): (db: 
               { name: 'at', type: "DateTime64(3, 'UTC')" },
               { name: 'src', type: 'String', expr: "concat(_topic, ':', toString(_partition))" },
             ],
-            dedup: { key: ['tenant', 'order_id'], window: '2h30m', time: { column: 'at' } },
+            dedup: { key: ['tenant', 'order_id'], window: '2h30m', time: { column: 'at' }, index },
             sink: {
               url: s.clickhouseUrl,
               database: db,
@@ -131,14 +136,21 @@ function kafkaPassword(p: PipelineConfig): string | undefined {
 }
 
 describe('every migration in order builds what the live builders build', () => {
-  const cases: [string, () => Promise<(db: string) => PipelineConfig>][] = [
+  const cases: [string, () => Promise<(db: string) => PipelineConfig>, number][] = [
     [
       'a composite key, event time, partitioned final table',
       () => Promise.resolve(compositeKeyPipeline(uniqueName('orders'), uniqueName('orders'), uniqueName('g'))),
+      20,
     ],
-    ['the example configuration (SASL source)', () => examplePipeline(uniqueName('users'), uniqueName('g'))],
+    ['the example configuration (SASL source)', () => examplePipeline(uniqueName('users'), uniqueName('g')), 20],
+    [
+      'a composite key with the RocksDB seen-key index (0013)',
+      () =>
+        Promise.resolve(compositeKeyPipeline(uniqueName('orders'), uniqueName('orders'), uniqueName('g'), 'rocksdb')),
+      21,
+    ],
   ];
-  it.each(cases)('%s', async (_what, make) => {
+  it.each(cases)('%s', async (_what, make, objects) => {
     const config = await make();
     const client = connect({ url: servers().clickhouseUrl });
     try {
@@ -153,8 +165,9 @@ describe('every migration in order builds what the live builders build', () => {
       const chain = await schema(client, db);
       await stopConsuming(client, p);
       const live = await liveSchema(client, config, kafkaPassword(p));
-      // The final table, 11 more objects of the pipeline, 6 tables its database's pipelines share, 2 repair copies.
-      expect(Object.keys(live)).toHaveLength(20);
+      // The final table, 11 more objects of the pipeline (12 with the seen-key index), 6 tables its
+      // database's pipelines share, 2 repair copies.
+      expect(Object.keys(live)).toHaveLength(objects);
       expect(Object.keys(chain)).toEqual(Object.keys(live));
       for (const name of Object.keys(live)) expect(chain[name], name).toBe(live[name]);
     } finally {
@@ -187,6 +200,7 @@ describe('databases built by older winnows', () => {
         '0010_lease_release',
         '0011_refuse_empty_keys',
         '0012_replay_jobs',
+        '0013_seen_kv',
       ]);
       const upgraded = await schema(client, db);
       await stopConsuming(client, p);
@@ -233,6 +247,7 @@ AS SELECT \`__slice\`, count() AS \`kept\` FROM ${qualified(db, n.kept)} GROUP B
         '0010_lease_release',
         '0011_refuse_empty_keys',
         '0012_replay_jobs',
+        '0013_seen_kv',
       ]);
       const upgraded = await schema(client, db);
       await stopConsuming(client, p);

@@ -58,6 +58,8 @@ export interface PipelineOptions {
   maxSliceRows: number;
   /** the URL the daemon uses for ClickHouse (a proxy); migrate and stats use the server directly */
   daemonSinkUrl?: string;
+  /** dedup.index (default scan) */
+  index?: 'scan' | 'rocksdb';
 }
 
 /** One pipeline of a scenario: its topics, database, config files and the checks on them. */
@@ -136,6 +138,7 @@ export class Pipeline {
     dedup:
       key: [event_id]
       window: ${WINDOW_MS / 60_000}m
+      index: ${this.opts.index ?? 'scan'}
     sink:
       url: ${sinkUrl}
       database: ${this.database}

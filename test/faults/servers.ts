@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
-import { startEmbeddedClickHouse, type RunningClickHouse } from '../../dev/clickhouse.ts';
+import { ROCKSDB_SERVER_CONFIG, startEmbeddedClickHouse, type RunningClickHouse } from '../../dev/clickhouse.ts';
 import { startEmbeddedKafka, type RunningKafka } from '../../dev/kafka.ts';
 import { freePort } from '../../dev/ports.ts';
 import { isAlive } from '../support/processes.ts';
@@ -69,6 +69,8 @@ export class Servers {
       logFile: path.join(dir, 'clickhouse.log'),
       httpPort: ports.chHttp,
       tcpPort: ports.chTcp,
+      // As `winnow dev up` runs it: the seen-key index's bloom filter and block cache.
+      extraConfig: ROCKSDB_SERVER_CONFIG,
     });
   }
 

@@ -27,6 +27,7 @@ export async function handFedPipeline(
   dedupWindow: string,
   schedule: { maxSliceRows?: number } = {},
   migrateTo?: string,
+  index: 'scan' | 'rocksdb' = 'scan',
 ): Promise<HandFed> {
   const s = servers();
   const db = (await freshDatabase(`winnow_${prefix}`)).name;
@@ -41,7 +42,7 @@ export async function handFedPipeline(
             { name: 'msg', type: 'UInt64' },
             { name: 'payload', type: 'String' },
           ],
-          dedup: { key: ['event_id'], window: dedupWindow, time: 'ingestion' },
+          dedup: { key: ['event_id'], window: dedupWindow, time: 'ingestion', index },
           sink: { url: s.clickhouseUrl, database: db, table: 'events' },
           schedule,
         },

@@ -93,7 +93,7 @@ describe('examples/users.yaml', () => {
               optional: false,
             },
           ],
-          dedup: { key: ['event_id'], windowMs: 3_600_000, time: { kind: 'kafka' } },
+          dedup: { key: ['event_id'], windowMs: 3_600_000, time: { kind: 'kafka' }, index: 'scan' },
           sink: {
             url: 'http://localhost:8123',
             user: 'default',
@@ -127,7 +127,7 @@ describe('defaults', () => {
     expect(p?.columns).toEqual([
       { name: 'event_id', type: 'UUID', source: { kind: 'path', path: ['event_id'] }, optional: false },
     ]);
-    expect(p?.dedup).toEqual({ key: ['event_id'], windowMs: 3_600_000, time: { kind: 'kafka' } });
+    expect(p?.dedup).toEqual({ key: ['event_id'], windowMs: 3_600_000, time: { kind: 'kafka' }, index: 'scan' });
     expect(p?.sink).toEqual({
       url: 'http://localhost:8123',
       user: 'default',
@@ -177,6 +177,8 @@ describe('defaults', () => {
     expect(p?.dedup).toMatchObject({ windowMs: 5_400_000, time: { kind: 'column', column: 'ts' } });
     const ingestion = parse(withChange((d) => (p0(d)['dedup'] = { window: '7d', time: 'ingestion' })));
     expect(ingestion.pipelines[0]?.dedup.time).toEqual({ kind: 'ingestion' });
+    const rocks = parse(withChange((d) => (p0(d)['dedup'] = { window: '7d', index: 'rocksdb' })));
+    expect(rocks.pipelines[0]?.dedup.index).toBe('rocksdb');
   });
 
   it('keeps env secrets as references and resolves them on demand', () => {
@@ -241,6 +243,11 @@ describe('rejected input names the key and the expected form', () => {
       'window over 30 days',
       (d) => (p0(d)['dedup'] = { window: '31d' }),
       'at pipelines[0].dedup.window: expected a duration of at most 30d, got "31d"',
+    ],
+    [
+      'unknown seen-key index',
+      (d) => (p0(d)['dedup'] = { window: '1h', index: 'lsm' }),
+      'at pipelines[0].dedup.index: expected one of scan, rocksdb, got "lsm"',
     ],
     [
       'zero window',

@@ -10,6 +10,7 @@ import { migration as m0009 } from './0009_parse_once_and_queue_flush.ts';
 import { migration as m0010 } from './0010_lease_release.ts';
 import { migration as m0011 } from './0011_refuse_empty_keys.ts';
 import { migration as m0012 } from './0012_replay_jobs.ts';
+import { migration as m0013 } from './0013_seen_kv.ts';
 import type { WinnowMigration } from './types.ts';
 
 /** Every migration, in order. A database that has run one not listed here is ahead of this code. */
@@ -26,5 +27,6 @@ export const migrations: WinnowMigration[] = [
   m0010,
   m0011,
   m0012,
+  m0013,
 ];
 export type { MigrationContext, MigrationStatement, WinnowMigration } from './types.ts';
