@@ -15,7 +15,7 @@ export interface PipelineSummary {
   windowMs: number;
   key: string[];
 }
-import type { RunnerHealth } from '../daemon/daemon.ts';
+import type { RunnerHealth } from '../daemon/runner.ts';
 export type PipelineHealth = RunnerHealth;
 export interface Readiness {
   ready: boolean;

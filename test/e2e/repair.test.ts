@@ -12,7 +12,7 @@ import type { PipelineConfig } from '../../src/config/index.ts';
 import type { Db } from '../../src/clickhouse/client.ts';
 import { createLogger } from '../../src/log.ts';
 import { Checker } from '../../src/operations/checker.ts';
-import { PipelineRunner } from '../../src/daemon/daemon.ts';
+import { PipelineRunner } from '../../src/daemon/runner.ts';
 import type { ObjectNames } from '../../src/provisioning/objects.ts';
 import { Processor } from '../../src/slicing/processor.ts';
 import { handFedPipeline, stageRows, type HandFed } from '../support/hand-fed.ts';

@@ -7,7 +7,7 @@
 import cron from 'node-cron';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { cronLogger } from '../../src/daemon/daemon.ts';
+import { cronLogger } from '../../src/daemon/cron-logger.ts';
 import { createLogger } from '../../src/log.ts';
 
 describe('the scheduler logs through winnow', () => {
