@@ -52,6 +52,8 @@ export interface EmbeddedClickHouseOptions {
   users?: ClickHouseUser[];
   /** More server configuration, XML inside <clickhouse> (the benchmark's <rocksdb> options). */
   extraConfig?: string;
+  /** ClickHouse's own log level; default `information`. `debug` logs every query's text (to attribute a log line). */
+  logLevel?: 'information' | 'debug' | 'trace';
   /** How long to wait for /ping to answer, in ms. Default 60000. */
   readyTimeoutMs?: number;
   /** How long stop() waits after closing stdin before SIGKILL, in ms. Default 15000. */
@@ -113,7 +115,7 @@ export async function startEmbeddedClickHouse(opts: EmbeddedClickHouseOptions): 
       httpPort,
       tcpPort,
       logFile,
-      logLevel: 'information',
+      logLevel: opts.logLevel ?? 'information',
       configFile,
     };
     try {
