@@ -182,7 +182,13 @@ export async function finalTableDiff(db: Db, p: PipelineConfig, existing: Column
   return diff;
 }
 
+/** What `migrate` prints for a migration that has no statement for this pipeline. */
+export const NOTHING_TO_DO = 'nothing to do for this pipeline';
+
 export class Migrator {
+  /** statements the migration now running has run (or printed, in --dry-run) */
+  private statementsRun = 0;
+
   constructor(
     private readonly db: Db,
     private readonly pipeline: PipelineConfig,
@@ -206,13 +212,17 @@ export class Migrator {
     let t0 = 0;
     umzug.on('migrating', ({ name }) => {
       t0 = Date.now();
+      this.statementsRun = 0;
       opts.print(opts.dryRun ? `-- migration ${name}\n` : `  migration ${name}`);
     });
     umzug.on('reverting', ({ name }) => {
       t0 = Date.now();
+      this.statementsRun = 0;
       opts.print(opts.dryRun ? `-- revert ${name}\n` : `  revert ${name}`);
     });
     const finished = ({ name }: { name: string }): void => {
+      // A migration for objects this pipeline does not have (0013: only dedup.index rocksdb) says so.
+      if (this.statementsRun === 0) opts.print(opts.dryRun ? `-- ${NOTHING_TO_DO}\n` : `    ${NOTHING_TO_DO}`);
       if (!opts.dryRun) opts.print(`  ${name} done (${Date.now() - t0} ms)`);
     };
     umzug.on('migrated', finished);
@@ -250,6 +260,7 @@ export class Migrator {
       dropFinal: opts.dropFinal ?? false,
       run: async (statements: Statement[]) => {
         for (const s of statements) {
+          this.statementsRun++;
           if (opts.dryRun) {
             opts.print(`-- ${s.title}\n${s.display};\n`);
             continue;

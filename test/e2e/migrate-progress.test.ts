@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { migrations } from '../../src/provisioning/migrations/index.ts';
+import { NOTHING_TO_DO } from '../../src/provisioning/migrator.ts';
 import { runCli } from '../support/cli.ts';
 import { createTopic, freshDatabase, servers, uniqueName } from '../support/helpers.ts';
 
@@ -46,6 +47,8 @@ describe('migrate up progress', () => {
       expect(lines[end], up.stdout).toMatch(new RegExp(`^ {2}${m} done \\(\\d+ ms\\)$`));
       const statements = lines.slice(start + 1, end);
       expect(statements.length, `${m}\n${up.stdout}`).toBeGreaterThan(0);
+      // A migration without objects for this pipeline (0013 makes the index of dedup.index rocksdb only) says so.
+      if (statements.length === 1 && statements[0] === `    ${NOTHING_TO_DO}`) continue;
       for (const l of statements) expect(l).toMatch(/^ {4}\S.* \(\d+ (ms|partitions)\)$/);
     }
     expect(up.stdout).toContain(`    slices table winnow_slices (`);
