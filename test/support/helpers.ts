@@ -68,14 +68,32 @@ export function kafka(opts: { sasl?: boolean; password?: string } = {}): Kafka {
   return new Kafka(config);
 }
 
+/**
+ * Creates a topic and waits until each partition has a leader. Not kafkajs's own `waitForLeaders`: on a
+ * busy broker its metadata request fails with "This server does not host this topic-partition" instead of
+ * waiting (seen in test/e2e/metrics.test.ts while another suite loaded the shared Kafka).
+ */
 export async function createTopic(name: string, partitions = 1): Promise<void> {
   const admin = kafka().admin();
   await admin.connect();
   try {
     await admin.createTopics({
       topics: [{ topic: name, numPartitions: partitions, replicationFactor: 1 }],
-      waitForLeaders: true,
+      waitForLeaders: false,
     });
+    await waitFor(
+      async () => {
+        try {
+          const { topics } = await admin.fetchTopicMetadata({ topics: [name] });
+          return topics[0]?.partitions.filter((p) => p.leader >= 0).length ?? 0;
+        } catch {
+          return 0; // not known to the broker yet
+        }
+      },
+      (n) => n === partitions,
+      30_000,
+      `leaders of the ${partitions} partitions of ${name}`,
+    );
   } finally {
     await admin.disconnect();
   }
