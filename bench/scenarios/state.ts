@@ -29,6 +29,8 @@ export interface SliceCost {
   tickMsMedian: number;
   /** median ms per kind of statement in a tick */
   byKindMs: Record<string, number>;
+  /** median ms and rows read (commands only) per statement tag in a tick: the profile of a tick */
+  byTag: Record<string, { ms: number; readRows: number }>;
 }
 
 export interface DedupStage {
@@ -153,6 +155,16 @@ export class StateRig {
   }
 }
 
+function byTag(queries: QueryStat[]): Record<string, { ms: number; readRows: number }> {
+  const out: Record<string, { ms: number; readRows: number }> = {};
+  for (const q of queries) {
+    const t = (out[q.tag || 'untagged'] ??= { ms: 0, readRows: 0 });
+    t.ms += q.ms;
+    t.readRows += q.summary?.readRows ?? 0;
+  }
+  return out;
+}
+
 function byKind(queries: QueryStat[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const q of queries) out[q.kind] = (out[q.kind] ?? 0) + q.ms;
@@ -163,7 +175,15 @@ async function tickTimed(
   rig: StateRig,
   proc: Processor,
 ): Promise<
-  { rows: number; inserted: number; insert: QueryStat; tickMs: number; byKind: Record<string, number> } | undefined
+  | {
+      rows: number;
+      inserted: number;
+      insert: QueryStat;
+      tickMs: number;
+      byKind: Record<string, number>;
+      byTag: Record<string, { ms: number; readRows: number }>;
+    }
+  | undefined
 > {
   rig.queries = [];
   const t0 = performance.now();
@@ -177,6 +197,7 @@ async function tickTimed(
     insert,
     tickMs: performance.now() - t0,
     byKind: byKind(rig.queries),
+    byTag: byTag(rig.queries),
   };
 }
 
@@ -229,10 +250,27 @@ export async function stateScaling(ctx: Ctx): Promise<StateResult> {
         byKindMs: Object.fromEntries(
           ['plan', 'checkpoint', 'insert', 'count', 'other'].map((k) => [k, median(runs.map((r) => r.byKind[k] ?? 0))]),
         ),
+        byTag: Object.fromEntries(
+          [...new Set(runs.flatMap((r) => Object.keys(r.byTag)))].map((t) => [
+            t,
+            {
+              ms: median(runs.map((r) => r.byTag[t]?.ms ?? 0)),
+              readRows: median(runs.map((r) => r.byTag[t]?.readRows ?? 0)),
+            },
+          ]),
+        ),
       };
       result.sliceCosts.push(c);
       ctx.log(
         `state: ${fmtInt(c.seenKeys)} seen keys: slice of ${fmtInt(c.sliceRows)} rows inserted in ${c.insertMsMedian.toFixed(0)} ms (read ${fmtInt(c.readRowsMedian)} rows, ${(c.memoryMedian / 2 ** 20).toFixed(0)} MiB)`,
+      );
+      ctx.log(
+        `state: ${fmtInt(c.seenKeys)} seen keys: tick ${c.tickMsMedian.toFixed(0)} ms = ${Object.entries(c.byTag)
+          .map(
+            ([t, v]) =>
+              `${t.replace('winnow:', '')} ${v.ms.toFixed(0)} ms${v.readRows ? ` (${fmtInt(v.readRows)} rows)` : ''}`,
+          )
+          .join(', ')}`,
       );
     }
     if (size === opts.dedupSeen) {
