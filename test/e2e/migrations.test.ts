@@ -147,7 +147,7 @@ describe('every migration in order builds what the live builders build', () => {
       'a composite key with the RocksDB seen-key index (0013, 0014)',
       () =>
         Promise.resolve(compositeKeyPipeline(uniqueName('orders'), uniqueName('orders'), uniqueName('g'), 'rocksdb')),
-      21,
+      22,
     ],
   ];
   it.each(cases)('%s', async (_what, make, objects) => {
