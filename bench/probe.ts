@@ -18,6 +18,8 @@ export type QueryKind = 'insert' | 'checkpoint' | 'plan' | 'count' | 'other';
 
 export interface QueryStat {
   kind: QueryKind;
+  /** the statement's log_comment tag ('' when untagged) */
+  tag: string;
   ms: number;
   summary?: QuerySummary;
 }
@@ -46,13 +48,13 @@ export function instrument(db: Db, insertSettings: Record<string, string>, onQue
         kind === 'insert' ? { ...settings, ...(insertSettings as ClickHouseSettings) } : (settings ?? {});
       const t0 = performance.now();
       const summary = await db.command(sql, params, merged);
-      onQuery({ kind, ms: performance.now() - t0, summary });
+      onQuery({ kind, tag: settings?.log_comment ?? '', ms: performance.now() - t0, summary });
       return summary;
     },
     async rows<T>(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings) {
       const t0 = performance.now();
       const out = await db.rows<T>(sql, params, settings);
-      onQuery({ kind: kindOf(settings), ms: performance.now() - t0 });
+      onQuery({ kind: kindOf(settings), tag: settings?.log_comment ?? '', ms: performance.now() - t0 });
       return out;
     },
     ping: () => db.ping(),

@@ -18,7 +18,7 @@ import { WinnowError } from '../errors.ts';
 import { formatRange } from '../kafka/partitions.ts';
 import { Checkpoints, fromRangeRow, rangesJson, type RangeRow } from '../slicing/checkpoints.ts';
 import { objectNames, REPLAYS_TABLE } from '../provisioning/objects.ts';
-import { countKept, countStaged, dedupInsert, indexSlice, type SliceRange } from '../slicing/slice.ts';
+import { countKept, countStaged, dedupInsert, type SliceRange } from '../slicing/slice.ts';
 
 export interface OffsetSpec {
   topic: string | undefined;
@@ -321,8 +321,6 @@ export class Replayer {
   ): Promise<{ rowsIn: number; inserted: number }> {
     const id = `${this.p.name}-${replayId}-${index + 1}`;
     await dedupInsert(this.db, this.p, id, ranges);
-    // dedup.index rocksdb: the chunk's kept keys into the seen-key index before it is recorded, as a slice does.
-    await indexSlice(this.db, this.p, id, ranges);
     const [n, kept] = await Promise.all([countStaged(this.db, this.p, ranges), countKept(this.db, this.p, id, ranges)]);
     const rec = replaysSql.record(this.p.sink.database, {
       pipeline: this.p.name,

@@ -58,6 +58,7 @@ export type Role =
   | 'kept'
   | 'keptToFinalMv'
   | 'keptToSeenMv'
+  | 'keptToSeenKvMv'
   | 'parsed'
   | 'errorsMv'
   | 'stagingMv'
@@ -158,6 +159,7 @@ function roles(p: PipelineConfig): Map<string, Role> {
     [n.kept, 'kept'],
     [n.keptToFinalMv, 'keptToFinalMv'],
     [n.keptToSeenMv, 'keptToSeenMv'],
+    [n.keptToSeenKvMv, 'keptToSeenKvMv'],
     [n.parsed, 'parsed'],
     [n.errorsMv, 'errorsMv'],
     [n.stagingMv, 'stagingMv'],
@@ -353,7 +355,7 @@ function finalDedupWindow(have: CreateQuery): Difference[] {
 }
 
 const ALTERABLE: ReadonlySet<Role> = new Set(['final', 'staging', 'kept', 'parsed', 'repairFinal']);
-const KEYED: ReadonlySet<Role> = new Set(['seen', 'repairSeen', 'keptToSeenMv']);
+const KEYED: ReadonlySet<Role> = new Set(['seen', 'repairSeen', 'keptToSeenMv', 'keptToSeenKvMv']);
 
 function compareColumns(
   p: PipelineConfig,

@@ -38,6 +38,8 @@ export interface ObjectNames {
   kept: string;
   keptToFinalMv: string;
   keptToSeenMv: string;
+  /** dedup.index rocksdb (0014): the kept rows' latest time per key hash into seenKv, inside the slice insert */
+  keptToSeenKvMv: string;
   /** the checker's write-ahead copies of doubled final rows and seen keys (0006) */
   repairFinal: string;
   repairSeen: string;
@@ -61,6 +63,7 @@ export function objectNames(p: PipelineConfig): ObjectNames {
     kept: `${base}_kept`,
     keptToFinalMv: `${base}_kept_to_final_mv`,
     keptToSeenMv: `${base}_kept_to_seen_mv`,
+    keptToSeenKvMv: `${base}_kept_to_seen_kv_mv`,
     repairFinal: `${base}_repair_final`,
     repairSeen: `${base}_repair_seen`,
     slices: SLICES_TABLE,
@@ -262,6 +265,17 @@ export function upStatements(p: PipelineConfig, opts: RenderOptions): Statement[
       key: names(keyCols),
     }),
   );
+  if (p.dedup.index === 'rocksdb') {
+    add(
+      `seen-key index view ${n.keptToSeenKvMv}`,
+      renderDdl('create_kept_to_seen_kv_mv', {
+        view: q(n.keptToSeenKvMv),
+        seenKv: q(n.seenKv),
+        kept: q(n.kept),
+        kvHash: seenKvHashSql(p),
+      }),
+    );
+  }
   const queueVars = (redact: boolean): Record<string, string> => ({
     table: q(n.queue),
     brokers: quoteString(p.source.brokers.join(',')),
@@ -322,6 +336,7 @@ export function downStatements(p: PipelineConfig, opts: { dropFinal: boolean }):
   view(n.stagingMv);
   view(n.errorsMv);
   table(n.parsed);
+  if (p.dedup.index === 'rocksdb') view(n.keptToSeenKvMv);
   view(n.keptToSeenMv);
   view(n.keptToFinalMv);
   table(n.kept);

@@ -5,8 +5,7 @@
  * WINNOW_FAULT=<step>@<seq> makes the daemon kill itself with SIGKILL at that
  * step of the slice with that sequence number. Steps: beforeInsert,
  * duringInsert (the insert request is sent, its answer not read), afterInsert
- * (before the seen-key index and the checkpoint), afterIndex (the seen-key
- * index written, dedup.index rocksdb; before the checkpoint), afterCommit; afterReplayChunk@N kills it once chunk
+ * (before the counts and the checkpoint), afterCommit; afterReplayChunk@N kills it once chunk
  * N of a replay job is inserted and recorded, before the job's progress says so.
  *
  * WINNOW_FAULT=fail:<step> makes every slice of the daemon fail at that step
@@ -17,7 +16,7 @@
 import { WinnowError } from '../errors.ts';
 import type { StepHooks } from './processor.ts';
 
-const STEPS = ['beforeInsert', 'duringInsert', 'afterInsert', 'afterIndex', 'afterCommit', 'afterReplayChunk'] as const;
+const STEPS = ['beforeInsert', 'duringInsert', 'afterInsert', 'afterCommit', 'afterReplayChunk'] as const;
 type Step = (typeof STEPS)[number];
 type Fault =
   | { kind: 'kill'; step: Step; seq: number }
@@ -31,7 +30,7 @@ export function parseFault(spec: string | undefined): Fault | undefined {
     if (!STEPS.includes(step) || step === 'duringInsert' || step === 'afterReplayChunk') {
       throw new WinnowError(
         'USAGE',
-        `WINNOW_FAULT=fail:<step> takes a step among beforeInsert, afterInsert, afterIndex, afterCommit, got "${spec}"`,
+        `WINNOW_FAULT=fail:<step> takes a step among beforeInsert, afterInsert, afterCommit, got "${spec}"`,
       );
     }
     return { kind: 'fail', step };
@@ -79,8 +78,6 @@ export function faultHooks(
       return { duringInsert: (s) => void setTimeout(() => at(s), 5) };
     case 'afterInsert':
       return { afterInsert: at };
-    case 'afterIndex':
-      return { afterIndex: at };
     case 'afterCommit':
       return { afterCommit: at };
     case 'afterReplayChunk':

@@ -14,6 +14,7 @@ import {
   clip,
   deadLetterRefused,
   dropRefusedSeenKeys,
+  restoreRefusedIndexEntries,
   firstHalf,
   firstOffsets,
   isRowRefusal,
@@ -22,7 +23,7 @@ import {
   rewind,
 } from './rejections.ts';
 import { oldestEvent } from './event-time.ts';
-import { countKept, countStaged, dedupInsert, indexSlice, stagedHeads, type SliceRange } from './slice.ts';
+import { countKept, countStaged, dedupInsert, stagedHeads, type SliceRange } from './slice.ts';
 
 export interface SliceOutcome {
   slice: SliceRecord;
@@ -46,8 +47,6 @@ export interface StepHooks {
   /** called once the insert request is on its way, before its answer */
   duringInsert?: (s: SliceRecord) => void;
   afterInsert?: (s: SliceRecord) => Promise<void> | void;
-  /** the slice's kept keys are in the seen-key index (dedup.index rocksdb; right after afterInsert otherwise) */
-  afterIndex?: (s: SliceRecord) => Promise<void> | void;
   afterCommit?: (s: SliceRecord) => Promise<void> | void;
   /** a replay job's chunk (1-based) is inserted and recorded, its progress not yet written */
   afterReplayChunk?: (chunk: number) => void;
@@ -143,9 +142,6 @@ export class Processor {
       return this.refused(planned, resumed, err, started);
     }
     await this.hooks.afterInsert?.(planned);
-    // dedup.index rocksdb: what landed goes into the seen-key index before the slice commits.
-    await indexSlice(this.db, this.pipeline, planned.sliceId, planned.ranges);
-    await this.hooks.afterIndex?.(planned);
     const [rowsIn, inserted, oldestEventMs] = await Promise.all([
       countStaged(this.db, this.pipeline, planned.ranges),
       countKept(this.db, this.pipeline, planned.sliceId, planned.ranges),
@@ -168,7 +164,8 @@ export class Processor {
    * The final table refused some of the slice's rows (rejections.ts). One
    * message: it goes to the dead letters and the slice commits without it.
    * More: the slice is recorded as split and its first half is the next slice.
-   * Either way, the seen keys the refused attempt wrote go first.
+   * Either way, the seen keys the refused attempt wrote go first (and the
+   * index entries it wrote are set back).
    */
   private async refused(
     planned: SliceRecord,
@@ -178,6 +175,7 @@ export class Processor {
   ): Promise<SliceOutcome> {
     const reason = refusalReason(err);
     await dropRefusedSeenKeys(this.db, this.pipeline, planned.sliceId, planned.ranges);
+    await restoreRefusedIndexEntries(this.db, this.pipeline, planned.sliceId, planned.ranges);
     this.search ??= planned.ranges;
     if (offsetCount(planned.ranges) === 1) {
       if (this.refusedInARow >= TABLE_WIDE_REFUSALS) {

@@ -10,7 +10,10 @@
  * The slice insert writes the final table and the seen keys side by side, so
  * a refused attempt can leave seen keys whose final rows never landed. Those
  * would block later occurrences of their keys (data lost) and so are deleted
- * before the slice is split or its message dead-lettered.
+ * before the slice is split or its message dead-lettered. With the seen-key
+ * index (dedup.index rocksdb) the attempt's view may also have written index
+ * entries naming the slice; they are set back to what the other slices' seen
+ * keys say (restoreRefusedIndexEntries).
  */
 import type { Db } from '../clickhouse/client.ts';
 import { ClickHouseFailure } from '../clickhouse/client.ts';
@@ -18,7 +21,7 @@ import { UNTOKENED_INSERT_SELECT } from '../clickhouse/token-dedup.ts';
 import { ident, qualified, type ParamSql } from '../clickhouse/sql.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import type { NextOffset } from './checkpoints.ts';
-import { objectNames } from '../provisioning/objects.ts';
+import { objectNames, seenKvHashSql, seenKvSliceSql } from '../provisioning/objects.ts';
 import { rangesCondition, type SliceRange } from './slice.ts';
 
 /**
@@ -127,6 +130,59 @@ export async function dropRefusedSeenKeys(
   if (Number(found[0]?.n ?? 0) === 0) return;
   const drop = dropSliceSeenSql(p, sliceId, ranges);
   await db.command(drop.sql, drop.params, { mutations_sync: '2' });
+}
+
+/**
+ * dedup.index rocksdb: the index entries a refused attempt of this slice wrote
+ * (its view runs beside the final table's), for keys of its ranges, set back
+ * to the key's latest kept time and slice among the other slices' seen keys,
+ * or to time 0 (no lookup reads an entry that old) when there is none. Run
+ * after the attempt's seen keys are deleted and before the slice is split or
+ * committed: a later slice trusts an entry naming another slice. Read through
+ * the seen keys' primary key, for the few keys concerned; a no-op when the
+ * view did not run.
+ */
+export function restoreRefusedIndexSql(p: PipelineConfig, sliceId: string, ranges: SliceRange[]): ParamSql {
+  const n = objectNames(p);
+  const key = p.dedup.key.map(ident).join(', ');
+  const cond = rangesCondition(ranges);
+  const kv = qualified(n.database, n.seenKv);
+  const hash = seenKvHashSql(p);
+  const staging = qualified(n.database, n.staging);
+  return {
+    sql: `INSERT INTO ${kv} (\`h\`, \`__t\`, \`__s\`)
+     WITH stale AS (
+         SELECT \`h\` FROM ${kv}
+         WHERE \`h\` IN (SELECT ${hash} FROM ${staging} WHERE ${cond.sql}) AND \`__s\` = ${seenKvSliceSql('{slice:String}')}
+     )
+     SELECT stale.h, prior.t, prior.s
+     FROM stale
+     LEFT JOIN (
+         SELECT ${hash} AS h, max(\`__t\`) AS t, ${seenKvSliceSql('argMax(`__slice`, `__t`)')} AS s
+         FROM ${qualified(n.database, n.seen)}
+         WHERE (${key}) IN (SELECT ${key} FROM ${staging} WHERE (${cond.sql}) AND ${hash} IN (SELECT \`h\` FROM stale))
+           AND \`__slice\` != {slice:String}
+         GROUP BY h
+     ) AS prior ON stale.h = prior.h`,
+    params: { ...cond.params, slice: sliceId },
+  };
+}
+
+/** Sets back the index entries a refused attempt of this slice wrote (dedup.index rocksdb; nothing otherwise). */
+export async function restoreRefusedIndexEntries(
+  db: Db,
+  p: PipelineConfig,
+  sliceId: string,
+  ranges: SliceRange[],
+): Promise<void> {
+  if (p.dedup.index !== 'rocksdb') return;
+  const q = restoreRefusedIndexSql(p, sliceId, ranges);
+  await db.command(q.sql, q.params, {
+    ...UNTOKENED_INSERT_SELECT,
+    // A missing prior is time 0 and slice 0 (not NULL), whatever the user's profile says.
+    join_use_nulls: 0,
+    use_index_for_in_with_subqueries: 1,
+  });
 }
 
 const errorsOf = (p: PipelineConfig): string => qualified(objectNames(p).database, objectNames(p).errors);

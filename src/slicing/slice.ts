@@ -10,7 +10,7 @@
 import type { ClickHouseSettings } from '@clickhouse/client';
 import type { Db } from '../clickhouse/client.ts';
 import { ident, qualified, renderSqlFile, type ParamSql } from '../clickhouse/sql.ts';
-import { tokenInsertSelect, UNTOKENED_INSERT_SELECT } from '../clickhouse/token-dedup.ts';
+import { tokenInsertSelect } from '../clickhouse/token-dedup.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { objectNames, seenKvHashSql } from '../provisioning/objects.ts';
 import type { NextOffset } from './checkpoints.ts';
@@ -30,8 +30,6 @@ export const SLICE_TAGS = {
   countStaged: 'winnow:slice_count_staged',
   countKept: 'winnow:slice_count_kept',
   heads: 'winnow:slice_heads',
-  /** dedup.index rocksdb: the slice's kept keys into the seen-key index, after the insert */
-  index: 'winnow:slice_index',
 } as const;
 
 /** `(topic, partition, offset in range) OR ...`, with one parameter set per range so the primary key prunes. */
@@ -102,6 +100,11 @@ export function sliceInsertSettings(p: PipelineConfig, token: string): ClickHous
     // The seen-keys lookup and the set of keys that need deciding are each computed once,
     // though used twice (bench: 1M rows at 20M seen keys, 1.47 s -> 0.95 s, half the memory).
     enable_materialized_cte: 1,
+    // dedup.index rocksdb: the seen-key index's view (0014) joins the kept rows to their entries
+    // by the index's primary key: a direct join is point lookups, any other reads the whole index.
+    ...(p.dedup.index === 'rocksdb'
+      ? { join_algorithm: 'direct,parallel_hash,hash' as ClickHouseSettings['join_algorithm'] }
+      : {}),
     log_comment: SLICE_TAGS.insert,
   };
 }
@@ -110,39 +113,6 @@ export function sliceInsertSettings(p: PipelineConfig, token: string): ClickHous
 export function dedupInsert(db: Db, p: PipelineConfig, sliceId: string, ranges: SliceRange[]): Promise<unknown> {
   const ins = sliceInsertSql(p, sliceId, ranges);
   return db.command(ins.sql, ins.params, sliceInsertSettings(p, sliceId));
-}
-
-/**
- * dedup.index rocksdb, step 3 of the write order (ARCHITECTURE.md): the
- * slice's kept keys as they landed in the seen keys, read back, into the
- * seen-key index, after the insert and before the 'committed' checkpoint. An
- * entry only moves forward in time; a re-run writes the same entries again
- * (no token needed). Not for `scan` pipelines.
- */
-export function seenKvUpsertSql(p: PipelineConfig, sliceId: string, ranges: SliceRange[]): ParamSql {
-  const n = objectNames(p);
-  const cond = rangesCondition(ranges);
-  const sql = renderSqlFile(new URL('./seen_kv_upsert.sql', import.meta.url), {
-    seenKv: qualified(n.database, n.seenKv),
-    seen: qualified(n.database, n.seen),
-    staging: qualified(n.database, n.staging),
-    kvHash: seenKvHashSql(p),
-    key: p.dedup.key.map(ident).join(', '),
-    ranges: cond.sql,
-  });
-  return { sql, params: { ...cond.params, slice: sliceId } };
-}
-
-/** Writes the slice's kept keys into the seen-key index (dedup.index rocksdb); nothing for a `scan` pipeline. */
-export async function indexSlice(db: Db, p: PipelineConfig, sliceId: string, ranges: SliceRange[]): Promise<void> {
-  if (p.dedup.index !== 'rocksdb') return;
-  const q = seenKvUpsertSql(p, sliceId, ranges);
-  await db.command(q.sql, q.params, {
-    ...UNTOKENED_INSERT_SELECT,
-    // The slice's hashes select the seen keys' granules (PREWHERE) and the index's entries.
-    use_index_for_in_with_subqueries: 0,
-    log_comment: SLICE_TAGS.index,
-  });
 }
 
 /** Distinct staged messages in the ranges (re-deliveries of one offset count once). */

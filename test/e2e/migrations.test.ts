@@ -144,10 +144,10 @@ describe('every migration in order builds what the live builders build', () => {
     ],
     ['the example configuration (SASL source)', () => examplePipeline(uniqueName('users'), uniqueName('g')), 20],
     [
-      'a composite key with the RocksDB seen-key index (0013)',
+      'a composite key with the RocksDB seen-key index (0013, 0014)',
       () =>
         Promise.resolve(compositeKeyPipeline(uniqueName('orders'), uniqueName('orders'), uniqueName('g'), 'rocksdb')),
-      21,
+      22,
     ],
   ];
   it.each(cases)('%s', async (_what, make, objects) => {
@@ -201,6 +201,7 @@ describe('databases built by older winnows', () => {
         '0011_refuse_empty_keys',
         '0012_replay_jobs',
         '0013_seen_kv',
+        '0014_seen_kv_view',
       ]);
       const upgraded = await schema(client, db);
       await stopConsuming(client, p);
@@ -248,6 +249,7 @@ AS SELECT \`__slice\`, count() AS \`kept\` FROM ${qualified(db, n.kept)} GROUP B
         '0011_refuse_empty_keys',
         '0012_replay_jobs',
         '0013_seen_kv',
+        '0014_seen_kv_view',
       ]);
       const upgraded = await schema(client, db);
       await stopConsuming(client, p);

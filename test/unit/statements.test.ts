@@ -52,6 +52,7 @@ import {
   dropSliceSeenSql,
   refusedCoordinatesSql,
   refusedDeadLetterSql,
+  restoreRefusedIndexSql,
   sliceSeenCountSql,
 } from '../../src/slicing/rejections.ts';
 import {
@@ -222,6 +223,7 @@ function runtimeStatements(p: PipelineConfig): Record<string, ParamSql> {
     'slice: ranges condition': rangesCondition(ranges, 's'),
     'refused slice: seen count': sliceSeenCountSql(p, 'select_2-3-abc'),
     'refused slice: drop seen keys': dropSliceSeenSql(p, 'select_2-3-abc', ranges),
+    'refused slice: restore index entries': restoreRefusedIndexSql(p, 'select_2-3-abc', ranges),
     'checkpoint: last': slicesSql.last(db, p.name),
     'checkpoint: recent': slicesSql.recent(db, p.name, 50),
     'checkpoint: record': slicesSql.record(db, record),

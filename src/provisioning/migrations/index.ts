@@ -11,6 +11,7 @@ import { migration as m0010 } from './0010_lease_release.ts';
 import { migration as m0011 } from './0011_refuse_empty_keys.ts';
 import { migration as m0012 } from './0012_replay_jobs.ts';
 import { migration as m0013 } from './0013_seen_kv.ts';
+import { migration as m0014 } from './0014_seen_kv_view.ts';
 import type { WinnowMigration } from './types.ts';
 
 /** Every migration, in order. A database that has run one not listed here is ahead of this code. */
@@ -28,5 +29,6 @@ export const migrations: WinnowMigration[] = [
   m0011,
   m0012,
   m0013,
+  m0014,
 ];
 export type { MigrationContext, MigrationStatement, WinnowMigration } from './types.ts';
