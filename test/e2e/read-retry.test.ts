@@ -7,75 +7,22 @@
  * A TCP proxy in front of the real ClickHouse resets the first `n` requests it
  * sees (before ClickHouse gets them, or after ClickHouse answered).
  */
-import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type Db } from '../../src/clickhouse/client.ts';
 import { WinnowError } from '../../src/errors.ts';
 import { servers } from '../support/helpers.ts';
-
-interface ResettingProxy {
-  url: string;
-  requests: number;
-  close(): Promise<void>;
-}
+import { resetProxy, type ResetProxy } from '../support/reset-proxy.ts';
 
 /** Resets the first `n` requests: `before` ClickHouse sees them, or `after` it has answered. */
-async function resettingProxy(n: number, when: 'before' | 'after'): Promise<ResettingProxy> {
+function resettingProxy(n: number, when: 'before' | 'after'): Promise<ResetProxy> {
   const target = new URL(servers().clickhouseUrl);
-  const sockets = new Set<net.Socket>();
-  const state = { requests: 0 };
-  const server = net.createServer((client) => {
-    const upstream = net.connect(Number(target.port), target.hostname);
-    sockets.add(client).add(upstream);
-    let breakAfter = false;
-    let answering = true;
-    const closeBoth = (): void => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', closeBoth).on('close', () => upstream.destroy());
-    upstream.on('error', closeBoth).on('close', () => client.destroy());
-    client.on('data', (chunk: Buffer) => {
-      if (answering) {
-        answering = false;
-        state.requests++;
-        if (state.requests <= n && when === 'before') {
-          client.resetAndDestroy();
-          upstream.destroy();
-          return;
-        }
-        breakAfter = state.requests <= n && when === 'after';
-      }
-      upstream.write(chunk);
-    });
-    upstream.on('data', (chunk: Buffer) => {
-      if (breakAfter) {
-        breakAfter = false;
-        client.resetAndDestroy();
-        upstream.destroy();
-        return;
-      }
-      answering = true;
-      client.write(chunk);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    get requests() {
-      return state.requests;
-    },
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  let seen = 0;
+  return resetProxy({ host: target.hostname, port: Number(target.port) }, () => (++seen <= n ? when : undefined));
 }
 
 describe('reads through a connection that resets', () => {
-  const open: { proxy: ResettingProxy; db: Db }[] = [];
-  const through = async (n: number, when: 'before' | 'after'): Promise<{ proxy: ResettingProxy; db: Db }> => {
+  const open: { proxy: ResetProxy; db: Db }[] = [];
+  const through = async (n: number, when: 'before' | 'after'): Promise<{ proxy: ResetProxy; db: Db }> => {
     const proxy = await resettingProxy(n, when);
     const db = connect({ url: proxy.url, where: 'sink.url (test)' });
     open.push({ proxy, db });

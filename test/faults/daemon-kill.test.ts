@@ -51,17 +51,7 @@ describe.concurrent('fault: the daemon is SIGKILLed', () => {
     const phases = p.generate(seed, 1500);
     const [phase1 = [], phase2 = []] = phases;
     const kafka = servers.kafkaClient();
-
-    // Pre-load phase 1 and let ClickHouse stage it all, so slice 2 exists and every slice is full.
-    await produce(kafka, phase1);
-    await p.waitConsumed(phase1);
-
-    const faulty = await p.startDaemon({ WINNOW_FAULT: `${step}@2` });
-    const exit = await Promise.race([faulty.exited, sleep(90_000).then(() => undefined)]);
-    expect(exit, `the daemon with WINNOW_FAULT=${step}@2 did not die:\n${faulty.logs}`).toEqual({
-      code: null,
-      signal: 'SIGKILL',
-    });
+    await p.killedAt(step, 2, phase1);
 
     // The state the crash left behind.
     const slicesTable = p.table('winnow_slices');

@@ -26,12 +26,14 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'vitest';
 import { runCli } from '../support/cli.ts';
 import { generate, type GenMessage } from '../support/oracle.ts';
 import { hex, waitFor, WINDOW_MS } from './common.ts';
 import { DaemonProc } from './daemon.ts';
 import type { Servers } from './servers.ts';
+import { produce } from './stream.ts';
 import { verifyPipeline } from './verify.ts';
 
 export { hex, waitFor, WINDOW_MS } from './common.ts';
@@ -163,6 +165,22 @@ export class Pipeline {
 
   startDaemon(env: Record<string, string> = {}): Promise<DaemonProc> {
     return DaemonProc.start(this.daemonConfigFile, env);
+  }
+
+  /**
+   * The start of a crash scenario: phase 1 produced and staged (so slice `slice` exists and every slice
+   * is full), then a daemon with WINNOW_FAULT=<step>@<slice>, which must SIGKILL itself there within 90 s.
+   */
+  async killedAt(step: string, slice: number, phase1: GenMessage[]): Promise<DaemonProc> {
+    await produce(this.servers.kafkaClient(), phase1);
+    await this.waitConsumed(phase1);
+    const faulty = await this.startDaemon({ WINNOW_FAULT: `${step}@${slice}` });
+    const exit = await Promise.race([faulty.exited, sleep(90_000).then(() => undefined)]);
+    expect(exit, `the daemon with WINNOW_FAULT=${step}@${slice} did not die:\n${faulty.logs}`).toEqual({
+      code: null,
+      signal: 'SIGKILL',
+    });
+    return faulty;
   }
 
   async query<T>(sql: string): Promise<T[]> {

@@ -1,7 +1,7 @@
 /** A TCP proxy in front of ClickHouse's HTTP port that breaks chosen requests (the transient-failure scenarios). */
 import { appendFileSync } from 'node:fs';
-import net from 'node:net';
 import { rng } from '../support/oracle.ts';
+import { resetProxy, type Fate } from '../support/reset-proxy.ts';
 
 export type RequestKind = 'slice insert' | 'lease claim' | 'checkpoint' | 'other';
 
@@ -52,76 +52,26 @@ export async function breakingProxy(
   const tally = (k: string): void => {
     counts.broken[k] = (counts.broken[k] ?? 0) + 1;
   };
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    sockets.add(client);
-    const upstream = net.connect(target.port, target.host);
-    sockets.add(upstream);
-    let answering = true; // true between requests: the next client bytes start a new request
-    let breakAfter: RequestKind | undefined;
-    const closeBoth = (): void => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('close', () => {
-      sockets.delete(client);
-      upstream.destroy();
-    });
-    upstream.on('close', () => {
-      sockets.delete(upstream);
-      client.destroy();
-    });
-    client.on('error', closeBoth);
-    upstream.on('error', closeBoth);
-    client.on('data', (chunk: Buffer) => {
-      if (answering) {
-        answering = false;
-        counts.requests++;
-        const kind = requestKind(chunk.toString('latin1'));
-        let fate: 'before' | 'after' | undefined;
-        if (kind === 'slice insert') {
-          inserts++;
-          fate = inserts % 6 === 2 ? 'before' : inserts % 6 === 4 ? 'after' : undefined;
-        } else {
-          const roll = r();
-          fate = roll < otherShare / 2 ? 'before' : roll < otherShare ? 'after' : undefined;
-        }
-        if (traceFile) {
-          const line = chunk.toString('latin1', 0, 300).split('\r\n')[0];
-          appendFileSync(traceFile, `${new Date().toISOString()} ${kind} ${fate ?? 'ok'} ${line}\n`);
-        }
-        if (fate === 'before') {
-          counts.resetBefore++;
-          tally(`${kind} before`);
-          client.resetAndDestroy();
-          upstream.destroy();
-          return;
-        }
-        breakAfter = fate === 'after' ? kind : undefined;
-      }
-      upstream.write(chunk);
-    });
-    upstream.on('data', (chunk: Buffer) => {
-      if (breakAfter) {
-        counts.resetAfter++;
-        tally(`${breakAfter} after`);
-        breakAfter = undefined;
-        client.resetAndDestroy();
-        upstream.destroy();
-        return;
-      }
-      answering = true;
-      client.write(chunk);
-    });
+  const proxy = await resetProxy(target, (chunk) => {
+    counts.requests++;
+    const kind = requestKind(chunk.toString('latin1'));
+    let fate: Fate;
+    if (kind === 'slice insert') {
+      inserts++;
+      fate = inserts % 6 === 2 ? 'before' : inserts % 6 === 4 ? 'after' : undefined;
+    } else {
+      const roll = r();
+      fate = roll < otherShare / 2 ? 'before' : roll < otherShare ? 'after' : undefined;
+    }
+    if (traceFile) {
+      const line = chunk.toString('latin1', 0, 300).split('\r\n')[0];
+      appendFileSync(traceFile, `${new Date().toISOString()} ${kind} ${fate ?? 'ok'} ${line}\n`);
+    }
+    // Counted when decided: a request reset after ClickHouse ran it always gets an answer to break.
+    if (fate === 'before') counts.resetBefore++;
+    if (fate === 'after') counts.resetAfter++;
+    if (fate) tally(`${kind} ${fate}`);
+    return fate;
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const addr = server.address() as net.AddressInfo;
-  return {
-    url: `http://127.0.0.1:${addr.port}`,
-    counts,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  return { url: proxy.url, counts, close: () => proxy.close() };
 }

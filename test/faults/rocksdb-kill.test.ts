@@ -55,15 +55,7 @@ describe.concurrent('fault: the daemon of a dedup.index rocksdb pipeline is SIGK
     const phases = p.generate(seed, 1500);
     const [phase1 = [], phase2 = []] = phases;
     const kafka = servers.kafkaClient();
-    await produce(kafka, phase1);
-    await p.waitConsumed(phase1);
-
-    const faulty = await p.startDaemon({ WINNOW_FAULT: `${step}@2` });
-    const exit = await Promise.race([faulty.exited, sleep(90_000).then(() => undefined)]);
-    expect(exit, `the daemon with WINNOW_FAULT=${step}@2 did not die:\n${faulty.logs}`).toEqual({
-      code: null,
-      signal: 'SIGKILL',
-    });
+    await p.killedAt(step, 2, phase1);
     const slicesTable = p.table('winnow_slices');
     const [planned] = await p.query<{ slice_id: string }>(
       `SELECT slice_id FROM ${slicesTable} WHERE pipeline = '${p.name}' AND seq = 2 AND status = 'planned'`,
