@@ -22,6 +22,10 @@ export interface Options {
   dedupRows: number;
   /** dedup.index of the state phase's pipeline */
   index: 'scan' | 'rocksdb';
+  /** state phase: consecutive slices run after the last size (0: none) */
+  stateSlices: number;
+  /** state phase: optimize_for_bulk_insert of the seen-key index for those slices (undefined: as created) */
+  indexBulkInsert: 0 | 1 | undefined;
   mapKeys: number[];
   leversSeen: number;
   /** names of the levers layouts to run (substrings, any case); empty: all */
@@ -67,6 +71,9 @@ Phases:
   --dedup-rows N          staged rows the dedup stage turns into final rows (default 2000000; quick 300000)
   --index scan|rocksdb    dedup.index of the state phase's pipeline    (default scan); rocksdb also fills the
                           seen-key index beside the seen keys
+  --state-slices N        after the last state size, N consecutive slices of --slice-rows rows (default 0: none);
+                          logs insert and tick times and, with rocksdb, the index's files every 10 slices
+  --index-bulk-insert 0|1 optimize_for_bulk_insert of the seen-key index for those slices (default: as created, 1)
   --map-keys LIST         keys the hand-written consumer's Map is measured at (default 1200000,12000000;
                           quick 1200000) - 1 min and 10 min of a 1h window at 20k events/s
   --check-sizes LIST      final rows the consistency check's cost is measured at (default 1000000,10000000;
@@ -116,6 +123,12 @@ function indexOf(v: string | undefined): 'scan' | 'rocksdb' {
   throw new Error(`--index: expected scan or rocksdb, got "${v}"`);
 }
 
+function bulkOf(v: string | undefined): 0 | 1 | undefined {
+  if (v === undefined) return undefined;
+  if (v === '0' || v === '1') return Number(v) as 0 | 1;
+  throw new Error(`--index-bulk-insert: expected 0 or 1, got "${v}"`);
+}
+
 export function parseOptions(argv: string[]): Options | 'help' {
   const s = { type: 'string' } as const;
   const { values } = parseArgs({
@@ -140,6 +153,8 @@ export function parseOptions(argv: string[]): Options | 'help' {
       'dedup-seen': s,
       'dedup-rows': s,
       index: s,
+      'state-slices': s,
+      'index-bulk-insert': s,
       'map-keys': s,
       'levers-seen': s,
       'levers-layouts': s,
@@ -183,6 +198,8 @@ export function parseOptions(argv: string[]): Options | 'help' {
     dedupSeen: num('dedup-seen', values['dedup-seen'], q ? 5 * M : 20 * M, 0),
     dedupRows: num('dedup-rows', values['dedup-rows'], q ? 300_000 : 2 * M, 3),
     index: indexOf(values.index),
+    stateSlices: num('state-slices', values['state-slices'], 0, 0),
+    indexBulkInsert: bulkOf(values['index-bulk-insert']),
     mapKeys: list('map-keys', values['map-keys'], q ? [1_200_000] : [1_200_000, 12_000_000]),
     leversSeen: num('levers-seen', values['levers-seen'], q ? 2 * M : 20 * M, 1),
     leversLayouts: (values['levers-layouts'] ?? '')

@@ -16,6 +16,7 @@ import { createTopic } from '../load.ts';
 import { Processor } from '../../src/slicing/processor.ts';
 import { objectNames } from '../../src/provisioning/objects.ts';
 import type { Db } from '../../src/clickhouse/client.ts';
+import { liveSlices, type LiveSlices } from './index-live.ts';
 
 export interface SliceCost {
   seenKeys: number;
@@ -50,6 +51,8 @@ export interface StateResult {
   dedupStage: DedupStage | undefined;
   prefill: { keys: number; seconds: number }[];
   disk: Record<string, { bytes: number; rows: number; parts: number }>;
+  /** --state-slices: consecutive slices after the last size */
+  live?: LiveSlices;
 }
 
 const uuidOf = (seed: number, k: string): string =>
@@ -312,6 +315,7 @@ export async function stateScaling(ctx: Ctx): Promise<StateResult> {
       );
     }
   }
+  if (opts.stateSlices > 0) result.live = await liveSlices(ctx, rig, () => tickTimed(rig, small));
   result.disk = await diskUsage(rig.db, database);
   return result;
 }
