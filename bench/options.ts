@@ -176,6 +176,8 @@ export function parseOptions(argv: string[]): Options | 'help' {
   for (const o of only)
     if (!(SCENARIOS as readonly string[]).includes(o))
       throw new Error(`--only: unknown phase "${o}"; expected some of ${SCENARIOS.join(',')}`);
+  if (values['index-bulk-insert'] !== undefined && values.index !== 'rocksdb')
+    throw new Error('--index-bulk-insert: needs --index rocksdb');
   const dupRatio = num('dup-ratio', values['dup-ratio'], 0.1);
   if (dupRatio > 0.9) throw new Error('--dup-ratio: at most 0.9');
   return {
