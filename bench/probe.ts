@@ -122,3 +122,14 @@ export async function selfTreeSeconds(): Promise<number> {
     return 0;
   }
 }
+
+/** CPU seconds of the whole machine (`busy`) and of this benchmark: its own process tree, ClickHouse and Kafka (`own`). */
+export async function benchCpu(pids: { clickhouse: number; kafka: number }): Promise<{ busy: number; own: number }> {
+  const [busy, self, ch, kafka] = await Promise.all([
+    machineBusySeconds(),
+    selfTreeSeconds(),
+    cpuSeconds(pids.clickhouse),
+    cpuSeconds(pids.kafka),
+  ]);
+  return { busy, own: self + ch + kafka };
+}

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createCtx, fmtInt, type Ctx } from './context.ts';
 import { HELP, parseOptions, type Options, type Scenario } from './options.ts';
-import { cpuSeconds, machineBusySeconds, memoryOf, selfTreeSeconds } from './probe.ts';
+import { benchCpu, memoryOf } from './probe.ts';
 import { evaluateTargets, render, type BenchResult, type Machine } from './report.ts';
 import { drain } from './scenarios/drain.ts';
 import { handwrittenBaseline } from './scenarios/handwritten.ts';
@@ -64,14 +64,8 @@ function machine(s: BenchServers): Machine {
 }
 
 /** CPU the machine spent on anything but this benchmark (other users' work skews every figure). */
-async function ours(s: BenchServers): Promise<{ busy: number; own: number }> {
-  const [busy, self, ch, kafka] = await Promise.all([
-    machineBusySeconds(),
-    selfTreeSeconds(),
-    cpuSeconds(s.clickhouse.pid),
-    cpuSeconds(s.kafka.pid),
-  ]);
-  return { busy, own: self + ch + kafka };
+function ours(s: BenchServers): Promise<{ busy: number; own: number }> {
+  return benchCpu({ clickhouse: s.clickhouse.pid, kafka: s.kafka.pid });
 }
 
 async function phase<T>(ctx: Ctx, r: BenchResult, name: string, run: () => Promise<T>): Promise<T | undefined> {

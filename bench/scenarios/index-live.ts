@@ -16,7 +16,7 @@ import path from 'node:path';
 import { readdir, stat } from 'node:fs/promises';
 import type { Ctx } from '../context.ts';
 import { fmtInt, median } from '../context.ts';
-import { cpuSeconds, machineBusySeconds, selfTreeSeconds } from '../probe.ts';
+import { benchCpu } from '../probe.ts';
 import type { StateRig } from './state.ts';
 
 /** What one timed tick gave (state.ts tickTimed). */
@@ -104,15 +104,9 @@ async function picture(rig: StateRig, slice: number, dir: string | undefined): P
   return { slice, sstFiles: files.n, sstBytes: files.bytes, smallFiles: files.small, counters };
 }
 
-async function ourCpu(rig: StateRig): Promise<{ busy: number; own: number }> {
+function ourCpu(rig: StateRig): Promise<{ busy: number; own: number }> {
   const s = rig.ctx.servers;
-  const [busy, self, ch, kafka] = await Promise.all([
-    machineBusySeconds(),
-    selfTreeSeconds(),
-    cpuSeconds(s.clickhouse.pid),
-    cpuSeconds(s.kafka.pid),
-  ]);
-  return { busy, own: self + ch + kafka };
+  return benchCpu({ clickhouse: s.clickhouse.pid, kafka: s.kafka.pid });
 }
 
 export async function liveSlices(
