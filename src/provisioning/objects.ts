@@ -38,7 +38,7 @@ export interface ObjectNames {
   kept: string;
   keptToFinalMv: string;
   keptToSeenMv: string;
-  /** dedup.index rocksdb (0014): the kept rows' latest time per key hash into seenKv, inside the slice insert */
+  /** dedup.index rocksdb (0014, 0015): the kept rows marked `__kv_write` into seenKv, inside the slice insert */
   keptToSeenKvMv: string;
   /** the checker's write-ahead copies of doubled final rows and seen keys (0006) */
   repairFinal: string;
@@ -106,6 +106,18 @@ export function seenTtlSeconds(p: PipelineConfig): number {
  */
 export function seenKvHashSql(p: PipelineConfig): string {
   return `reinterpretAsUInt128(sipHash128(${names(p.dedup.key)}))`;
+}
+
+/**
+ * dedup.index rocksdb (0015): the kept table's column that marks the rows the
+ * index's view writes (the key's latest kept row of the insert, its entry not
+ * later). Its DEFAULT throws: a slice insert that does not name it (one older
+ * than 0015) fails before any row reaches a view, instead of leaving its keys
+ * without entries.
+ */
+export function keptKvWriteColumn(p: PipelineConfig): string {
+  const refusal = `winnow_${p.name}_kept: this slice insert names no __kv_write: it is older than migration 0015; upgrade winnow`;
+  return `\`__kv_write\` UInt8 DEFAULT throwIf(length(\`__slice\`) >= 0, ${quoteString(refusal)})`;
 }
 
 /** The seen-key index's slice column: a slice id as the index stores it. */
@@ -246,7 +258,14 @@ export function upStatements(p: PipelineConfig, opts: RenderOptions): Statement[
       renderDdl('create_seen_kv', { table: q(n.seenKv), ttlSeconds: String(seenTtlSeconds(p)) }),
     );
   }
-  add(`dedup entry point ${n.kept}`, renderDdl('create_kept', { table: q(n.kept), columns: columnList(p) }));
+  add(
+    `dedup entry point ${n.kept}`,
+    renderDdl('create_kept', {
+      table: q(n.kept),
+      columns: columnList(p),
+      kvWrite: p.dedup.index === 'rocksdb' ? `,\n    ${keptKvWriteColumn(p)}` : '',
+    }),
+  );
   add(
     `view ${n.keptToFinalMv}`,
     renderDdl('create_kept_to_final_mv', {

@@ -38,4 +38,10 @@
           AND `__t` < tupleElement(bounds, 2) + toIntervalMillisecond({windowMs:Int64})
           AND `__slice` != {slice:String}
         GROUP BY {{key}}
+    ),
+    -- Staged keys whose entry is later than their first staged time. A key staged once (not
+    -- contested) is its own latest kept row: the index's view writes it unless it is here.
+    kv_ahead AS MATERIALIZED
+    (
+        SELECT {{key}} FROM kv_keys WHERE kv_t > first_t
     )

@@ -55,28 +55,63 @@ export function sliceInsertSql(p: PipelineConfig, sliceId: string, ranges: Slice
   const staging = qualified(n.database, n.staging);
   const seen = qualified(n.database, n.seen);
   // How the kept times of the slice's keys are found: a scan of the seen keys' hashes, or the seen-key index.
-  const keptNear =
-    p.dedup.index === 'rocksdb'
-      ? renderSqlFile(new URL('./kept_near_kv.sql', import.meta.url), {
-          seenKv: qualified(n.database, n.seenKv),
-          kvHash: seenKvHashSql(p),
-          staging,
-          seen,
-          key,
-          ranges: cond.sql,
-        })
-      : renderSqlFile(new URL('./kept_near_scan.sql', import.meta.url), { seen, staging, key, ranges: cond.sql });
+  const kv = p.dedup.index === 'rocksdb';
+  const keptNear = kv
+    ? renderSqlFile(new URL('./kept_near_kv.sql', import.meta.url), {
+        seenKv: qualified(n.database, n.seenKv),
+        kvHash: seenKvHashSql(p),
+        staging,
+        seen,
+        key,
+        ranges: cond.sql,
+      })
+    : renderSqlFile(new URL('./kept_near_scan.sql', import.meta.url), { seen, staging, key, ranges: cond.sql });
   const sql = renderSqlFile(new URL('./slice_insert.sql', import.meta.url), {
     kept: qualified(n.database, n.kept),
     staging,
     keptNear,
     columns: cols.join(', '),
-    // A contested key's kept row travels as a tuple (columns..., __t); these take it apart again.
+    // A contested key's kept row travels as a tuple (columns..., __t[, __kv_write]); these take it apart again.
     keptRowColumns: [...cols, '`__t`'].map((_c, i) => `tupleElement(kept_row, ${i + 1})`).join(', '),
     key,
     ranges: cond.sql,
+    ...kvWriteParts(p, key, cols.length + 1),
   });
   return { sql, params: { ...cond.params, slice: sliceId, windowMs: p.dedup.windowMs } };
+}
+
+/**
+ * dedup.index rocksdb (0015): the kept rows' `__kv_write`, which tells the
+ * index's view what to write (the key's entry as the slice read it in
+ * kv_keys, so the view looks nothing up). 1 on the key's latest kept row of
+ * the insert when its entry is not later, else 0; so a key's entry only moves
+ * forward, and a re-run (whose entry, if its first attempt's view landed, is
+ * that attempt's latest kept row, the same row again) writes the same entries.
+ * A key staged once is its only kept row: 0 when in kv_ahead. A contested
+ * key's kept rows are in time order (kept times are a window apart), its
+ * latest the last; its entry comes by a join of the few contested keys to
+ * kv_keys (0 when it has none in the window: older than any row of the
+ * slice). Empty for the scan: its insert is as before.
+ */
+function kvWriteParts(p: PipelineConfig, key: string, tIndex: number): Record<string, string> {
+  if (p.dedup.index !== 'rocksdb') {
+    return {
+      kvWriteColumn: '',
+      kvWriteSingle: '',
+      kvWriteKept: '',
+      kvEntryJoin: '',
+      keptRowsOpen: '',
+      keptRowsClose: '',
+    };
+  }
+  return {
+    kvWriteColumn: ', `__kv_write`',
+    kvWriteSingle: `, (${key}) NOT IN kv_ahead`,
+    kvWriteKept: `, tupleElement(kept_row, ${tIndex + 1})`,
+    kvEntryJoin: `\n    LEFT JOIN (SELECT ${key}, toUnixTimestamp64Milli(kv_t) AS kv_entry_ms FROM kv_keys) AS kv_entries USING (${key})`,
+    keptRowsOpen: `arrayMap((r, j) -> tupleConcat(r, tuple(toUInt8(j = length(kept_rows) AND toUnixTimestamp64Milli(tupleElement(r, ${tIndex})) >= ifNull(kv_entry_ms, 0)))),\n        `,
+    keptRowsClose: ' AS kept_rows, arrayEnumerate(kept_rows))',
+  };
 }
 
 /** The settings of the slice insert: `token` (the slice id) makes a re-run a no-op (token-dedup.ts). */

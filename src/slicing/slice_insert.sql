@@ -1,4 +1,4 @@
-INSERT INTO {{kept}} ({{columns}}, `__t`, `__slice`)
+INSERT INTO {{kept}} ({{columns}}, `__t`, `__slice`{{kvWriteColumn}})
 WITH
     -- Time bounds read staging directly: re-delivered coordinates change neither.
     (SELECT (min(`__t`), max(`__t`)) FROM {{staging}} WHERE {{ranges}}) AS bounds,
@@ -16,11 +16,11 @@ WITH
 SELECT *
 FROM
 (
-    SELECT {{columns}}, `__t`, {slice:String}
+    SELECT {{columns}}, `__t`, {slice:String}{{kvWriteSingle}}
     FROM {{staging}}
     WHERE ({{ranges}}) AND ({{key}}) NOT IN contested
     UNION ALL
-    SELECT {{keptRowColumns}}, {slice:String}
+    SELECT {{keptRowColumns}}, {slice:String}{{kvWriteKept}}
     FROM
     (
         -- Per contested key, its staged occurrences in processing order, each as
@@ -30,18 +30,18 @@ FROM
         WHERE ({{ranges}}) AND ({{key}}) IN contested
         GROUP BY {{key}}
     ) AS contested_occurrences
-    LEFT JOIN kept_near USING ({{key}})
+    LEFT JOIN kept_near USING ({{key}}){{kvEntryJoin}}
     -- Greedy first wins: an occurrence is kept unless a kept one of its key is closer than the
     -- window, or it is a re-delivered copy of an earlier occurrence (same coordinates). The fold
     -- carries (kept times, indexes of the occurrences kept), starting from the times kept before.
     ARRAY JOIN
-        arrayMap(x -> x.2,
+        {{keptRowsOpen}}arrayMap(x -> x.2,
             arrayMap(i -> occurrences[i],
                 arrayFold((acc, o, i) -> if(
                         arrayFirstIndex(y -> y.1.2 = o.1.2 AND y.1.3 = o.1.3 AND y.1.4 = o.1.4, occurrences) < i
                             OR arrayExists(k -> abs(o.1.1 - k) < {windowMs:Int64}, acc.1),
                         acc,
                         (arrayPushBack(acc.1, o.1.1), arrayPushBack(acc.2, i))),
-                    occurrences, arrayEnumerate(occurrences), (kept_times, CAST([], 'Array(UInt32)'))).2)) AS kept_row
+                    occurrences, arrayEnumerate(occurrences), (kept_times, CAST([], 'Array(UInt32)'))).2)){{keptRowsClose}} AS kept_row
 )
 ORDER BY ALL

@@ -202,6 +202,7 @@ describe('databases built by older winnows', () => {
         '0012_replay_jobs',
         '0013_seen_kv',
         '0014_seen_kv_view',
+        '0015_seen_kv_carried_entry',
       ]);
       const upgraded = await schema(client, db);
       await stopConsuming(client, p);
@@ -250,6 +251,7 @@ AS SELECT \`__slice\`, count() AS \`kept\` FROM ${qualified(db, n.kept)} GROUP B
         '0012_replay_jobs',
         '0013_seen_kv',
         '0014_seen_kv_view',
+        '0015_seen_kv_carried_entry',
       ]);
       const upgraded = await schema(client, db);
       await stopConsuming(client, p);

@@ -243,6 +243,7 @@ SETTINGS non_replicated_deduplication_window = 10000`);
         '0012_replay_jobs',
         '0013_seen_kv',
         '0014_seen_kv_view',
+        '0015_seen_kv_carried_entry',
       ]);
 
       await migrator.up({ dryRun: false, kafkaPassword: undefined, print: () => undefined });

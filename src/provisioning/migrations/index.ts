@@ -12,6 +12,7 @@ import { migration as m0011 } from './0011_refuse_empty_keys.ts';
 import { migration as m0012 } from './0012_replay_jobs.ts';
 import { migration as m0013 } from './0013_seen_kv.ts';
 import { migration as m0014 } from './0014_seen_kv_view.ts';
+import { migration as m0015 } from './0015_seen_kv_carried_entry.ts';
 import type { WinnowMigration } from './types.ts';
 
 /** Every migration, in order. A database that has run one not listed here is ahead of this code. */
@@ -30,5 +31,6 @@ export const migrations: WinnowMigration[] = [
   m0012,
   m0013,
   m0014,
+  m0015,
 ];
 export type { MigrationContext, MigrationStatement, WinnowMigration } from './types.ts';

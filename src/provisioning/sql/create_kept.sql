@@ -2,6 +2,6 @@ CREATE TABLE IF NOT EXISTS {{table}}
 (
 {{columns}},
     `__t` DateTime64(3, 'UTC'),
-    `__slice` String
+    `__slice` String{{kvWrite}}
 )
 ENGINE = Null
