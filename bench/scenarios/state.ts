@@ -32,6 +32,8 @@ export interface SliceCost {
   byKindMs: Record<string, number>;
   /** median ms and rows read (commands only) per statement tag in a tick: the profile of a tick */
   byTag: Record<string, { ms: number; readRows: number }>;
+  /** dedup.index rocksdb: 100k point lookups alone (StateRig.lookupFloor), ms */
+  kvLookupMs?: Record<string, number>;
 }
 
 export interface DedupStage {
@@ -158,6 +160,45 @@ export class StateRig {
     }
   }
 
+  /**
+   * dedup.index rocksdb: the floor of a RocksDB point lookup, alone on the server: 100k
+   * hashes looked up in the index (`h IN (...)`, as the slice's kv_hits does), absent ones
+   * (answered by the bloom filter) and present ones (random seen keys: a data block read),
+   * and the present ones again through a direct join (what the 0014 view did); minus the
+   * time to generate the hashes alone. Median of 3 each, ms.
+   */
+  async lookupFloor(): Promise<Record<string, number>> {
+    const kv = `${this.database}.${this.names.seenKv}`;
+    const n = 100_000;
+    const present = (run: number): string =>
+      `reinterpretAsUInt128(sipHash128(${uuidOf(SEEN_SEED, `sipHash64(number, ${run}) % ${this.seen}`)}))`;
+    const absent = (run: number): string => `reinterpretAsUInt128(sipHash128(number, 'absent', ${run}))`;
+    const timed = async (sql: (run: number) => string, settings: Record<string, string> = {}): Promise<number> => {
+      const ms: number[] = [];
+      for (let run = 1; run <= 3; run++) {
+        const t0 = performance.now();
+        await this.db.rows(sql(run + this.seen), {}, settings);
+        ms.push(performance.now() - t0);
+      }
+      return median(ms);
+    };
+    const generate = await timed(
+      (r) => `SELECT count() FROM (SELECT ${present(r)} AS h FROM numbers(${n})) WHERE h != 0`,
+    );
+    const inAbsent = await timed(
+      (r) => `SELECT count() FROM ${kv} WHERE h IN (SELECT ${absent(r)} FROM numbers(${n}))`,
+    );
+    const inPresent = await timed(
+      (r) => `SELECT count() FROM ${kv} WHERE h IN (SELECT ${present(r)} FROM numbers(${n}))`,
+    );
+    const joinPresent = await timed(
+      (r) =>
+        `SELECT count() FROM (SELECT ${present(r)} AS h FROM numbers(${n})) AS k INNER JOIN ${kv} AS e ON k.h = e.h`,
+      { join_algorithm: 'direct' },
+    );
+    return { generate, inAbsent, inPresent, joinPresent };
+  }
+
   processor(p: ReturnType<typeof benchPipeline>, maxSliceRows: number): Processor {
     const cfg = { ...p, schedule: { ...p.schedule, maxSliceRows } };
     const db = instrument(this.db, this.ctx.opts.levers.insert, (q) => this.queries.push(q));
@@ -270,6 +311,13 @@ export async function stateScaling(ctx: Ctx): Promise<StateResult> {
           ]),
         ),
       };
+      if (opts.index === 'rocksdb') {
+        const f = await rig.lookupFloor();
+        c.kvLookupMs = f;
+        ctx.log(
+          `state: ${fmtInt(c.seenKeys)} seen keys: 100k RocksDB point lookups alone: absent ${f['inAbsent']!.toFixed(0)} ms, present ${f['inPresent']!.toFixed(0)} ms (h IN), ${f['joinPresent']!.toFixed(0)} ms (direct join); generating the 100k hashes ${f['generate']!.toFixed(0)} ms`,
+        );
+      }
       result.sliceCosts.push(c);
       ctx.log(
         `state: ${fmtInt(c.seenKeys)} seen keys: slice of ${fmtInt(c.sliceRows)} rows inserted in ${c.insertMsMedian.toFixed(0)} ms (read ${fmtInt(c.readRowsMedian)} rows, ${(c.memoryMedian / 2 ** 20).toFixed(0)} MiB)`,
