@@ -2,7 +2,7 @@
  * dedup.index rocksdb under the daemon's crashes: the daemon is killed
  * (SIGKILL, by WINNOW_FAULT) at each step of slice 2: before its insert, with
  * the insert in flight, after the insert (which wrote the seen-key index
- * through its view, 0014; not yet committed), after the commit. A restarted
+ * through its view, 0014/0015: the rows the insert marked; not yet committed), after the commit. A restarted
  * daemon must finish the slice and the stream exactly as without the crash,
  * and the index must hold every kept key at its latest kept time. A re-run
  * after the insert meets entries of its own slice and must decide as its
