@@ -164,8 +164,8 @@ export class StateRig {
    * dedup.index rocksdb: the floor of a RocksDB point lookup, alone on the server: 100k
    * hashes looked up in the index (`h IN (...)`, as the slice's kv_hits does), absent ones
    * (answered by the bloom filter) and present ones (random seen keys: a data block read),
-   * and the present ones again through a direct join (what the 0014 view did); minus the
-   * time to generate the hashes alone. Median of 3 each, ms.
+   * and the present ones again through a direct join (what the 0014 view did); each
+   * includes generating its hashes, which `generate` times alone. Median of 3 each, ms.
    */
   async lookupFloor(): Promise<Record<string, number>> {
     const kv = `${this.database}.${this.names.seenKv}`;
