@@ -26,8 +26,6 @@ export interface Options {
   stateSlices: number;
   /** state phase: optimize_for_bulk_insert of the seen-key index for those slices (undefined: as created) */
   indexBulkInsert: 0 | 1 | undefined;
-  /** state phase, rocksdb: OPTIMIZE the index after each rebuild (and time lookups before and after) */
-  indexRebuildOptimize: boolean;
   mapKeys: number[];
   leversSeen: number;
   /** names of the levers layouts to run (substrings, any case); empty: all */
@@ -73,9 +71,8 @@ Phases:
   --dedup-rows N          staged rows the dedup stage turns into final rows (default 2000000; quick 300000)
   --index scan|rocksdb    dedup.index of the state phase's pipeline    (default scan); rocksdb also builds the
                           seen-key index from the seen keys after each size, as winnow index rebuild does, and
-                          logs its time, keys/s, bytes/entry, ClickHouse peak memory and a 100k-key lookup
-  --index-rebuild-optimize  with --index rocksdb: OPTIMIZE (compact) the rebuilt index, logging its time and the
-                          100k-key lookup again (default: not; the rebuilt index's files do not overlap)
+                          logs its time, keys/s, bytes/entry, ClickHouse peak memory, its compaction and
+                          verification, and a 100k-key lookup before and after the compaction
   --state-slices N        after the last state size, N consecutive slices of --slice-rows rows (default 0: none);
                           logs insert and tick times and, with rocksdb, the index's files every 10 slices
   --index-bulk-insert 0|1 optimize_for_bulk_insert of the seen-key index for those slices (default: as created, 1)
@@ -143,7 +140,6 @@ export function parseOptions(argv: string[]): Options | 'help' {
       help: { type: 'boolean', default: false },
       quick: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
-      'index-rebuild-optimize': { type: 'boolean', default: false },
       events: s,
       'dup-ratio': s,
       window: s,
@@ -184,8 +180,6 @@ export function parseOptions(argv: string[]): Options | 'help' {
       throw new Error(`--only: unknown phase "${o}"; expected some of ${SCENARIOS.join(',')}`);
   if (values['index-bulk-insert'] !== undefined && values.index !== 'rocksdb')
     throw new Error('--index-bulk-insert: needs --index rocksdb');
-  if (values['index-rebuild-optimize'] && values.index !== 'rocksdb')
-    throw new Error('--index-rebuild-optimize: needs --index rocksdb');
   const dupRatio = num('dup-ratio', values['dup-ratio'], 0.1);
   if (dupRatio > 0.9) throw new Error('--dup-ratio: at most 0.9');
   return {
@@ -210,7 +204,6 @@ export function parseOptions(argv: string[]): Options | 'help' {
     index: indexOf(values.index),
     stateSlices: num('state-slices', values['state-slices'], 0, 0),
     indexBulkInsert: bulkOf(values['index-bulk-insert']),
-    indexRebuildOptimize: values['index-rebuild-optimize'],
     mapKeys: list('map-keys', values['map-keys'], q ? [1_200_000] : [1_200_000, 12_000_000]),
     leversSeen: num('levers-seen', values['levers-seen'], q ? 2 * M : 20 * M, 1),
     leversLayouts: (values['levers-layouts'] ?? '')

@@ -3,14 +3,14 @@
  * index rebuild` builds it: emptied and written again from the seen keys in
  * passes over ranges of the key hash, in RocksDB's key order. Timed (rebuild,
  * verification), with ClickHouse's peak memory of a pass, the index's bytes per
- * entry and SST files; then a 100k-key lookup (10% present) before and after
- * an OPTIMIZE (RocksDB CompactRange), to see whether the rebuilt index needs
- * compacting. The OPTIMIZE runs only with --index-rebuild-optimize.
+ * entry and SST files; a 100k-key lookup (10% present) before and after the
+ * rebuild's OPTIMIZE (RocksDB CompactRange: does the rebuilt index need it?),
+ * and the verification, in the order `winnow index rebuild` runs them.
  */
 import type { Ctx } from '../context.ts';
 import { fmtInt, median } from '../context.ts';
 import type { PipelineConfig } from '../../src/config/schema.ts';
-import { rebuildSeenIndex } from '../../src/operations/index-rebuild.ts';
+import { compactIndexSql, rebuildSeenIndex, verifySeenIndex } from '../../src/operations/index-rebuild.ts';
 import type { StateRig } from './state.ts';
 import { sstFiles } from './index-live.ts';
 
@@ -26,7 +26,7 @@ export interface IndexRebuild {
   sstFiles: number;
   /** median of 3 lookups of 100k keys (10% present), ms */
   lookupMs: number;
-  /** after OPTIMIZE TABLE (--index-rebuild-optimize) */
+  /** after the rebuild's OPTIMIZE TABLE */
   optimized?: { seconds: number; sstFiles: number; lookupMs: number; bytesPerEntry: number };
 }
 
@@ -53,10 +53,6 @@ async function lookupMs(rig: StateRig, key: (n: string) => string): Promise<numb
   return median(runs);
 }
 
-async function bytesOnDisk(rig: StateRig, dir: string | undefined): Promise<number> {
-  return dir ? (await sstFiles(dir)).bytes : 0;
-}
-
 export async function rebuildIndex(
   ctx: Ctx,
   rig: StateRig,
@@ -64,38 +60,41 @@ export async function rebuildIndex(
   key: (n: string) => string,
 ): Promise<IndexRebuild> {
   const dir = await dirOf(rig);
-  const r = await rebuildSeenIndex(rig.db, p);
+  // The rebuild's passes alone; the compaction and the verification are timed apart below, in its order.
+  const r = await rebuildSeenIndex(rig.db, p, { compact: false, verify: false });
   const files = dir ? await sstFiles(dir) : { n: 0, bytes: 0 };
   const out: IndexRebuild = {
     keys: rig.seen,
     entries: r.entries,
     passes: r.passes,
     rebuildSeconds: r.writeSeconds,
-    verifySeconds: r.verifySeconds,
-    missing: r.missing,
+    verifySeconds: 0,
+    missing: 0,
     bytesPerEntry: (files.bytes || r.bytes) / Math.max(1, r.entries),
     peakMemoryBytes: r.peakMemoryBytes,
     sstFiles: files.n,
     lookupMs: await lookupMs(rig, key),
   };
   ctx.log(
-    `state: index rebuilt in ${r.writeSeconds.toFixed(1)} s (${fmtInt(r.entries / r.writeSeconds)} keys/s, ${out.bytesPerEntry.toFixed(1)} bytes/entry, CH peak memory ${(r.peakMemoryBytes / 2 ** 20).toFixed(0)} MiB; ${fmtInt(r.entries)} entries in ${r.passes} passes, ${files.n} SST files); verified in ${r.verifySeconds.toFixed(1)} s, ${r.missing} missing; 100k lookups ${out.lookupMs.toFixed(0)} ms`,
+    `state: index rebuilt in ${r.writeSeconds.toFixed(1)} s (${fmtInt(r.entries / r.writeSeconds)} keys/s, ${out.bytesPerEntry.toFixed(1)} bytes/entry, CH peak memory ${(r.peakMemoryBytes / 2 ** 20).toFixed(0)} MiB; ${fmtInt(r.entries)} entries in ${r.passes} passes, ${files.n} SST files); 100k lookups ${out.lookupMs.toFixed(0)} ms`,
   );
-  if (r.missing > 0) throw new Error(`state: the rebuilt index misses ${r.missing} entries`);
-  if (ctx.opts.indexRebuildOptimize) {
-    const t0 = performance.now();
-    await rig.db.command(`OPTIMIZE TABLE ${rig.database}.${rig.names.seenKv}`);
-    const seconds = (performance.now() - t0) / 1000;
-    const after = dir ? await sstFiles(dir) : { n: 0 };
-    out.optimized = {
-      seconds,
-      sstFiles: after.n,
-      lookupMs: await lookupMs(rig, key),
-      bytesPerEntry: (await bytesOnDisk(rig, dir)) / Math.max(1, r.entries),
-    };
-    ctx.log(
-      `state: rebuilt index compacted in ${seconds.toFixed(1)} s: ${after.n} SST files, ${out.optimized.bytesPerEntry.toFixed(1)} bytes/entry, 100k lookups ${out.optimized.lookupMs.toFixed(0)} ms (before: ${out.lookupMs.toFixed(0)} ms)`,
-    );
-  }
+  const t0 = performance.now();
+  await rig.db.command(compactIndexSql(p));
+  const seconds = (performance.now() - t0) / 1000;
+  const after = dir ? await sstFiles(dir) : { n: 0, bytes: 0 };
+  out.optimized = {
+    seconds,
+    sstFiles: after.n,
+    lookupMs: await lookupMs(rig, key),
+    bytesPerEntry: after.bytes / Math.max(1, r.entries),
+  };
+  ctx.log(
+    `state: rebuilt index compacted in ${seconds.toFixed(1)} s: ${after.n} SST files, ${out.optimized.bytesPerEntry.toFixed(1)} bytes/entry, 100k lookups ${out.optimized.lookupMs.toFixed(0)} ms (before: ${out.lookupMs.toFixed(0)} ms)`,
+  );
+  const v0 = performance.now();
+  out.missing = await verifySeenIndex(rig.db, p, r.passes);
+  out.verifySeconds = (performance.now() - v0) / 1000;
+  ctx.log(`state: rebuilt index verified in ${out.verifySeconds.toFixed(1)} s: ${out.missing} missing`);
+  if (out.missing > 0) throw new Error(`state: the rebuilt index misses ${out.missing} entries`);
   return out;
 }

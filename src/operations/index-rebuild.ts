@@ -88,6 +88,12 @@ export const REBUILD_SETTINGS = {
   log_comment: 'winnow:index_rebuild',
 } as const;
 
+/** Compacts the index: RocksDB CompactRange, which rewrites the files with the server's bloom filter. */
+export function compactIndexSql(p: PipelineConfig): string {
+  const n = objectNames(p);
+  return `OPTIMIZE TABLE ${qualified(n.database, n.seenKv)}`;
+}
+
 /** Seen keys of pass `i` of `n` written within the window whose entry is missing or older (winnow check's query). */
 export function passLagCountSql(p: PipelineConfig, i: number, n: number): ParamSql {
   return countOfSql(indexLagSql(p, passScopeSql(p, i, n)));
@@ -103,7 +109,7 @@ export function indexSizeSql(p: PipelineConfig): ParamSql {
 }
 
 export interface RebuildProgress {
-  phase: 'write' | 'verify';
+  phase: 'write' | 'compact' | 'verify';
   pass: number;
   passes: number;
   /** entries written so far (write), or missing entries found so far (verify) */
@@ -116,6 +122,8 @@ export interface RebuildResult {
   seenRows: number;
   entries: number;
   writeSeconds: number;
+  /** the OPTIMIZE after the passes (0: not asked) */
+  compactSeconds: number;
   verifySeconds: number;
   /** the index's bytes on disk after the rebuild (0: not reported) */
   bytes: number;
@@ -132,6 +140,13 @@ export interface RebuildOptions {
   progress?: (p: RebuildProgress) => void;
   /** skip the verification (the benchmark times it apart) */
   verify?: boolean;
+  /**
+   * OPTIMIZE the index after the passes (default true). Its files do not overlap, but ClickHouse writes
+   * bulk-inserted SST files without a bloom filter: a compaction rewrites them with the server's filter,
+   * and lookups of absent keys (most of a slice's) then skip the data block (bench/README.md: 2x faster
+   * lookups at 10M keys for a 6 s compaction; the verification's own lookups gain it too).
+   */
+  compact?: boolean;
 }
 
 /**
@@ -156,7 +171,7 @@ export async function verifySeenIndex(
   return missing;
 }
 
-/** Empties the pipeline's seen-key index and writes it again from the seen keys, then verifies it. */
+/** Empties the pipeline's seen-key index and writes it again from the seen keys, compacts it, then verifies it. */
 export async function rebuildSeenIndex(db: Db, p: PipelineConfig, o: RebuildOptions = {}): Promise<RebuildResult> {
   if (p.dedup.index !== 'rocksdb') {
     throw new WinnowError(
@@ -188,6 +203,14 @@ export async function rebuildSeenIndex(db: Db, p: PipelineConfig, o: RebuildOpti
     o.progress?.({ phase: 'write', pass: i + 1, passes, entries, elapsedMs: performance.now() - t0 });
   }
   const writeSeconds = (performance.now() - t0) / 1000;
+  let compactSeconds = 0;
+  if (o.compact !== false) {
+    await keep();
+    o.progress?.({ phase: 'compact', pass: passes, passes, entries, elapsedMs: performance.now() - t0 });
+    const c0 = performance.now();
+    await db.command(compactIndexSql(p));
+    compactSeconds = (performance.now() - c0) / 1000;
+  }
   const [size] = await db.rows<{ bytes: string }>(indexSizeSql(p).sql, indexSizeSql(p).params);
   const v0 = performance.now();
   const missing = o.verify === false ? 0 : await verifySeenIndex(db, p, passes, o.progress);
@@ -196,6 +219,7 @@ export async function rebuildSeenIndex(db: Db, p: PipelineConfig, o: RebuildOpti
     seenRows,
     entries,
     writeSeconds,
+    compactSeconds,
     verifySeconds: (performance.now() - v0) / 1000,
     bytes: Number(size?.bytes ?? 0),
     missing,

@@ -127,6 +127,8 @@ describe('winnow index rebuild', () => {
     const file = await configFile(kv);
     const out = await runCli(['index', 'rebuild', '--config', file]);
     expect(out.stderr).toMatch(/pass 1\/1: \d+ entries written/);
+    expect(out.stderr).toMatch(/compacting the index \(OPTIMIZE TABLE\)/);
+    expect(out.stdout).toMatch(/ s compaction/);
     expect(out.stdout).toMatch(new RegExp(`^pipeline ${kv.p.name}: seen-key index rebuilt: ${before.length} entries`));
     expect(out.stdout).toMatch(/verified: 0 seen keys without their entry/);
     expect(out.code).toBe(0);

@@ -41,6 +41,7 @@ import {
 import * as repairSql from '../../src/operations/repair-sql.ts';
 import { historySql } from '../../src/operations/history.ts';
 import {
+  compactIndexSql,
   indexSizeSql,
   passLagCountSql,
   rebuildPassSql,
@@ -262,6 +263,7 @@ function runtimeStatements(p: PipelineConfig): Record<string, ParamSql> {
     'index rebuild: seen rows': sql(seenRowsSql(p)),
     'index rebuild: empty the index': sql(truncateIndexSql(p)),
     'index rebuild: pass': rebuildPassSql(p, 1, 3),
+    'index rebuild: compact the index': sql(compactIndexSql(p)),
     'index rebuild: verify a pass': passLagCountSql(p, 1, 3),
     'index rebuild: index size': indexSizeSql(p),
     'history: slices': historySql.slices(db, p.name, 60),
@@ -395,14 +397,16 @@ describe('the grants of README "Grants" (src/provisioning/grants.ts)', () => {
 
   it('of run are what the runtime statements need: each one needed, none missing', async () => {
     const all = Object.entries(runtimeStatements(hostile)).filter(([what]) => !FRAGMENTS.has(what));
-    // `winnow index rebuild` empties the seen-key index: TRUNCATE of that table, beyond run's grants (README).
-    const truncate = 'index rebuild: empty the index';
+    // `winnow index rebuild` empties and compacts the seen-key index: TRUNCATE and OPTIMIZE of that table,
+    // beyond run's grants (README).
+    const extra = ['index rebuild: empty the index', 'index rebuild: compact the index'];
+    const kv = qualified(hostile.sink.database, `winnow_${hostile.name}_seen_kv`);
     expect(
-      needs(all.filter(([what]) => what === truncate).map(([what, q]) => [what, q.sql])).get(
-        `TRUNCATE ON ${qualified(hostile.sink.database, `winnow_${hostile.name}_seen_kv`)}`,
-      ),
-    ).toEqual([truncate]);
-    const statements: [string, string][] = all.filter(([what]) => what !== truncate).map(([what, q]) => [what, q.sql]);
+      Object.fromEntries(needs(all.filter(([what]) => extra.includes(what)).map(([what, q]) => [what, q.sql]))),
+    ).toEqual({ [`TRUNCATE ON ${kv}`]: [extra[0]], [`OPTIMIZE ON ${kv}`]: [extra[1]] });
+    const statements: [string, string][] = all
+      .filter(([what]) => !extra.includes(what))
+      .map(([what, q]) => [what, q.sql]);
     // The daemon's start check (dedup-guard.ts), walked without a server: every setting present.
     const db = recordingDb((sql, params) =>
       sql.includes('system.settings') ? (params['names'] as string[]).map((name) => ({ name })) : [],
