@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: the state phase's rig (fill, stage, time a tick) and its run over the sizes read together.
+ *
  * The dedup stage alone, against seen-keys state of a given size: staging and
  * the seen keys are filled directly with SQL (keys derived from a hash, so
  * duplicates are exact), then the Processor runs its slices and only the slice

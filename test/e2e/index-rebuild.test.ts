@@ -158,6 +158,17 @@ describe('winnow index rebuild', () => {
     );
     expect(await verifySeenIndex(kv.client, kv.p, 4)).toBe(4);
     expect(await verifySeenIndex(kv.client, kv.p, 1)).toBe(4);
+    // A rebuild that loses the lease stops before its next pass, saying so.
+    let calls = 0;
+    const passes: number[] = [];
+    await expect(
+      rebuildSeenIndex(kv.client, kv.p, {
+        keysPerPass: 100,
+        keepLease: () => ++calls <= 2,
+        progress: (x) => passes.push(x.pass),
+      }),
+    ).rejects.toThrow(/lost its lease during the index rebuild/);
+    expect(passes).toEqual([1]);
     const r = await rebuildSeenIndex(kv.client, kv.p);
     expect({ passes: r.passes, missing: r.missing }).toEqual({ passes: 1, missing: 0 });
   });
