@@ -69,8 +69,10 @@ Phases:
   --slice-rows N          rows of each measured slice                  (default 100000)
   --dedup-seen N          seen keys for the dedup-stage throughput     (default 20000000; quick 5000000)
   --dedup-rows N          staged rows the dedup stage turns into final rows (default 2000000; quick 300000)
-  --index scan|rocksdb    dedup.index of the state phase's pipeline    (default scan); rocksdb also fills the
-                          seen-key index beside the seen keys
+  --index scan|rocksdb    dedup.index of the state phase's pipeline    (default scan); rocksdb also builds the
+                          seen-key index from the seen keys after each size, as winnow index rebuild does, and
+                          logs its time, keys/s, bytes/entry, ClickHouse peak memory, its compaction and
+                          verification, and a 100k-key lookup before and after the compaction
   --state-slices N        after the last state size, N consecutive slices of --slice-rows rows (default 0: none);
                           logs insert and tick times and, with rocksdb, the index's files every 10 slices
   --index-bulk-insert 0|1 optimize_for_bulk_insert of the seen-key index for those slices (default: as created, 1)

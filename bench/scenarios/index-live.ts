@@ -73,7 +73,7 @@ const COUNTERS = [
 /** SST files below this size are (nearly all) one slice's ingested file not yet compacted into a larger one. */
 const SMALL = 16 * 2 ** 20;
 
-async function sstFiles(dir: string): Promise<{ n: number; bytes: number; small: number }> {
+export async function sstFiles(dir: string): Promise<{ n: number; bytes: number; small: number }> {
   let n = 0;
   let bytes = 0;
   let small = 0;

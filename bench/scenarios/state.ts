@@ -1,4 +1,6 @@
 /**
+ * Why one file over 300 lines: the state phase's rig (fill, stage, time a tick) and its run over the sizes read together.
+ *
  * The dedup stage alone, against seen-keys state of a given size: staging and
  * the seen keys are filled directly with SQL (keys derived from a hash, so
  * duplicates are exact), then the Processor runs its slices and only the slice
@@ -17,6 +19,7 @@ import { Processor } from '../../src/slicing/processor.ts';
 import { objectNames } from '../../src/provisioning/objects.ts';
 import type { Db } from '../../src/clickhouse/client.ts';
 import { liveSlices, type LiveSlices } from './index-live.ts';
+import { rebuildIndex, type IndexRebuild } from './index-rebuild.ts';
 
 export interface SliceCost {
   seenKeys: number;
@@ -52,6 +55,8 @@ export interface StateResult {
   sliceCosts: SliceCost[];
   dedupStage: DedupStage | undefined;
   prefill: { keys: number; seconds: number }[];
+  /** dedup.index rocksdb: the index rebuilt from the seen keys after each size (winnow index rebuild) */
+  rebuilds: IndexRebuild[];
   disk: Record<string, { bytes: number; rows: number; parts: number }>;
   /** --state-slices: consecutive slices after the last size */
   live?: LiveSlices;
@@ -81,7 +86,7 @@ export class StateRig {
     if (n <= 0) return 0;
     const t0 = performance.now();
     const w = this.ctx.opts.windowMs;
-    // A key's time from its number, so the seen-key index (dedup.index rocksdb) gets the same.
+    // A key's time from its number (spread over 90% of the window).
     const time = `now64(3) - toIntervalMillisecond(sipHash64(number + ${this.seen}, 3) % ${Math.floor(w * 0.9)} + 60000)`;
     await this.db.command(
       `INSERT INTO ${this.database}.${this.names.seen} (event_id, __t, __slice)
@@ -90,24 +95,13 @@ export class StateRig {
       {},
       { max_insert_threads: '2', max_block_size: '1048576' },
     );
-    if (this.ctx.opts.index === 'rocksdb') {
-      await this.db.command(
-        `INSERT INTO ${this.database}.${this.names.seenKv} (h, __t, __s)
-         SELECT reinterpretAsUInt128(sipHash128(${uuidOf(SEEN_SEED, `number + ${this.seen}`)})), ${time}, sipHash64('prefill')
-         FROM numbers(${n})`,
-        {},
-        { max_insert_threads: '2', max_block_size: '1048576' },
-      );
-      // A bulk insert ingests SST files without bloom filters (ClickHouse writes them with
-      // RocksDB's default options), overlapping every other file: lookups then read a data block
-      // of every file (100M keys in ~130 files: 4-6 s per 100k lookups, 0.8-1 s after compaction).
-      // A live index is compacted by RocksDB in the background; the prefill is compacted at once.
-      const c0 = performance.now();
-      await this.db.command(`OPTIMIZE TABLE ${this.database}.${this.names.seenKv}`);
-      this.ctx.log(`state: seen-key index compacted in ${((performance.now() - c0) / 1000).toFixed(1)} s`);
-    }
     this.seen = to;
     return (performance.now() - t0) / 1000;
+  }
+
+  /** The prefill's key of a number (SQL), as the seen keys hold it. */
+  seenKey(n: string): string {
+    return uuidOf(SEEN_SEED, n);
   }
 
   /** Stages `rows` rows after the ones already staged, partitions in lockstep. */
@@ -271,7 +265,7 @@ export async function stateScaling(ctx: Ctx): Promise<StateResult> {
   await migrate(rig.db, p, opts.levers);
   // Nothing is produced to this topic; the queue is not needed.
   await stopConsumption(rig.db, p);
-  const result: StateResult = { sliceCosts: [], dedupStage: undefined, prefill: [], disk: {} };
+  const result: StateResult = { sliceCosts: [], dedupStage: undefined, prefill: [], rebuilds: [], disk: {} };
   const marks = [...new Set([...opts.stateSizes, ...(opts.dedupSeen > 0 ? [opts.dedupSeen] : [])])].sort(
     (a, b) => a - b,
   );
@@ -282,6 +276,8 @@ export async function stateScaling(ctx: Ctx): Promise<StateResult> {
     const seconds = await rig.prefill(size);
     result.prefill.push({ keys: size, seconds });
     await rig.settleMerges();
+    // The index as a new server or a failover gets it: rebuilt from the seen keys (winnow index rebuild).
+    if (opts.index === 'rocksdb') result.rebuilds.push(await rebuildIndex(ctx, rig, p, (n) => rig.seenKey(n)));
     if (opts.stateSizes.includes(size)) {
       const runs: NonNullable<Awaited<ReturnType<typeof tickTimed>>>[] = [];
       for (let i = 0; i < 3; i++) {

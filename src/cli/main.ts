@@ -61,6 +61,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     summary: 'list dead letters, or re-ingest them once their cause is fixed',
     load: async () => (await import('./deadletters.ts')).deadlettersCommand,
   },
+  {
+    name: 'index',
+    summary: 'rebuild the seen-key index (dedup.index rocksdb) from the seen keys (index rebuild)',
+    load: async () => (await import('./seen-index.ts')).indexCommand,
+  },
 ];
 
 function mainHelp(): string {

@@ -58,6 +58,8 @@ export function privilegesOf(sql: string, engineOf: (table: string) => string): 
   if (/^CREATE MATERIALIZED VIEW\b/.test(text)) return ['CREATE VIEW'];
   if (/^DROP VIEW\b/.test(text)) return ['DROP VIEW'];
   if (/^DROP TABLE\b/.test(text)) return ['DROP TABLE'];
+  if ((m = /^TRUNCATE TABLE\s+(\S+)$/.exec(text))) return [`TRUNCATE ON ${m[1]}`];
+  if ((m = /^OPTIMIZE TABLE\s+(\S+)$/.exec(text))) return [`OPTIMIZE ON ${m[1]}`];
   if (/^CREATE DATABASE\b/.test(text)) return ['CREATE DATABASE'];
   throw new Error(`no privilege known for: ${text.slice(0, 80)}`);
 }

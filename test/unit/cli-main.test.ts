@@ -47,6 +47,7 @@ describe('winnow command table', () => {
       'check',
       'replay',
       'deadletters',
+      'index',
     ]);
     for (const entry of COMMANDS) {
       const command = await entry.load();

@@ -40,6 +40,14 @@ import {
 } from '../../src/operations/deadletters.ts';
 import * as repairSql from '../../src/operations/repair-sql.ts';
 import { historySql } from '../../src/operations/history.ts';
+import {
+  compactIndexSql,
+  indexSizeSql,
+  passLagCountSql,
+  rebuildPassSql,
+  seenRowsSql,
+  truncateIndexSql,
+} from '../../src/operations/index-rebuild.ts';
 import { replayStagingSql, replaysSql } from '../../src/operations/replay.ts';
 import { replayJobsSql, type ReplayJob } from '../../src/operations/replay-jobs.ts';
 import { oldestPendingSql, pipelineStats, stagedPerPartitionSql } from '../../src/operations/stats.ts';
@@ -252,6 +260,12 @@ function runtimeStatements(p: PipelineConfig): Record<string, ParamSql> {
     'checks: latest consistent': checksSql.latest(db, p.name, true),
     'checks: last full': checksSql.lastFull(db, p.name),
     'checks: recent': checksSql.recent(db, p.name, 10),
+    'index rebuild: seen rows': sql(seenRowsSql(p)),
+    'index rebuild: empty the index': sql(truncateIndexSql(p)),
+    'index rebuild: pass': rebuildPassSql(p, 1, 3),
+    'index rebuild: compact the index': sql(compactIndexSql(p)),
+    'index rebuild: verify a pass': passLagCountSql(p, 1, 3),
+    'index rebuild: index size': indexSizeSql(p),
     'history: slices': historySql.slices(db, p.name, 60),
     'history: arrivals': historySql.arrivals(p, 60),
     'repair: doubled summary': repairSql.doubledSummarySql(p, seenScope),
@@ -382,8 +396,16 @@ describe('the grants of README "Grants" (src/provisioning/grants.ts)', () => {
   }
 
   it('of run are what the runtime statements need: each one needed, none missing', async () => {
-    const statements: [string, string][] = Object.entries(runtimeStatements(hostile))
-      .filter(([what]) => !FRAGMENTS.has(what))
+    const all = Object.entries(runtimeStatements(hostile)).filter(([what]) => !FRAGMENTS.has(what));
+    // `winnow index rebuild` empties and compacts the seen-key index: TRUNCATE and OPTIMIZE of that table,
+    // beyond run's grants (README).
+    const extra = ['index rebuild: empty the index', 'index rebuild: compact the index'];
+    const kv = qualified(hostile.sink.database, `winnow_${hostile.name}_seen_kv`);
+    expect(
+      Object.fromEntries(needs(all.filter(([what]) => extra.includes(what)).map(([what, q]) => [what, q.sql]))),
+    ).toEqual({ [`TRUNCATE ON ${kv}`]: [extra[0]], [`OPTIMIZE ON ${kv}`]: [extra[1]] });
+    const statements: [string, string][] = all
+      .filter(([what]) => !extra.includes(what))
       .map(([what, q]) => [what, q.sql]);
     // The daemon's start check (dedup-guard.ts), walked without a server: every setting present.
     const db = recordingDb((sql, params) =>

@@ -1,0 +1,228 @@
+/**
+ * `winnow index rebuild`: the seen-key index of `dedup.index: rocksdb` written
+ * again from the record, the seen keys (a new server, a failover to another
+ * replica, a lost or corrupt RocksDB directory). The caller holds the
+ * pipeline's lease, so no slice writes the index meanwhile.
+ *
+ * The index is emptied, then written in passes over ranges of its key `h`
+ * (the 128-bit key hash), so one pass's GROUP BY holds about `keysPerPass`
+ * keys whatever the number of seen keys. RocksDB orders keys bytewise, and
+ * EmbeddedRocksDB stores a UInt128 little-endian: a range is a range of `h`'s
+ * first four bytes in memory order (`passBucketSql`), and a pass is written
+ * ordered by its bytes in memory order (`byteSwap(h)`: cheaper to sort than
+ * `reinterpretAsFixedString(h)`, 0.95 against 1.35 GB for 5M keys), so the passes, and
+ * the SST files each bulk insert cuts, follow one another without overlap:
+ * every file is ingested into the bottom level beside the others and nothing
+ * needs compacting (bench/README.md, "Rebuilding the seen-key index").
+ * Then the verification of `winnow check` (indexLagSql) over every seen key,
+ * pass by pass as well.
+ */
+import { qualified, type ParamSql } from '../clickhouse/sql.ts';
+import type { Db } from '../clickhouse/client.ts';
+import type { PipelineConfig } from '../config/schema.ts';
+import { WinnowError } from '../errors.ts';
+import { objectNames, seenExpirySql, seenKvHashSql, seenKvSliceSql } from '../provisioning/objects.ts';
+import { countOfSql, indexLagSql } from './check-sql.ts';
+
+/** About this many seen keys a pass: ~1 GB of ClickHouse memory for its GROUP BY and sort. */
+export const KEYS_PER_PASS = 10_000_000;
+const BUCKETS = 2 ** 32;
+
+/** Passes for `seenRows` seen-key rows (at least the keys): at least one. */
+export function passCount(seenRows: number, keysPerPass = KEYS_PER_PASS): number {
+  return Math.max(1, Math.ceil(seenRows / keysPerPass));
+}
+
+/** The first four bytes of the index key as RocksDB compares them (memory order), as a UInt32. */
+export function passBucketSql(p: PipelineConfig): string {
+  return `byteSwap(toUInt32(bitAnd(${seenKvHashSql(p)}, 0xFFFFFFFF)))`;
+}
+
+/** Pass `i` of `n`: the bucket range [lo, hi), over the whole UInt32 range. */
+export function passRange(i: number, n: number): { lo: number; hi: number } {
+  return { lo: Math.floor((i * BUCKETS) / n), hi: Math.floor(((i + 1) * BUCKETS) / n) };
+}
+
+/** The seen keys of pass `i` of `n`: a condition on the key columns (PREWHERE). */
+export function passScopeSql(p: PipelineConfig, i: number, n: number): ParamSql {
+  const { lo, hi } = passRange(i, n);
+  return { sql: `${passBucketSql(p)} >= {lo:UInt64} AND ${passBucketSql(p)} < {hi:UInt64}`, params: { lo, hi } };
+}
+
+/** Rows of the seen keys (count() from the parts' metadata): the pass count's basis. */
+export function seenRowsSql(p: PipelineConfig): string {
+  const n = objectNames(p);
+  return `SELECT count() AS n FROM ${qualified(n.database, n.seen)}`;
+}
+
+/** Empties the index (RocksDB's directory is dropped and opened again). */
+export function truncateIndexSql(p: PipelineConfig): string {
+  const n = objectNames(p);
+  return `TRUNCATE TABLE ${qualified(n.database, n.seenKv)}`;
+}
+
+/**
+ * One pass: per key hash of the range, among the seen keys still inside their
+ * TTL, the latest kept time and that row's slice (as indexLagSql computes an
+ * entry), written in RocksDB's key order.
+ */
+export function rebuildPassSql(p: PipelineConfig, i: number, n: number): ParamSql {
+  const names = objectNames(p);
+  const scope = passScopeSql(p, i, n);
+  return {
+    sql: `INSERT INTO ${qualified(names.database, names.seenKv)} (\`h\`, \`__t\`, \`__s\`)
+       SELECT ${seenKvHashSql(p)} AS h, max(\`__t\`) AS t, argMax(${seenKvSliceSql('`__slice`')}, \`__t\`) AS s
+       FROM ${qualified(names.database, names.seen)}
+       PREWHERE ${scope.sql}
+       WHERE ${seenExpirySql(p)} > now()
+       GROUP BY h
+       ORDER BY byteSwap(h)`,
+    params: scope.params,
+  };
+}
+
+/** Settings of a pass: one ordered insert stream; untokened on purpose (RocksDB keeps no tokens). */
+export const REBUILD_SETTINGS = {
+  max_insert_threads: '1',
+  deduplicate_insert_select: 'disable',
+  log_comment: 'winnow:index_rebuild',
+} as const;
+
+/** Compacts the index: RocksDB CompactRange, which rewrites the files with the server's bloom filter. */
+export function compactIndexSql(p: PipelineConfig): string {
+  const n = objectNames(p);
+  return `OPTIMIZE TABLE ${qualified(n.database, n.seenKv)}`;
+}
+
+/** Seen keys of pass `i` of `n` written within the window whose entry is missing or older (winnow check's query). */
+export function passLagCountSql(p: PipelineConfig, i: number, n: number): ParamSql {
+  return countOfSql(indexLagSql(p, passScopeSql(p, i, n)));
+}
+
+/** The index's size on disk as the server reports it (RocksDB's SST files), and its entry count. */
+export function indexSizeSql(p: PipelineConfig): ParamSql {
+  const n = objectNames(p);
+  return {
+    sql: `SELECT toUInt64(ifNull(total_bytes, 0)) AS bytes FROM system.tables WHERE database = {d:String} AND name = {t:String}`,
+    params: { d: n.database, t: n.seenKv },
+  };
+}
+
+export interface RebuildProgress {
+  phase: 'write' | 'compact' | 'verify';
+  pass: number;
+  passes: number;
+  /** entries written so far (write), or missing entries found so far (verify) */
+  entries: number;
+  elapsedMs: number;
+}
+
+export interface RebuildResult {
+  passes: number;
+  seenRows: number;
+  entries: number;
+  writeSeconds: number;
+  /** the OPTIMIZE after the passes (0: not asked) */
+  compactSeconds: number;
+  verifySeconds: number;
+  /** the index's bytes on disk after the rebuild (0: not reported) */
+  bytes: number;
+  /** seen keys written within the window without an entry at their latest kept time: 0 when sound */
+  missing: number;
+  /** the largest memory one pass's insert used on the server */
+  peakMemoryBytes: number;
+}
+
+export interface RebuildOptions {
+  keysPerPass?: number;
+  /** called before each pass; false: the lease was lost, the rebuild stops (CONFLICT) */
+  keepLease?: () => Promise<boolean> | boolean;
+  progress?: (p: RebuildProgress) => void;
+  /** skip the verification (the benchmark times it apart) */
+  verify?: boolean;
+  /**
+   * OPTIMIZE the index after the passes (default true). Its files do not overlap, but ClickHouse writes
+   * bulk-inserted SST files without a bloom filter: a compaction rewrites them with the server's filter,
+   * and lookups of absent keys (most of a slice's) then skip the data block (bench/README.md: 100k lookups
+   * 3-4x faster at 10M and 100M keys, for a 5-11 s and a 45 s compaction).
+   */
+  compact?: boolean;
+}
+
+/**
+ * winnow check's verification of the index over every seen key, in `passes`
+ * ranges of the key hash (bounded memory): how many seen keys written within
+ * the window lack an entry at their latest kept time.
+ */
+export async function verifySeenIndex(
+  db: Db,
+  p: PipelineConfig,
+  passes: number,
+  progress?: (x: RebuildProgress) => void,
+): Promise<number> {
+  const t0 = performance.now();
+  let missing = 0;
+  for (let i = 0; i < passes; i++) {
+    const q = passLagCountSql(p, i, passes);
+    const [r] = await db.rows<{ n: string }>(q.sql, q.params, { log_comment: 'winnow:index_verify' });
+    missing += Number(r?.n ?? 0);
+    progress?.({ phase: 'verify', pass: i + 1, passes, entries: missing, elapsedMs: performance.now() - t0 });
+  }
+  return missing;
+}
+
+/** Empties the pipeline's seen-key index and writes it again from the seen keys, compacts it, then verifies it. */
+export async function rebuildSeenIndex(db: Db, p: PipelineConfig, o: RebuildOptions = {}): Promise<RebuildResult> {
+  if (p.dedup.index !== 'rocksdb') {
+    throw new WinnowError(
+      'USAGE',
+      `pipeline ${p.name} has no seen-key index to rebuild (dedup.index is ${p.dedup.index}; only rocksdb has one)`,
+    );
+  }
+  const keep = async (): Promise<void> => {
+    if (o.keepLease && !(await o.keepLease())) {
+      throw new WinnowError('CONFLICT', `pipeline ${p.name}: lost its lease during the index rebuild`, {
+        hint: 'the index is incomplete: stop the daemon and run winnow index rebuild again',
+      });
+    }
+  };
+  const [row] = await db.rows<{ n: string }>(seenRowsSql(p));
+  const seenRows = Number(row?.n ?? 0);
+  const passes = passCount(seenRows, o.keysPerPass);
+  await keep();
+  const t0 = performance.now();
+  await db.command(truncateIndexSql(p));
+  let entries = 0;
+  let peakMemoryBytes = 0;
+  for (let i = 0; i < passes; i++) {
+    await keep();
+    const pass = rebuildPassSql(p, i, passes);
+    const s = await db.command(pass.sql, pass.params, REBUILD_SETTINGS);
+    entries += s.writtenRows;
+    peakMemoryBytes = Math.max(peakMemoryBytes, s.memoryBytes);
+    o.progress?.({ phase: 'write', pass: i + 1, passes, entries, elapsedMs: performance.now() - t0 });
+  }
+  const writeSeconds = (performance.now() - t0) / 1000;
+  let compactSeconds = 0;
+  if (o.compact !== false) {
+    await keep();
+    o.progress?.({ phase: 'compact', pass: passes, passes, entries, elapsedMs: performance.now() - t0 });
+    const c0 = performance.now();
+    await db.command(compactIndexSql(p));
+    compactSeconds = (performance.now() - c0) / 1000;
+  }
+  const [size] = await db.rows<{ bytes: string }>(indexSizeSql(p).sql, indexSizeSql(p).params);
+  const v0 = performance.now();
+  const missing = o.verify === false ? 0 : await verifySeenIndex(db, p, passes, o.progress);
+  return {
+    passes,
+    seenRows,
+    entries,
+    writeSeconds,
+    compactSeconds,
+    verifySeconds: (performance.now() - v0) / 1000,
+    bytes: Number(size?.bytes ?? 0),
+    missing,
+    peakMemoryBytes,
+  };
+}
