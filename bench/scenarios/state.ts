@@ -16,7 +16,11 @@ import { createTopic } from '../load.ts';
 import { Processor } from '../../src/slicing/processor.ts';
 import { objectNames } from '../../src/provisioning/objects.ts';
 import type { Db } from '../../src/clickhouse/client.ts';
-import { liveSlices, type LiveSlices } from './index-live.ts';
+import { kvDir, liveSlices, sstFiles, type LiveSlices } from './index-live.ts';
+import { benchCpu } from '../probe.ts';
+import { stateLive, type StateLive } from './state-live.ts';
+import os from 'node:os';
+import { fillIndexOptimized, fillIndexSorted, fillSeen, sizeThatFits, SEEN_SEED, uuidOf } from './state-fill.ts';
 
 export interface SliceCost {
   seenKeys: number;
@@ -32,6 +36,14 @@ export interface SliceCost {
   byKindMs: Record<string, number>;
   /** median ms and rows read (commands only) per statement tag in a tick: the profile of a tick */
   byTag: Record<string, { ms: number; readRows: number }>;
+  /** bytes on disk of the seen keys (active parts) and of the index's SST files (0 files: no index) */
+  seenBytes: number;
+  indexBytes: number;
+  indexFiles: number;
+  /** seconds the fill to this size took (seen keys and index) */
+  fillSeconds: number;
+  /** share of the machine's CPU other processes used during the fill and the 3 slices */
+  othersCpuShare: number;
 }
 
 export interface DedupStage {
@@ -49,15 +61,14 @@ export interface DedupStage {
 export interface StateResult {
   sliceCosts: SliceCost[];
   dedupStage: DedupStage | undefined;
-  prefill: { keys: number; seconds: number }[];
+  prefill: { keys: number; seconds: number; seenSeconds: number; indexSeconds: number }[];
   disk: Record<string, { bytes: number; rows: number; parts: number }>;
   /** --state-slices: consecutive slices after the last size */
   live?: LiveSlices;
+  /** --state-live-rate: the filled pipeline fed through Kafka with the controller running */
+  stream?: StateLive;
 }
 
-const uuidOf = (seed: number, k: string): string =>
-  `reinterpretAsUUID(concat(reinterpretAsString(sipHash64(${seed}, ${k})), reinterpretAsString(sipHash64(${seed}, ${k}, 1))))`;
-const SEEN_SEED = 1;
 const STAGE_SEED = 2;
 
 export class StateRig {
@@ -74,38 +85,35 @@ export class StateRig {
     this.db = ctx.servers.db();
   }
 
-  async prefill(to: number): Promise<number> {
-    const n = to - this.seen;
-    if (n <= 0) return 0;
-    const t0 = performance.now();
-    const w = this.ctx.opts.windowMs;
-    // A key's time from its number, so the seen-key index (dedup.index rocksdb) gets the same.
-    const time = `now64(3) - toIntervalMillisecond(sipHash64(number + ${this.seen}, 3) % ${Math.floor(w * 0.9)} + 60000)`;
-    await this.db.command(
-      `INSERT INTO ${this.database}.${this.names.seen} (event_id, __t, __slice)
-       SELECT ${uuidOf(SEEN_SEED, `number + ${this.seen}`)}, ${time}, 'prefill'
-       FROM numbers(${n})`,
-      {},
-      { max_insert_threads: '2', max_block_size: '1048576' },
-    );
-    if (this.ctx.opts.index === 'rocksdb') {
-      await this.db.command(
-        `INSERT INTO ${this.database}.${this.names.seenKv} (h, __t, __s)
-         SELECT reinterpretAsUInt128(sipHash128(${uuidOf(SEEN_SEED, `number + ${this.seen}`)})), ${time}, sipHash64('prefill')
-         FROM numbers(${n})`,
-        {},
-        { max_insert_threads: '2', max_block_size: '1048576' },
-      );
-      // A bulk insert ingests SST files without bloom filters (ClickHouse writes them with
-      // RocksDB's default options), overlapping every other file: lookups then read a data block
-      // of every file (100M keys in ~130 files: 4-6 s per 100k lookups, 0.8-1 s after compaction).
-      // A live index is compacted by RocksDB in the background; the prefill is compacted at once.
-      const c0 = performance.now();
-      await this.db.command(`OPTIMIZE TABLE ${this.database}.${this.names.seenKv}`);
-      this.ctx.log(`state: seen-key index compacted in ${((performance.now() - c0) / 1000).toFixed(1)} s`);
-    }
-    this.seen = to;
-    return (performance.now() - t0) / 1000;
+  /** Fills the seen keys (and the index) to `to`, or less when the disk would not hold it; returns seconds and the size reached. */
+  async prefill(to: number): Promise<{ seconds: number; seenSeconds: number; indexSeconds: number; keys: number }> {
+    const opts = this.ctx.opts;
+    const t = {
+      database: this.database,
+      seen: this.names.seen,
+      seenKv: this.names.seenKv,
+      rocksdb: this.ctx.opts.index === 'rocksdb',
+    };
+    const reach = await sizeThatFits(this.ctx, t, this.seen, to);
+    const from = this.seen;
+    if (reach <= from) return { seconds: 0, seenSeconds: 0, indexSeconds: 0, keys: from };
+    // Sorted: the index first, while the disk has room for its sort's spill; then the seen keys.
+    const fillIndex = opts.indexFill === 'sorted' ? fillIndexSorted : fillIndexOptimized;
+    const indexSeconds =
+      t.rocksdb && opts.indexFill === 'sorted' ? await fillIndex(this.ctx, this.db, t, from, reach) : 0;
+    const seenSeconds = await fillSeen(this.ctx, this.db, t, from, reach);
+    const lateIndex = t.rocksdb && opts.indexFill !== 'sorted' ? await fillIndex(this.ctx, this.db, t, from, reach) : 0;
+    if (t.rocksdb) this.ctx.log(`state: seen-key index filled in ${(indexSeconds + lateIndex).toFixed(1)} s`);
+    return this.filled(reach, seenSeconds, indexSeconds + lateIndex);
+  }
+
+  private filled(
+    reach: number,
+    seenSeconds: number,
+    indexSeconds: number,
+  ): { seconds: number; seenSeconds: number; indexSeconds: number; keys: number } {
+    this.seen = reach;
+    return { seconds: seenSeconds + indexSeconds, seenSeconds, indexSeconds, keys: reach };
   }
 
   /** Stages `rows` rows after the ones already staged, partitions in lockstep. */
@@ -145,6 +153,27 @@ export class StateRig {
     return Number(rows[0]?.n ?? 0);
   }
 
+  /** Bytes on disk of the seen keys and of the seen-key index (its SST files). */
+  async storage(): Promise<{ seenBytes: number; indexBytes: number; indexFiles: number }> {
+    const parts = await this.db.rows<{ b: string }>(
+      `SELECT sum(bytes_on_disk) AS b FROM system.parts WHERE database = {d:String} AND table = {t:String} AND active`,
+      { d: this.database, t: this.names.seen },
+    );
+    const dir = this.ctx.opts.index === 'rocksdb' ? await kvDir(this.db, this.database, this.names.seenKv) : undefined;
+    const files = dir ? await sstFiles(dir) : { n: 0, bytes: 0 };
+    if (dir) {
+      const c = await this.db.rows<{ name: string; value: string }>(
+        `SELECT name, value FROM system.rocksdb WHERE database = {d:String} AND table = {t:String}
+           AND name IN ('bloom.filter.useful', 'l0.hit', 'l1.hit', 'l2andup.hit', 'no.file.opens')`,
+        { d: this.database, t: this.names.seenKv },
+      );
+      this.ctx.log(
+        `state: seen-key index counters so far: ${c.map((r) => `${r.name} ${fmtInt(Number(r.value))}`).join(', ')}`,
+      );
+    }
+    return { seenBytes: Number(parts[0]?.b ?? 0), indexBytes: files.bytes, indexFiles: files.n };
+  }
+
   /** Lets background merges of the seen keys settle (bounded), as they would between slices in production. */
   async settleMerges(): Promise<void> {
     const deadline = performance.now() + 60_000;
@@ -163,6 +192,13 @@ export class StateRig {
     const db = instrument(this.db, this.ctx.opts.levers.insert, (q) => this.queries.push(q));
     return new Processor(db, cfg);
   }
+}
+
+const rigCpu = (rig: StateRig): Promise<{ busy: number; own: number }> =>
+  benchCpu({ clickhouse: rig.ctx.servers.clickhouse.pid, kafka: rig.ctx.servers.kafka.pid });
+
+function othersShare(c0: { busy: number; own: number }, c1: { busy: number; own: number }, seconds: number): number {
+  return Math.max(0, c1.busy - c0.busy - (c1.own - c0.own)) / (seconds * os.cpus().length);
 }
 
 function byTag(queries: QueryStat[]): Record<string, { ms: number; readRows: number }> {
@@ -238,17 +274,31 @@ export async function stateScaling(ctx: Ctx): Promise<StateResult> {
   const big = rig.processor(p, opts.levers.maxSliceRows);
   for (const size of marks) {
     ctx.log(`state: filling the seen keys to ${fmtInt(size)}`);
-    const seconds = await rig.prefill(size);
-    result.prefill.push({ keys: size, seconds });
+    const c0 = await rigCpu(rig);
+    const t0 = performance.now();
+    const fill = await rig.prefill(size);
+    result.prefill.push({
+      keys: fill.keys,
+      seconds: fill.seconds,
+      seenSeconds: fill.seenSeconds,
+      indexSeconds: fill.indexSeconds,
+    });
+    // The disk did not hold `size`: measure where the fill stopped, and fill no further.
+    const short = fill.keys < size;
     await rig.settleMerges();
-    if (opts.stateSizes.includes(size)) {
+    if (opts.stateSizes.includes(size) || short) {
       const runs: NonNullable<Awaited<ReturnType<typeof tickTimed>>>[] = [];
       for (let i = 0; i < 3; i++) {
         await rig.stage(opts.sliceRows);
         const r = await tickTimed(rig, small);
         if (r) runs.push(r);
       }
+      const c1 = await rigCpu(rig);
+      const storage = await rig.storage();
       const c: SliceCost = {
+        ...storage,
+        fillSeconds: fill.seconds,
+        othersCpuShare: othersShare(c0, c1, (performance.now() - t0) / 1000),
         seenKeys: await count(rig.db, `${database}.${rig.names.seen}`),
         seenParts: await rig.seenParts(),
         sliceRows: median(runs.map((r) => r.rows)),
@@ -273,6 +323,9 @@ export async function stateScaling(ctx: Ctx): Promise<StateResult> {
       result.sliceCosts.push(c);
       ctx.log(
         `state: ${fmtInt(c.seenKeys)} seen keys: slice of ${fmtInt(c.sliceRows)} rows inserted in ${c.insertMsMedian.toFixed(0)} ms (read ${fmtInt(c.readRowsMedian)} rows, ${(c.memoryMedian / 2 ** 20).toFixed(0)} MiB)`,
+      );
+      ctx.log(
+        `state: ${fmtInt(c.seenKeys)} seen keys on disk: seen keys ${(c.seenBytes / c.seenKeys).toFixed(1)} bytes/key${c.indexFiles > 0 ? `, index ${(c.indexBytes / c.seenKeys).toFixed(1)} bytes/key in ${c.indexFiles} sst files` : ''}; filled in ${c.fillSeconds.toFixed(0)} s, others used ${(c.othersCpuShare * 100).toFixed(0)}% of the machine`,
       );
       ctx.log(
         `state: ${fmtInt(c.seenKeys)} seen keys: tick ${c.tickMsMedian.toFixed(0)} ms = ${Object.entries(c.byTag)
@@ -314,8 +367,11 @@ export async function stateScaling(ctx: Ctx): Promise<StateResult> {
         `state: dedup stage at ${fmtInt(seenKeys)} seen keys: ${fmtInt(result.dedupStage.rowsPerSecond)} rows/s (${slices} slices of up to ${fmtInt(opts.levers.maxSliceRows)})`,
       );
     }
+    if (short) break;
   }
   if (opts.stateSlices > 0) result.live = await liveSlices(ctx, rig, () => tickTimed(rig, small));
+  if (opts.stateLiveRate > 0)
+    result.stream = await stateLive(ctx, database, await count(rig.db, `${database}.${rig.names.seen}`));
   result.disk = await diskUsage(rig.db, database);
   return result;
 }
