@@ -90,7 +90,7 @@ export async function startRig(ctx: Ctx, name: string, rate: number, existing?: 
     if (existing)
       await waitUntil(
         'the first slice',
-        async () => daemon.processed(),
+        () => Promise.resolve(daemon.processed()),
         (n) => n > 0,
         {
           timeoutMs: 90_000,
