@@ -67,6 +67,7 @@ export interface StateResult {
   live?: LiveSlices;
   /** --state-live-rate: the filled pipeline fed through Kafka with the controller running */
   stream?: StateLive;
+  streamError?: string;
 }
 
 const STAGE_SEED = 2;
@@ -370,8 +371,15 @@ export async function stateScaling(ctx: Ctx): Promise<StateResult> {
     if (short) break;
   }
   if (opts.stateSlices > 0) result.live = await liveSlices(ctx, rig, () => tickTimed(rig, small));
-  if (opts.stateLiveRate > 0)
-    result.stream = await stateLive(ctx, database, await count(rig.db, `${database}.${rig.names.seen}`));
+  if (opts.stateLiveRate > 0) {
+    // A failure going live keeps the sizes' figures (a 1B fill takes half an hour).
+    try {
+      result.stream = await stateLive(ctx, database, await count(rig.db, `${database}.${rig.names.seen}`));
+    } catch (err) {
+      result.streamError = String(err);
+      ctx.log(`state live: FAILED: ${result.streamError}`);
+    }
+  }
   result.disk = await diskUsage(rig.db, database);
   return result;
 }
