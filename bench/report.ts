@@ -331,6 +331,7 @@ export function render(r: BenchResult): string {
       out.push(
         `state live at ${fmtInt(sl.seenKeysBefore)} seen keys: ${rate(sl.step.achievedRate)} delivered of ${rate(sl.offeredRate)} offered for ${sl.seconds} s: ${stepStatus(sl.step)} (backlog at the end ${fmtInt(sl.step.backlogEnd)}), p99 produce -> visible ${ms(sl.latency.p99Ms)}, ${sl.slices} slices (insert median ${ms(sl.insertMsMedian)}, CH memory max ${mb(sl.insertMemoryMax)}), controller peak RSS ${mb(sl.controllerPeakRss)}, ClickHouse RSS ${mb(sl.clickhouseRss)}`,
       );
+    if (st.streamError) out.push(`state live: FAILED: ${st.streamError}`);
     out.push(
       `state on disk: ${Object.entries(st.disk)
         .map(([t, v]) => `${t} ${mb(v.bytes)} (${fmtInt(v.rows)} rows, ${v.parts} parts)`)
