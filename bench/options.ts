@@ -72,7 +72,7 @@ Phases:
   --live-seconds S        how long the best step must then be sustained (default 120; quick 20)
   --state-sizes LIST      seen keys the per-slice cost is measured at  (default 1000000,10000000,100000000;
                                                                         quick 1000000,5000000); 1000000000 is opt-in
-                          (with --index rocksdb about 30 minutes of filling and 50 GB of disk; the fill
+                          (with --index rocksdb about 30 minutes of filling and 55 GB of disk; the fill
                           stops short, logged, where it would leave under 12 GB free; with --window 604800000
                           (7 days) the keys spread over 7 days)
   --slice-rows N          rows of each measured slice                  (default 100000)
