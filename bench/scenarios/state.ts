@@ -1,4 +1,7 @@
 /**
+ * Why one file over 300 lines: the state phase's rig (stage, settle, storage) and its per-size measurement
+ * share one pipeline and one result; the fill's SQL is in state-fill.ts, going live in state-live.ts.
+ *
  * The dedup stage alone, against seen-keys state of a given size: staging and
  * the seen keys are filled directly with SQL (keys derived from a hash, so
  * duplicates are exact), then the Processor runs its slices and only the slice
