@@ -26,6 +26,13 @@ export interface Options {
   stateSlices: number;
   /** state phase: optimize_for_bulk_insert of the seen-key index for those slices (undefined: as created) */
   indexBulkInsert: 0 | 1 | undefined;
+  /** state phase: events/s offered to the filled pipeline through Kafka, with the controller running (0: off) */
+  stateLiveRate: number;
+  stateLiveSeconds: number;
+  /** state phase, dedup.index rocksdb: how the index is filled (state-fill.ts) */
+  indexFill: 'optimize' | 'sorted' | 'rebuild';
+  /** state phase: free disk the fill leaves, GB (it fills less when the disk would not hold more) */
+  stateKeepFreeGb: number;
   mapKeys: number[];
   leversSeen: number;
   /** names of the levers layouts to run (substrings, any case); empty: all */
@@ -65,17 +72,27 @@ Phases:
   --live-seconds S        how long the best step must then be sustained (default 120; quick 20)
   --state-sizes LIST      seen keys the per-slice cost is measured at  (default 1000000,10000000,100000000;
                                                                         quick 1000000,5000000); 1000000000 is opt-in
-                          (about 10 minutes of filling and 30 GB of disk; with --window 604800000 (7 days) the keys spread over 7 days)
+                          (with --index rocksdb about 30 minutes of filling and 55 GB of disk; the fill
+                          stops short, logged, where it would leave under 12 GB free; with --window 604800000
+                          (7 days) the keys spread over 7 days)
   --slice-rows N          rows of each measured slice                  (default 100000)
   --dedup-seen N          seen keys for the dedup-stage throughput     (default 20000000; quick 5000000)
   --dedup-rows N          staged rows the dedup stage turns into final rows (default 2000000; quick 300000)
-  --index scan|rocksdb    dedup.index of the state phase's pipeline    (default scan); rocksdb also builds the
-                          seen-key index from the seen keys after each size, as winnow index rebuild does, and
-                          logs its time, keys/s, bytes/entry, ClickHouse peak memory, its compaction and
-                          verification, and a 100k-key lookup before and after the compaction
+  --index scan|rocksdb    dedup.index of the state phase's pipeline    (default scan); rocksdb also fills the
+                          seen-key index beside the seen keys (--index-fill)
   --state-slices N        after the last state size, N consecutive slices of --slice-rows rows (default 0: none);
                           logs insert and tick times and, with rocksdb, the index's files every 10 slices
   --index-bulk-insert 0|1 optimize_for_bulk_insert of the seen-key index for those slices (default: as created, 1)
+  --state-live-rate N     then offer N events/s through Kafka to the same pipeline, controller running (default 0:
+                          off); reports whether it kept up, p99 produce -> visible, controller RSS, CH memory
+  --state-live-seconds S  how long (default 120)
+  --index-fill optimize|sorted|rebuild  how the state phase fills the seen-key index (default optimize: one bulk insert,
+                          then OPTIMIZE, which needs the index's size again on disk; sorted: passes sorted by
+                          the stored key, ingested without overlap at the bottom level, no OPTIMIZE, files
+                          without bloom filters; for 1000000000; rebuild: after each size, as winnow index
+                          rebuild does, logging its time, keys/s, bytes/entry, ClickHouse peak memory, its
+                          compaction and verification, and a 100k-key lookup before and after the compaction)
+  --state-keep-free-gb N  the state fill stops short (logged) where it would leave less free disk (default 12)
   --map-keys LIST         keys the hand-written consumer's Map is measured at (default 1200000,12000000;
                           quick 1200000) - 1 min and 10 min of a 1h window at 20k events/s
   --check-sizes LIST      final rows the consistency check's cost is measured at (default 1000000,10000000;
@@ -125,6 +142,11 @@ function indexOf(v: string | undefined): 'scan' | 'rocksdb' {
   throw new Error(`--index: expected scan or rocksdb, got "${v}"`);
 }
 
+function fillOf(v: string | undefined): 'optimize' | 'sorted' | 'rebuild' {
+  if (v === undefined || v === 'optimize' || v === 'sorted' || v === 'rebuild') return v ?? 'optimize';
+  throw new Error(`--index-fill: expected optimize, sorted or rebuild, got "${v}"`);
+}
+
 function bulkOf(v: string | undefined): 0 | 1 | undefined {
   if (v === undefined) return undefined;
   if (v === '0' || v === '1') return Number(v) as 0 | 1;
@@ -157,6 +179,10 @@ export function parseOptions(argv: string[]): Options | 'help' {
       index: s,
       'state-slices': s,
       'index-bulk-insert': s,
+      'state-live-rate': s,
+      'state-live-seconds': s,
+      'index-fill': s,
+      'state-keep-free-gb': s,
       'map-keys': s,
       'levers-seen': s,
       'levers-layouts': s,
@@ -180,6 +206,8 @@ export function parseOptions(argv: string[]): Options | 'help' {
       throw new Error(`--only: unknown phase "${o}"; expected some of ${SCENARIOS.join(',')}`);
   if (values['index-bulk-insert'] !== undefined && values.index !== 'rocksdb')
     throw new Error('--index-bulk-insert: needs --index rocksdb');
+  if (values['index-fill'] !== undefined && values.index !== 'rocksdb')
+    throw new Error('--index-fill: needs --index rocksdb');
   const dupRatio = num('dup-ratio', values['dup-ratio'], 0.1);
   if (dupRatio > 0.9) throw new Error('--dup-ratio: at most 0.9');
   return {
@@ -204,6 +232,10 @@ export function parseOptions(argv: string[]): Options | 'help' {
     index: indexOf(values.index),
     stateSlices: num('state-slices', values['state-slices'], 0, 0),
     indexBulkInsert: bulkOf(values['index-bulk-insert']),
+    stateLiveRate: num('state-live-rate', values['state-live-rate'], 0, 0),
+    stateLiveSeconds: num('state-live-seconds', values['state-live-seconds'], 120, 1),
+    indexFill: fillOf(values['index-fill']),
+    stateKeepFreeGb: num('state-keep-free-gb', values['state-keep-free-gb'], 12, 0),
     mapKeys: list('map-keys', values['map-keys'], q ? [1_200_000] : [1_200_000, 12_000_000]),
     leversSeen: num('levers-seen', values['levers-seen'], q ? 2 * M : 20 * M, 1),
     leversLayouts: (values['levers-layouts'] ?? '')

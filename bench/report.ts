@@ -326,6 +326,12 @@ export function render(r: BenchResult): string {
       out.push(
         `dedup stage: ${fmtInt(ds.rows)} staged rows at ${fmtInt(ds.seenKeys)} seen keys in ${ds.slices} slices: ${rate(ds.rowsPerSecond)} (inserts only), ${rate(ds.tickRowsPerSecond)} (whole ticks), max CH memory ${mb(ds.memoryMax)}`,
       );
+    const sl = st.stream;
+    if (sl)
+      out.push(
+        `state live at ${fmtInt(sl.seenKeysBefore)} seen keys: ${rate(sl.step.achievedRate)} delivered of ${rate(sl.offeredRate)} offered for ${sl.seconds} s: ${stepStatus(sl.step)} (backlog at the end ${fmtInt(sl.step.backlogEnd)}), p99 produce -> visible ${ms(sl.latency.p99Ms)}, ${sl.slices} slices (insert median ${ms(sl.insertMsMedian)}, CH memory max ${mb(sl.insertMemoryMax)}), controller peak RSS ${mb(sl.controllerPeakRss)}, ClickHouse RSS ${mb(sl.clickhouseRss)}`,
+      );
+    if (st.streamError) out.push(`state live: FAILED: ${st.streamError}`);
     out.push(
       `state on disk: ${Object.entries(st.disk)
         .map(([t, v]) => `${t} ${mb(v.bytes)} (${fmtInt(v.rows)} rows, ${v.parts} parts)`)

@@ -18,6 +18,7 @@ import type { Ctx } from '../context.ts';
 import { fmtInt, median } from '../context.ts';
 import { benchCpu } from '../probe.ts';
 import type { StateRig } from './state.ts';
+import type { Db } from '../../src/clickhouse/client.ts';
 
 /** What one timed tick gave (state.ts tickTimed). */
 export interface TimedTick {
@@ -93,6 +94,15 @@ export async function sstFiles(dir: string): Promise<{ n: number; bytes: number;
   return { n, bytes, small };
 }
 
+/** The seen-key index's data directory (system.tables data_paths). */
+export async function kvDir(db: Db, database: string, table: string): Promise<string | undefined> {
+  const t = await db.rows<{ p: string[] }>(
+    `SELECT data_paths AS p FROM system.tables WHERE database = {d:String} AND name = {t:String}`,
+    { d: database, t: table },
+  );
+  return t[0]?.p[0];
+}
+
 async function picture(rig: StateRig, slice: number, dir: string | undefined): Promise<IndexPicture> {
   const rows = await rig.db.rows<{ name: string; value: string }>(
     `SELECT name, value FROM system.rocksdb WHERE database = {d:String} AND table = {t:String}`,
@@ -124,11 +134,7 @@ export async function liveSlices(
       );
       ctx.log(`state live: seen-key index set to optimize_for_bulk_insert = ${opts.indexBulkInsert}`);
     }
-    const t = await rig.db.rows<{ p: string[] }>(
-      `SELECT data_paths AS p FROM system.tables WHERE database = {d:String} AND name = {t:String}`,
-      { d: rig.database, t: rig.names.seenKv },
-    );
-    dir = t[0]?.p[0];
+    dir = await kvDir(rig.db, rig.database, rig.names.seenKv);
   }
   const every = 10;
   const out: LiveSlices = {

@@ -36,7 +36,7 @@ export interface LiveResult {
   maxKeptUpRate: number;
 }
 
-async function step(ctx: Ctx, rig: Rig, rate: number, seconds: number, label: string): Promise<LiveStep> {
+export async function step(ctx: Ctx, rig: Rig, rate: number, seconds: number, label: string): Promise<LiveStep> {
   rig.producer.setRate(rate);
   const a0 = rig.producer.acked();
   const o0 = rig.producer.offered();

@@ -1,5 +1,6 @@
 /**
- * Why one file over 300 lines: the state phase's rig (fill, stage, time a tick) and its run over the sizes read together.
+ * Why one file over 300 lines: the state phase's rig (stage, settle, storage) and its per-size measurement
+ * share one pipeline and one result; the fill's SQL is in state-fill.ts, going live in state-live.ts.
  *
  * The dedup stage alone, against seen-keys state of a given size: staging and
  * the seen keys are filled directly with SQL (keys derived from a hash, so
@@ -18,7 +19,11 @@ import { createTopic } from '../load.ts';
 import { Processor } from '../../src/slicing/processor.ts';
 import { objectNames } from '../../src/provisioning/objects.ts';
 import type { Db } from '../../src/clickhouse/client.ts';
-import { liveSlices, type LiveSlices } from './index-live.ts';
+import { kvDir, liveSlices, sstFiles, type LiveSlices } from './index-live.ts';
+import { benchCpu } from '../probe.ts';
+import { stateLive, type StateLive } from './state-live.ts';
+import os from 'node:os';
+import { fillIndexOptimized, fillIndexSorted, fillSeen, sizeThatFits, SEEN_SEED, uuidOf } from './state-fill.ts';
 import { rebuildIndex, type IndexRebuild } from './index-rebuild.ts';
 
 export interface SliceCost {
@@ -37,6 +42,14 @@ export interface SliceCost {
   byTag: Record<string, { ms: number; readRows: number }>;
   /** dedup.index rocksdb: 100k point lookups alone (StateRig.lookupFloor), ms */
   kvLookupMs?: Record<string, number>;
+  /** bytes on disk of the seen keys (active parts) and of the index's SST files (0 files: no index) */
+  seenBytes: number;
+  indexBytes: number;
+  indexFiles: number;
+  /** seconds the fill to this size took (seen keys and index) */
+  fillSeconds: number;
+  /** share of the machine's CPU other processes used during the fill and the 3 slices */
+  othersCpuShare: number;
 }
 
 export interface DedupStage {
@@ -54,17 +67,17 @@ export interface DedupStage {
 export interface StateResult {
   sliceCosts: SliceCost[];
   dedupStage: DedupStage | undefined;
-  prefill: { keys: number; seconds: number }[];
+  prefill: { keys: number; seconds: number; seenSeconds: number; indexSeconds: number }[];
   /** dedup.index rocksdb: the index rebuilt from the seen keys after each size (winnow index rebuild) */
   rebuilds: IndexRebuild[];
   disk: Record<string, { bytes: number; rows: number; parts: number }>;
   /** --state-slices: consecutive slices after the last size */
   live?: LiveSlices;
+  /** --state-live-rate: the filled pipeline fed through Kafka with the controller running */
+  stream?: StateLive;
+  streamError?: string;
 }
 
-const uuidOf = (seed: number, k: string): string =>
-  `reinterpretAsUUID(concat(reinterpretAsString(sipHash64(${seed}, ${k})), reinterpretAsString(sipHash64(${seed}, ${k}, 1))))`;
-const SEEN_SEED = 1;
 const STAGE_SEED = 2;
 
 export class StateRig {
@@ -81,22 +94,38 @@ export class StateRig {
     this.db = ctx.servers.db();
   }
 
-  async prefill(to: number): Promise<number> {
-    const n = to - this.seen;
-    if (n <= 0) return 0;
-    const t0 = performance.now();
-    const w = this.ctx.opts.windowMs;
-    // A key's time from its number (spread over 90% of the window).
-    const time = `now64(3) - toIntervalMillisecond(sipHash64(number + ${this.seen}, 3) % ${Math.floor(w * 0.9)} + 60000)`;
-    await this.db.command(
-      `INSERT INTO ${this.database}.${this.names.seen} (event_id, __t, __slice)
-       SELECT ${uuidOf(SEEN_SEED, `number + ${this.seen}`)}, ${time}, 'prefill'
-       FROM numbers(${n})`,
-      {},
-      { max_insert_threads: '2', max_block_size: '1048576' },
-    );
-    this.seen = to;
-    return (performance.now() - t0) / 1000;
+  /** Fills the seen keys (and the index) to `to`, or less when the disk would not hold it; returns seconds and the size reached. */
+  async prefill(to: number): Promise<{ seconds: number; seenSeconds: number; indexSeconds: number; keys: number }> {
+    const opts = this.ctx.opts;
+    const t = {
+      database: this.database,
+      seen: this.names.seen,
+      seenKv: this.names.seenKv,
+      rocksdb: this.ctx.opts.index === 'rocksdb',
+    };
+    const reach = await sizeThatFits(this.ctx, t, this.seen, to);
+    const from = this.seen;
+    if (reach <= from) return { seconds: 0, seenSeconds: 0, indexSeconds: 0, keys: from };
+    // Sorted: the index first, while the disk has room for its sort's spill; then the seen keys.
+    const fillIndex = opts.indexFill === 'sorted' ? fillIndexSorted : fillIndexOptimized;
+    const indexSeconds =
+      t.rocksdb && opts.indexFill === 'sorted' ? await fillIndex(this.ctx, this.db, t, from, reach) : 0;
+    const seenSeconds = await fillSeen(this.ctx, this.db, t, from, reach);
+    // Rebuild: the index is written after the fill, by winnow index rebuild (stateScaling).
+    const lateIndex =
+      t.rocksdb && opts.indexFill === 'optimize' ? await fillIndex(this.ctx, this.db, t, from, reach) : 0;
+    if (t.rocksdb && opts.indexFill !== 'rebuild')
+      this.ctx.log(`state: seen-key index filled in ${(indexSeconds + lateIndex).toFixed(1)} s`);
+    return this.filled(reach, seenSeconds, indexSeconds + lateIndex);
+  }
+
+  private filled(
+    reach: number,
+    seenSeconds: number,
+    indexSeconds: number,
+  ): { seconds: number; seenSeconds: number; indexSeconds: number; keys: number } {
+    this.seen = reach;
+    return { seconds: seenSeconds + indexSeconds, seenSeconds, indexSeconds, keys: reach };
   }
 
   /** The prefill's key of a number (SQL), as the seen keys hold it. */
@@ -139,6 +168,27 @@ export class StateRig {
       },
     );
     return Number(rows[0]?.n ?? 0);
+  }
+
+  /** Bytes on disk of the seen keys and of the seen-key index (its SST files). */
+  async storage(): Promise<{ seenBytes: number; indexBytes: number; indexFiles: number }> {
+    const parts = await this.db.rows<{ b: string }>(
+      `SELECT sum(bytes_on_disk) AS b FROM system.parts WHERE database = {d:String} AND table = {t:String} AND active`,
+      { d: this.database, t: this.names.seen },
+    );
+    const dir = this.ctx.opts.index === 'rocksdb' ? await kvDir(this.db, this.database, this.names.seenKv) : undefined;
+    const files = dir ? await sstFiles(dir) : { n: 0, bytes: 0 };
+    if (dir) {
+      const c = await this.db.rows<{ name: string; value: string }>(
+        `SELECT name, value FROM system.rocksdb WHERE database = {d:String} AND table = {t:String}
+           AND name IN ('bloom.filter.useful', 'l0.hit', 'l1.hit', 'l2andup.hit', 'no.file.opens')`,
+        { d: this.database, t: this.names.seenKv },
+      );
+      this.ctx.log(
+        `state: seen-key index counters so far: ${c.map((r) => `${r.name} ${fmtInt(Number(r.value))}`).join(', ')}`,
+      );
+    }
+    return { seenBytes: Number(parts[0]?.b ?? 0), indexBytes: files.bytes, indexFiles: files.n };
   }
 
   /** Lets background merges of the seen keys settle (bounded), as they would between slices in production. */
@@ -198,6 +248,13 @@ export class StateRig {
     const db = instrument(this.db, this.ctx.opts.levers.insert, (q) => this.queries.push(q));
     return new Processor(db, cfg);
   }
+}
+
+const rigCpu = (rig: StateRig): Promise<{ busy: number; own: number }> =>
+  benchCpu({ clickhouse: rig.ctx.servers.clickhouse.pid, kafka: rig.ctx.servers.kafka.pid });
+
+function othersShare(c0: { busy: number; own: number }, c1: { busy: number; own: number }, seconds: number): number {
+  return Math.max(0, c1.busy - c0.busy - (c1.own - c0.own)) / (seconds * os.cpus().length);
 }
 
 function byTag(queries: QueryStat[]): Record<string, { ms: number; readRows: number }> {
@@ -273,19 +330,35 @@ export async function stateScaling(ctx: Ctx): Promise<StateResult> {
   const big = rig.processor(p, opts.levers.maxSliceRows);
   for (const size of marks) {
     ctx.log(`state: filling the seen keys to ${fmtInt(size)}`);
-    const seconds = await rig.prefill(size);
-    result.prefill.push({ keys: size, seconds });
+    const c0 = await rigCpu(rig);
+    const t0 = performance.now();
+    const fill = await rig.prefill(size);
+    result.prefill.push({
+      keys: fill.keys,
+      seconds: fill.seconds,
+      seenSeconds: fill.seenSeconds,
+      indexSeconds: fill.indexSeconds,
+    });
+    // The disk did not hold `size`: measure where the fill stopped, and fill no further.
+    const short = fill.keys < size;
     await rig.settleMerges();
-    // The index as a new server or a failover gets it: rebuilt from the seen keys (winnow index rebuild).
-    if (opts.index === 'rocksdb') result.rebuilds.push(await rebuildIndex(ctx, rig, p, (n) => rig.seenKey(n)));
-    if (opts.stateSizes.includes(size)) {
+    // --index-fill rebuild: the index as a new server or a failover gets it, rebuilt from the seen keys
+    // (winnow index rebuild: passes, compaction, verification, each timed).
+    if (opts.index === 'rocksdb' && opts.indexFill === 'rebuild')
+      result.rebuilds.push(await rebuildIndex(ctx, rig, p, (n) => rig.seenKey(n)));
+    if (opts.stateSizes.includes(size) || short) {
       const runs: NonNullable<Awaited<ReturnType<typeof tickTimed>>>[] = [];
       for (let i = 0; i < 3; i++) {
         await rig.stage(opts.sliceRows);
         const r = await tickTimed(rig, small);
         if (r) runs.push(r);
       }
+      const c1 = await rigCpu(rig);
+      const storage = await rig.storage();
       const c: SliceCost = {
+        ...storage,
+        fillSeconds: fill.seconds,
+        othersCpuShare: othersShare(c0, c1, (performance.now() - t0) / 1000),
         seenKeys: await count(rig.db, `${database}.${rig.names.seen}`),
         seenParts: await rig.seenParts(),
         sliceRows: median(runs.map((r) => r.rows)),
@@ -317,6 +390,9 @@ export async function stateScaling(ctx: Ctx): Promise<StateResult> {
       result.sliceCosts.push(c);
       ctx.log(
         `state: ${fmtInt(c.seenKeys)} seen keys: slice of ${fmtInt(c.sliceRows)} rows inserted in ${c.insertMsMedian.toFixed(0)} ms (read ${fmtInt(c.readRowsMedian)} rows, ${(c.memoryMedian / 2 ** 20).toFixed(0)} MiB)`,
+      );
+      ctx.log(
+        `state: ${fmtInt(c.seenKeys)} seen keys on disk: seen keys ${(c.seenBytes / c.seenKeys).toFixed(1)} bytes/key${c.indexFiles > 0 ? `, index ${(c.indexBytes / c.seenKeys).toFixed(1)} bytes/key in ${c.indexFiles} sst files` : ''}; filled in ${c.fillSeconds.toFixed(0)} s, others used ${(c.othersCpuShare * 100).toFixed(0)}% of the machine`,
       );
       ctx.log(
         `state: ${fmtInt(c.seenKeys)} seen keys: tick ${c.tickMsMedian.toFixed(0)} ms = ${Object.entries(c.byTag)
@@ -358,8 +434,18 @@ export async function stateScaling(ctx: Ctx): Promise<StateResult> {
         `state: dedup stage at ${fmtInt(seenKeys)} seen keys: ${fmtInt(result.dedupStage.rowsPerSecond)} rows/s (${slices} slices of up to ${fmtInt(opts.levers.maxSliceRows)})`,
       );
     }
+    if (short) break;
   }
   if (opts.stateSlices > 0) result.live = await liveSlices(ctx, rig, () => tickTimed(rig, small));
+  if (opts.stateLiveRate > 0) {
+    // A failure going live keeps the sizes' figures (a 1B fill takes half an hour).
+    try {
+      result.stream = await stateLive(ctx, database, await count(rig.db, `${database}.${rig.names.seen}`));
+    } catch (err) {
+      result.streamError = String(err);
+      ctx.log(`state live: FAILED: ${result.streamError}`);
+    }
+  }
   result.disk = await diskUsage(rig.db, database);
   return result;
 }

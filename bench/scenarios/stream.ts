@@ -24,23 +24,33 @@ export interface Rig {
   stop(): Promise<{ maxRss: number }>;
 }
 
-export async function startRig(ctx: Ctx, name: string, rate: number): Promise<Rig> {
+/** A pipeline already provisioned (the state phase's): `provision` starts its consumption. */
+export interface ExistingPipeline {
+  pipeline: PipelineConfig;
+  database: string;
+  provision(db: Db): Promise<void>;
+}
+
+export async function startRig(ctx: Ctx, name: string, rate: number, existing?: ExistingPipeline): Promise<Rig> {
   const { opts, servers } = ctx;
-  const topic = `users_${name}`;
+  const topic = existing?.pipeline.source.topics[0] ?? `users_${name}`;
   const kafka = servers.kafkaClient(`bench-${name}`);
   await createTopic(kafka, topic, opts.partitions);
-  const database = `bench_${name}`;
-  const pipeline = benchPipeline({
-    name,
-    database,
-    brokers: servers.kafka.brokers,
-    topic,
-    windowMs: opts.windowMs,
-    levers: opts.levers,
-    clickhouseUrl: servers.clickhouse.url,
-  });
+  const database = existing?.database ?? `bench_${name}`;
+  const pipeline =
+    existing?.pipeline ??
+    benchPipeline({
+      name,
+      database,
+      brokers: servers.kafka.brokers,
+      topic,
+      windowMs: opts.windowMs,
+      levers: opts.levers,
+      clickhouseUrl: servers.clickhouse.url,
+    });
   const db = servers.db();
-  await migrate(db, pipeline, opts.levers);
+  if (existing) await existing.provision(db);
+  else await migrate(db, pipeline, opts.levers);
   const daemon = startDaemon(
     { url: servers.clickhouse.url, pipeline, insertSettings: opts.levers.insert, tickMs: opts.levers.tickMs },
     (e) => ctx.log(`${name}: controller error: ${e}`),
@@ -75,13 +85,25 @@ export async function startRig(ctx: Ctx, name: string, rate: number): Promise<Ri
       backlog: () => (producer ? producer.acked() - daemon.processed() : 0),
       stop,
     };
-    // The Kafka engine joins its consumer group first; measure from the first visible rows on.
-    await waitUntil(
-      'the first rows in the final table',
-      () => count(db, rig.final),
-      (n) => n > 0,
-      { timeoutMs: 90_000, everyMs: 200 },
-    );
+    // The Kafka engine joins its consumer group first; measure from the first visible rows on
+    // (an existing pipeline's final table has rows already: from its first slice on).
+    if (existing)
+      await waitUntil(
+        'the first slice',
+        () => Promise.resolve(daemon.processed()),
+        (n) => n > 0,
+        {
+          timeoutMs: 90_000,
+          everyMs: 200,
+        },
+      );
+    else
+      await waitUntil(
+        'the first rows in the final table',
+        () => count(db, rig.final),
+        (n) => n > 0,
+        { timeoutMs: 90_000, everyMs: 200 },
+      );
     return rig;
   } catch (err) {
     await stop();
