@@ -10,7 +10,7 @@
 import type { Ctx } from '../context.ts';
 import { fmtInt, median } from '../context.ts';
 import type { PipelineConfig } from '../../src/config/schema.ts';
-import { compactIndexSql, rebuildSeenIndex, verifySeenIndex } from '../../src/operations/index-rebuild.ts';
+import { compactIndexSql, passCount, rebuildSeenIndex, verifySeenIndex } from '../../src/operations/index-rebuild.ts';
 import type { StateRig } from './state.ts';
 import { sstFiles } from './index-live.ts';
 
@@ -76,7 +76,7 @@ export async function rebuildIndex(
     lookupMs: await lookupMs(rig, key),
   };
   ctx.log(
-    `state: index rebuilt in ${r.writeSeconds.toFixed(1)} s (${fmtInt(r.entries / r.writeSeconds)} keys/s, ${out.bytesPerEntry.toFixed(1)} bytes/entry, CH peak memory ${(r.peakMemoryBytes / 2 ** 20).toFixed(0)} MiB; ${fmtInt(r.entries)} entries in ${r.passes} passes, ${files.n} SST files); 100k lookups ${out.lookupMs.toFixed(0)} ms`,
+    `state: index rebuilt in ${r.writeSeconds.toFixed(1)} s (${fmtInt(r.entries / r.writeSeconds)} keys/s, ${out.bytesPerEntry.toFixed(1)} bytes/entry, CH peak memory ${(r.peakMemoryBytes / 2 ** 20).toFixed(0)} MiB; ${fmtInt(r.entries)} entries in ${r.passes} passes over ${r.partitions} partitions, ${files.n} SST files); 100k lookups ${out.lookupMs.toFixed(0)} ms`,
   );
   const t0 = performance.now();
   await rig.db.command(compactIndexSql(p));
@@ -92,7 +92,7 @@ export async function rebuildIndex(
     `state: rebuilt index compacted in ${seconds.toFixed(1)} s: ${after.n} SST files, ${out.optimized.bytesPerEntry.toFixed(1)} bytes/entry, 100k lookups ${out.optimized.lookupMs.toFixed(0)} ms (before: ${out.lookupMs.toFixed(0)} ms)`,
   );
   const v0 = performance.now();
-  out.missing = await verifySeenIndex(rig.db, p, r.passes);
+  out.missing = await verifySeenIndex(rig.db, p, passCount(r.seenRows));
   out.verifySeconds = (performance.now() - v0) / 1000;
   ctx.log(`state: rebuilt index verified in ${out.verifySeconds.toFixed(1)} s: ${out.missing} missing`);
   if (out.missing > 0) throw new Error(`state: the rebuilt index misses ${out.missing} entries`);

@@ -11,18 +11,22 @@ Rebuilds the seen-key index of a dedup.index: rocksdb pipeline
 (winnow_<p>_seen_kv, local to one ClickHouse server) from its record, the seen
 keys: after a move to a new server, a failover to another replica, or a lost
 or corrupt RocksDB directory. The index is emptied, then every seen key still
-inside its TTL gets one entry (its latest kept time and that row's slice), in
+inside its TTL gets one entry (its latest kept time and that row's slice),
+written partition by partition of the seen keys (their time buckets), oldest
+first, so a key kept in several keeps its latest; within a partition in
 passes over ranges of the key hash of about 10M keys each, so ClickHouse's
-memory does not grow with the seen keys; the passes are written in RocksDB's
-key order, so their files do not overlap. ClickHouse writes such bulk files
-without a bloom filter, so the index is then compacted (OPTIMIZE TABLE: the
-files rewritten with the server's filter; lookups of absent keys, most of a
-slice's, got 3-4x faster in the benchmark). Then the verification of winnow
-check's seen-key index part runs over every seen key.
+memory does not grow with the seen keys, and each pass reads only its
+partition, so every seen key is read once. A partition's passes are written
+in RocksDB's key order; ClickHouse writes such bulk files without a bloom
+filter, and the partitions' files overlap, so the index is then compacted
+(OPTIMIZE TABLE: the files merged and rewritten with the server's filter;
+lookups of absent keys, most of a slice's, got 3-4x faster in the
+benchmark). Then the verification of winnow check's seen-key index part
+runs over every seen key, in passes over ranges of the key hash.
 It holds the pipeline's lease throughout: refused while a daemon runs the
 pipeline (stop it first; slices must not write the index meanwhile). A
 dedup.index: scan pipeline has no index: refused (exit code 2).
-Prints each pass on stderr (entries written, rate, ETA) and a one-line
+Prints each pass on stderr (partition, entries written, rate, ETA) and a one-line
 summary on stdout. Exit code 0 when every seen key has its entry, 4 when the
 verification finds one missing, 1 on an error.
 
@@ -77,7 +81,10 @@ function progressLine(name: string, x: RebuildProgress): string {
   if (x.phase === 'compact') return `winnow index rebuild: ${name}: compacting the index (OPTIMIZE TABLE)\n`;
   if (x.phase === 'write') {
     const rate = s > 0 ? Math.round(x.entries / s) : 0;
-    return `winnow index rebuild: ${name}: pass ${x.pass}/${x.passes}: ${x.entries} entries written, ${rate} entries/s, ${s.toFixed(1)} s${eta}\n`;
+    const part = x.partition
+      ? ` (partition ${x.partition.id}, ${x.partition.range}/${x.partition.ranges}, from ${x.partition.from})`
+      : '';
+    return `winnow index rebuild: ${name}: pass ${x.pass}/${x.passes}${part}: ${x.entries} entries written, ${rate} entries/s, ${s.toFixed(1)} s${eta}\n`;
   }
   return `winnow index rebuild: ${name}: verify ${x.pass}/${x.passes}: ${x.entries} missing so far, ${s.toFixed(1)} s${eta}\n`;
 }
@@ -115,7 +122,7 @@ export const indexCommand: Command = {
         });
         const perEntry = r.bytes > 0 && r.entries > 0 ? `, ${(r.bytes / r.entries).toFixed(1)} bytes/entry` : '';
         process.stdout.write(
-          `pipeline ${pipeline.name}: seen-key index rebuilt: ${r.entries} entries from ${r.seenRows} seen-key rows in ${r.passes} passes, ${r.writeSeconds.toFixed(1)} s${r.compactSeconds > 0 ? ` + ${r.compactSeconds.toFixed(1)} s compaction` : ''}` +
+          `pipeline ${pipeline.name}: seen-key index rebuilt: ${r.entries} entries from ${r.seenRows} seen-key rows in ${r.passes} passes over ${r.partitions} partitions, ${r.writeSeconds.toFixed(1)} s${r.compactSeconds > 0 ? ` + ${r.compactSeconds.toFixed(1)} s compaction` : ''}` +
             `${r.bytes > 0 ? `, ${formatBytes(r.bytes)} on disk${perEntry}` : ''}, ClickHouse peak ${formatBytes(r.peakMemoryBytes)} a pass; ` +
             `verified: ${r.missing} seen keys without their entry (${r.verifySeconds.toFixed(1)} s)\n`,
         );

@@ -4,18 +4,34 @@
  * replica, a lost or corrupt RocksDB directory). The caller holds the
  * pipeline's lease, so no slice writes the index meanwhile.
  *
- * The index is emptied, then written in passes over ranges of its key `h`
- * (the 128-bit key hash), so one pass's GROUP BY holds about `keysPerPass`
- * keys whatever the number of seen keys. RocksDB orders keys bytewise, and
- * EmbeddedRocksDB stores a UInt128 little-endian: a range is a range of `h`'s
- * first four bytes in memory order (`passBucketSql`), and a pass is written
- * ordered by its bytes in memory order (`byteSwap(h)`: cheaper to sort than
- * `reinterpretAsFixedString(h)`, 0.95 against 1.35 GB for 5M keys), so the passes, and
- * the SST files each bulk insert cuts, follow one another without overlap:
- * every file is ingested into the bottom level beside the others and nothing
- * needs compacting (bench/README.md, "Rebuilding the seen-key index").
+ * The index is emptied, then written partition by partition of the seen keys
+ * (their time buckets, `PARTITION BY` a bucket of `__t`), oldest first, and
+ * within a partition in passes over ranges of the index key `h` (the 128-bit
+ * key hash), as many as its rows need, so one pass's GROUP BY holds about
+ * `keysPerPass` keys whatever the number of seen keys, and each pass reads
+ * only its partition (`_partition_id`: ClickHouse skips the other parts), so
+ * the seen keys are read once in all, not once a pass.
+ *
+ * Why that leaves each key's latest kept time and its slice: the partition key
+ * is a bucket of `__t`, non-decreasing in `__t`, so partitions hold disjoint
+ * ranges of `__t`, ordered by their least `__t`; a key's latest kept time
+ * (among its rows inside their TTL) lies in the latest partition holding such
+ * a row, and that partition's pass computes exactly it and its row's slice
+ * (max / argMax within the partition). A key in several partitions gets one
+ * entry per partition; RocksDB keeps the last written (an INSERT is a Put, or
+ * an ingested file with a later sequence number), so writing the partitions
+ * oldest first leaves the latest (test/e2e/index-rebuild.test.ts checks it).
+ *
+ * RocksDB orders keys bytewise, and EmbeddedRocksDB stores a UInt128
+ * little-endian: a range is a range of `h`'s first four bytes in memory order
+ * (`passBucketSql`), and a pass is written ordered by its bytes in memory order
+ * (`byteSwap(h)`: cheaper to sort than `reinterpretAsFixedString(h)`, 0.95
+ * against 1.35 GB for 5M keys), so a partition's passes, and the SST files
+ * each bulk insert cuts, follow one another without overlap; the partitions'
+ * files do overlap (each spans the whole key range), and the compaction after
+ * the passes merges them (bench/README.md, "Rebuilding the seen-key index").
  * Then the verification of `winnow check` (indexLagSql) over every seen key,
- * pass by pass as well.
+ * in passes over ranges of `h` (each reads every seen key).
  */
 import { qualified, type ParamSql } from '../clickhouse/sql.ts';
 import type { Db } from '../clickhouse/client.ts';
@@ -43,16 +59,48 @@ export function passRange(i: number, n: number): { lo: number; hi: number } {
   return { lo: Math.floor((i * BUCKETS) / n), hi: Math.floor(((i + 1) * BUCKETS) / n) };
 }
 
-/** The seen keys of pass `i` of `n`: a condition on the key columns (PREWHERE). */
+/** The seen keys of range `i` of `n`: a condition on the key columns (PREWHERE). */
 export function passScopeSql(p: PipelineConfig, i: number, n: number): ParamSql {
   const { lo, hi } = passRange(i, n);
   return { sql: `${passBucketSql(p)} >= {lo:UInt64} AND ${passBucketSql(p)} < {hi:UInt64}`, params: { lo, hi } };
 }
 
-/** Rows of the seen keys (count() from the parts' metadata): the pass count's basis. */
+/** Rows of the seen keys (count() from the parts' metadata): the verification's pass count's basis. */
 export function seenRowsSql(p: PipelineConfig): string {
   const n = objectNames(p);
   return `SELECT count() AS n FROM ${qualified(n.database, n.seen)}`;
+}
+
+/**
+ * The seen keys' partitions, oldest first: id, least kept time, rows. Answered
+ * from the parts' metadata (the min/max/count projection), no rows read.
+ */
+export function seenPartitionsSql(p: PipelineConfig): string {
+  const n = objectNames(p);
+  return `SELECT _partition_id AS id, toString(min(\`__t\`)) AS first, count() AS n
+    FROM ${qualified(n.database, n.seen)} GROUP BY id ORDER BY min(\`__t\`), id`;
+}
+
+export interface SeenPartition {
+  id: string;
+  /** its least kept time, 'YYYY-MM-DD hh:mm:ss.mmm' UTC */
+  from: string;
+  rows: number;
+}
+
+/** One write pass: range `range` of `ranges` of the key hash within one partition. */
+export interface RebuildPass {
+  partition: SeenPartition;
+  range: number;
+  ranges: number;
+}
+
+/** The write passes: partitions oldest first, each in as many hash ranges as its rows need. */
+export function planPasses(partitions: SeenPartition[], keysPerPass = KEYS_PER_PASS): RebuildPass[] {
+  return partitions.flatMap((partition) => {
+    const ranges = passCount(partition.rows, keysPerPass);
+    return Array.from({ length: ranges }, (_, range) => ({ partition, range, ranges }));
+  });
 }
 
 /** Empties the index (RocksDB's directory is dropped and opened again). */
@@ -62,22 +110,23 @@ export function truncateIndexSql(p: PipelineConfig): string {
 }
 
 /**
- * One pass: per key hash of the range, among the seen keys still inside their
- * TTL, the latest kept time and that row's slice (as indexLagSql computes an
- * entry), written in RocksDB's key order.
+ * One pass: per key hash of the range, among the partition's seen keys still
+ * inside their TTL, the latest kept time and that row's slice (as indexLagSql
+ * computes an entry), written in RocksDB's key order. The `_partition_id`
+ * condition prunes the other partitions' parts before any row is read.
  */
-export function rebuildPassSql(p: PipelineConfig, i: number, n: number): ParamSql {
+export function rebuildPassSql(p: PipelineConfig, pass: RebuildPass): ParamSql {
   const names = objectNames(p);
-  const scope = passScopeSql(p, i, n);
+  const scope = passScopeSql(p, pass.range, pass.ranges);
   return {
     sql: `INSERT INTO ${qualified(names.database, names.seenKv)} (\`h\`, \`__t\`, \`__s\`)
        SELECT ${seenKvHashSql(p)} AS h, max(\`__t\`) AS t, argMax(${seenKvSliceSql('`__slice`')}, \`__t\`) AS s
        FROM ${qualified(names.database, names.seen)}
        PREWHERE ${scope.sql}
-       WHERE ${seenExpirySql(p)} > now()
+       WHERE _partition_id = {partition:String} AND ${seenExpirySql(p)} > now()
        GROUP BY h
        ORDER BY byteSwap(h)`,
-    params: scope.params,
+    params: { ...scope.params, partition: pass.partition.id },
   };
 }
 
@@ -112,13 +161,20 @@ export interface RebuildProgress {
   phase: 'write' | 'compact' | 'verify';
   pass: number;
   passes: number;
+  /** write: the pass's partition of the seen keys, and its range of the partition's hash ranges */
+  partition?: { id: string; from: string; range: number; ranges: number };
   /** entries written so far (write), or missing entries found so far (verify) */
   entries: number;
   elapsedMs: number;
 }
 
 export interface RebuildResult {
+  /** write passes (each one hash range of one partition) */
   passes: number;
+  /** partitions of the seen keys written */
+  partitions: number;
+  /** seen-key rows the passes read (each pass reads its whole partition: seen rows x passes per partition) */
+  readRows: number;
   seenRows: number;
   entries: number;
   writeSeconds: number;
@@ -186,21 +242,30 @@ export async function rebuildSeenIndex(db: Db, p: PipelineConfig, o: RebuildOpti
       });
     }
   };
-  const [row] = await db.rows<{ n: string }>(seenRowsSql(p));
-  const seenRows = Number(row?.n ?? 0);
-  const passes = passCount(seenRows, o.keysPerPass);
+  const partitions = (await db.rows<{ id: string; first: string; n: string }>(seenPartitionsSql(p))).map((r) => ({
+    id: r.id,
+    from: r.first,
+    rows: Number(r.n),
+  }));
+  const seenRows = partitions.reduce((sum, x) => sum + x.rows, 0);
+  const plan = planPasses(partitions, o.keysPerPass);
+  const passes = plan.length;
   await keep();
   const t0 = performance.now();
   await db.command(truncateIndexSql(p));
   let entries = 0;
+  let readRows = 0;
   let peakMemoryBytes = 0;
-  for (let i = 0; i < passes; i++) {
+  for (const [i, pass] of plan.entries()) {
     await keep();
-    const pass = rebuildPassSql(p, i, passes);
-    const s = await db.command(pass.sql, pass.params, REBUILD_SETTINGS);
+    const q = rebuildPassSql(p, pass);
+    const s = await db.command(q.sql, q.params, REBUILD_SETTINGS);
     entries += s.writtenRows;
+    readRows += s.readRows;
     peakMemoryBytes = Math.max(peakMemoryBytes, s.memoryBytes);
-    o.progress?.({ phase: 'write', pass: i + 1, passes, entries, elapsedMs: performance.now() - t0 });
+    const { id, from } = pass.partition;
+    const partition = { id, from, range: pass.range + 1, ranges: pass.ranges };
+    o.progress?.({ phase: 'write', pass: i + 1, passes, partition, entries, elapsedMs: performance.now() - t0 });
   }
   const writeSeconds = (performance.now() - t0) / 1000;
   let compactSeconds = 0;
@@ -213,9 +278,11 @@ export async function rebuildSeenIndex(db: Db, p: PipelineConfig, o: RebuildOpti
   }
   const [size] = await db.rows<{ bytes: string }>(indexSizeSql(p).sql, indexSizeSql(p).params);
   const v0 = performance.now();
-  const missing = o.verify === false ? 0 : await verifySeenIndex(db, p, passes, o.progress);
+  const missing = o.verify === false ? 0 : await verifySeenIndex(db, p, passCount(seenRows, o.keysPerPass), o.progress);
   return {
     passes,
+    partitions: partitions.length,
+    readRows,
     seenRows,
     entries,
     writeSeconds,

@@ -107,6 +107,7 @@ describe('winnow index rebuild', () => {
     // Tiny passes (about 50 keys each), so the passes' ranges and their order are exercised.
     const r = await rebuildSeenIndex(kv.client, kv.p, { keysPerPass: 50, progress: (x) => progress.push(x) });
     expect(r.passes).toBeGreaterThan(5);
+    expect(r.partitions).toBeGreaterThanOrEqual(1);
     expect(r.entries).toBe(before.length);
     expect(r.missing).toBe(0);
     expect(progress.filter((x) => x.phase === 'write').map((x) => x.pass)).toEqual(
@@ -126,7 +127,9 @@ describe('winnow index rebuild', () => {
     expect((await entries()).length).toBeLessThan(before.length);
     const file = await configFile(kv);
     const out = await runCli(['index', 'rebuild', '--config', file]);
-    expect(out.stderr).toMatch(/pass 1\/1: \d+ entries written/);
+    expect(out.stderr).toMatch(
+      /pass 1\/\d+ \(partition \d+, 1\/1, from \d{4}-\d\d-\d\d [\d:.]+\): \d+ entries written/,
+    );
     expect(out.stderr).toMatch(/compacting the index \(OPTIMIZE TABLE\)/);
     expect(out.stdout).toMatch(/ s compaction/);
     expect(out.stdout).toMatch(new RegExp(`^pipeline ${kv.p.name}: seen-key index rebuilt: ${before.length} entries`));
@@ -170,7 +173,7 @@ describe('winnow index rebuild', () => {
     ).rejects.toThrow(/lost its lease during the index rebuild/);
     expect(passes).toEqual([1]);
     const r = await rebuildSeenIndex(kv.client, kv.p);
-    expect({ passes: r.passes, missing: r.missing }).toEqual({ passes: 1, missing: 0 });
+    expect({ passes: r.passes, missing: r.missing }).toEqual({ passes: r.partitions, missing: 0 });
   });
 
   it('refuses, in one line, while a daemon holds the pipeline', async () => {
@@ -186,5 +189,54 @@ describe('winnow index rebuild', () => {
     } finally {
       await daemon.release('test done');
     }
+  });
+
+  it('writes the partitions oldest first: a key kept in two partitions ends with its latest kept time and slice', async () => {
+    // The seen keys are partitioned by hour here (a window of 1 min: buckets of at least 1 h). One new key
+    // kept twice, an hour bucket apart (far more than a window): its older row in the earlier partition.
+    const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+    const older = hour - 1_800_000;
+    const newer = hour + 60_000;
+    const key = uuid(999_999);
+    const seen = `${kv.db}.${kv.n.seen}`;
+    const row = (t: number, slice: string): string =>
+      `(toUUID('${key}'), fromUnixTimestamp64Milli(toInt64(${t}), 'UTC'), '${slice}')`;
+    await kv.client.command(`INSERT INTO ${seen} (event_id, __t, __slice) VALUES ${row(newer, 'slice-newer')}`);
+    await kv.client.command(`INSERT INTO ${seen} (event_id, __t, __slice) VALUES ${row(older, 'slice-older')}`);
+    const parts = await kv.client.rows<{ n: string }>(
+      `SELECT uniqExact(_partition_id) AS n FROM ${seen} WHERE event_id = toUUID('${key}')`,
+    );
+    expect(Number(parts[0]?.n)).toBe(2);
+    const entryOf = async (): Promise<{ t: string; newerSlice: number; olderSlice: number }[]> =>
+      kv.client.rows(
+        `SELECT toString(toUnixTimestamp64Milli(__t)) AS t, toUInt8(__s = sipHash64('slice-newer')) AS newerSlice,
+                toUInt8(__s = sipHash64('slice-older')) AS olderSlice
+         FROM ${kv.db}.${kv.n.seenKv} WHERE h = reinterpretAsUInt128(sipHash128(toUUID('${key}')))`,
+      );
+
+    const progress: RebuildProgress[] = [];
+    const r = await rebuildSeenIndex(kv.client, kv.p, { keysPerPass: 100, progress: (x) => progress.push(x) });
+    expect(r.partitions).toBeGreaterThanOrEqual(2);
+    expect(await entryOf()).toEqual([{ t: String(newer), newerSlice: 1, olderSlice: 0 }]);
+    expect(r.missing).toBe(0);
+    // Each write pass names its partition; the partitions come oldest first.
+    const writes = progress.filter((x) => x.phase === 'write');
+    expect(writes.map((x) => x.pass)).toEqual(Array.from({ length: r.passes }, (_, i) => i + 1));
+    const from = writes.map((x) => x.partition?.from ?? '');
+    expect(from.every((f) => f !== '')).toBe(true);
+    expect([...from].sort()).toEqual(from);
+
+    // Each pass reads only its partition: with one pass a partition, every seen-key row is read once
+    // (a pass over all partitions would read them once a pass).
+    const largest = Math.max(
+      ...(await kv.client.rows<{ n: string }>(`SELECT count() AS n FROM ${seen} GROUP BY _partition_id`)).map((x) =>
+        Number(x.n),
+      ),
+    );
+    const once = await rebuildSeenIndex(kv.client, kv.p, { keysPerPass: largest });
+    expect(once.passes).toBe(once.partitions);
+    expect(once.readRows).toBe(once.seenRows);
+    expect(once.missing).toBe(0);
+    expect(await entryOf()).toEqual([{ t: String(newer), newerSlice: 1, olderSlice: 0 }]);
   });
 });

@@ -45,6 +45,7 @@ import {
   indexSizeSql,
   passLagCountSql,
   rebuildPassSql,
+  seenPartitionsSql,
   seenRowsSql,
   truncateIndexSql,
 } from '../../src/operations/index-rebuild.ts';
@@ -262,7 +263,12 @@ function runtimeStatements(p: PipelineConfig): Record<string, ParamSql> {
     'checks: recent': checksSql.recent(db, p.name, 10),
     'index rebuild: seen rows': sql(seenRowsSql(p)),
     'index rebuild: empty the index': sql(truncateIndexSql(p)),
-    'index rebuild: pass': rebuildPassSql(p, 1, 3),
+    'index rebuild: partitions': sql(seenPartitionsSql(p)),
+    'index rebuild: pass': rebuildPassSql(p, {
+      partition: { id: '1796083200', from: '2026-12-01 00:00:00.000', rows: 3 },
+      range: 1,
+      ranges: 3,
+    }),
     'index rebuild: compact the index': sql(compactIndexSql(p)),
     'index rebuild: verify a pass': passLagCountSql(p, 1, 3),
     'index rebuild: index size': indexSizeSql(p),
