@@ -76,7 +76,7 @@ export async function rebuildIndex(
     lookupMs: await lookupMs(rig, key),
   };
   ctx.log(
-    `state: index rebuilt in ${r.writeSeconds.toFixed(1)} s (${fmtInt(r.entries / r.writeSeconds)} keys/s, ${out.bytesPerEntry.toFixed(1)} bytes/entry, CH peak memory ${(r.peakMemoryBytes / 2 ** 20).toFixed(0)} MiB; ${fmtInt(r.entries)} entries in ${r.passes} passes over ${r.partitions} partitions, ${files.n} SST files); 100k lookups ${out.lookupMs.toFixed(0)} ms`,
+    `state: index rebuilt in ${r.writeSeconds.toFixed(1)} s (${fmtInt(r.entries / r.writeSeconds)} keys/s, ${out.bytesPerEntry.toFixed(1)} bytes/entry, CH peak memory ${(r.peakMemoryBytes / 2 ** 20).toFixed(0)} MiB; ${fmtInt(r.entries)} entries in ${r.passes} passes over ${r.partitions} partitions reading ${fmtInt(r.readRows)} seen-key rows, ${files.n} SST files); 100k lookups ${out.lookupMs.toFixed(0)} ms`,
   );
   const t0 = performance.now();
   await rig.db.command(compactIndexSql(p));
