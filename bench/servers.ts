@@ -94,7 +94,7 @@ export async function startServers(opts: { keep: boolean; log: (line: string) =>
     client,
     kafkaClient: (clientId) => new Kafka({ clientId, brokers: kafka.brokers, logLevel: logLevel.NOTHING }),
     db(database) {
-      const d = connect({ url: clickhouse.url, ...(database ? { database } : {}), requestTimeoutMs: 600_000 });
+      const d = connect({ url: clickhouse.url, ...(database ? { database } : {}), requestTimeoutMs: 3_600_000 });
       dbs.push(d);
       return d;
     },

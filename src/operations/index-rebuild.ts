@@ -34,7 +34,7 @@
  * in passes over ranges of `h` (each reads every seen key).
  */
 import { qualified, type ParamSql } from '../clickhouse/sql.ts';
-import type { Db } from '../clickhouse/client.ts';
+import { ClickHouseFailure, type Db } from '../clickhouse/client.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { WinnowError } from '../errors.ts';
 import { objectNames, seenExpirySql, seenKvHashSql, seenKvSliceSql } from '../provisioning/objects.ts';
@@ -138,6 +138,38 @@ export const REBUILD_SETTINGS = {
 } as const;
 
 /** Compacts the index: RocksDB CompactRange, which rewrites the files with the server's bloom filter. */
+/** The index's OPTIMIZE still running on the server (its request may have timed out). */
+export function compactRunningSql(p: PipelineConfig): ParamSql {
+  return {
+    sql: `SELECT count() AS n FROM system.processes WHERE startsWith(query, {q:String})`,
+    params: { q: compactIndexSql(p) },
+  };
+}
+
+/**
+ * OPTIMIZE of the index. It sends no progress, so at hundreds of millions of
+ * entries it outlasts the client's request timeout (5 min; the bench's 500M
+ * index took longer). ClickHouse goes on with a statement that is not
+ * read-only when its client leaves, so a timeout waits for it to end,
+ * renewing the lease; the verification after it checks the entries either way.
+ */
+async function compactIndex(db: Db, p: PipelineConfig, keep: () => Promise<void>): Promise<void> {
+  try {
+    await db.command(compactIndexSql(p));
+  } catch (err) {
+    if (!(err instanceof ClickHouseFailure) || err.netCode !== 'TIMEOUT') throw err;
+    const q = compactRunningSql(p);
+    for (;;) {
+      const [r] = await db.rows<{ n: string }>(q.sql, q.params);
+      if (Number(r?.n ?? 0) === 0) return;
+      await keep();
+      await new Promise((resolve) => setTimeout(resolve, COMPACT_POLL_MS));
+    }
+  }
+}
+
+const COMPACT_POLL_MS = 2_000;
+
 export function compactIndexSql(p: PipelineConfig): string {
   const n = objectNames(p);
   return `OPTIMIZE TABLE ${qualified(n.database, n.seenKv)}`;
@@ -273,7 +305,7 @@ export async function rebuildSeenIndex(db: Db, p: PipelineConfig, o: RebuildOpti
     await keep();
     o.progress?.({ phase: 'compact', pass: passes, passes, entries, elapsedMs: performance.now() - t0 });
     const c0 = performance.now();
-    await db.command(compactIndexSql(p));
+    await compactIndex(db, p, keep);
     compactSeconds = (performance.now() - c0) / 1000;
   }
   const [size] = await db.rows<{ bytes: string }>(indexSizeSql(p).sql, indexSizeSql(p).params);

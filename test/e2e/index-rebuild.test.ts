@@ -10,6 +10,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClickHouseFailure, type Db } from '../../src/clickhouse/client.ts';
 import { rebuildSeenIndex, verifySeenIndex, type RebuildProgress } from '../../src/operations/index-rebuild.ts';
 import { Lease } from '../../src/slicing/lease.ts';
 import { Processor } from '../../src/slicing/processor.ts';
@@ -174,6 +175,29 @@ describe('winnow index rebuild', () => {
     expect(passes).toEqual([1]);
     const r = await rebuildSeenIndex(kv.client, kv.p);
     expect({ passes: r.passes, missing: r.missing }).toEqual({ passes: r.partitions, missing: 0 });
+  });
+
+  it('waits for a compaction that outlasts the request timeout: the server goes on with it', async () => {
+    // The OPTIMIZE is sent, and its request fails as a timeout does (no answer within request_timeout)
+    // while the server runs it to its end; the rebuild waits for it, then verifies.
+    const sent: Promise<unknown>[] = [];
+    const timingOut: Db = {
+      ...kv.client,
+      command: async (sql, params, settings) => {
+        if (!sql.startsWith('OPTIMIZE')) return kv.client.command(sql, params, settings);
+        sent.push(kv.client.command(sql, params, settings));
+        throw new ClickHouseFailure('no answer from ClickHouse within the request timeout', undefined, true, null, {
+          netCode: 'TIMEOUT',
+        });
+      },
+    };
+    const phases: string[] = [];
+    const r = await rebuildSeenIndex(timingOut, kv.p, { progress: (x) => phases.push(x.phase) });
+    expect(sent).toHaveLength(1);
+    await Promise.all(sent);
+    expect(r.missing).toBe(0);
+    expect(phases).toContain('compact');
+    expect(phases.at(-1)).toBe('verify');
   });
 
   it('refuses, in one line, while a daemon holds the pipeline', async () => {
