@@ -65,18 +65,18 @@ export async function rebuildIndex(
   const files = dir ? await sstFiles(dir) : { n: 0, bytes: 0 };
   const out: IndexRebuild = {
     keys: rig.seen,
-    entries: r.entries,
+    entries: r.written,
     passes: r.passes,
     rebuildSeconds: r.writeSeconds,
     verifySeconds: 0,
     missing: 0,
-    bytesPerEntry: (files.bytes || r.bytes) / Math.max(1, r.entries),
+    bytesPerEntry: (files.bytes || r.bytes) / Math.max(1, r.written),
     peakMemoryBytes: r.peakMemoryBytes,
     sstFiles: files.n,
     lookupMs: await lookupMs(rig, key),
   };
   ctx.log(
-    `state: index rebuilt in ${r.writeSeconds.toFixed(1)} s (${fmtInt(r.entries / r.writeSeconds)} keys/s, ${out.bytesPerEntry.toFixed(1)} bytes/entry, CH peak memory ${(r.peakMemoryBytes / 2 ** 20).toFixed(0)} MiB; ${fmtInt(r.entries)} entries in ${r.passes} passes over ${r.partitions} partitions reading ${fmtInt(r.readRows)} seen-key rows, ${files.n} SST files); 100k lookups ${out.lookupMs.toFixed(0)} ms`,
+    `state: index rebuilt in ${r.writeSeconds.toFixed(1)} s (${fmtInt(r.written / r.writeSeconds)} keys/s, ${out.bytesPerEntry.toFixed(1)} bytes/entry, CH peak memory ${(r.peakMemoryBytes / 2 ** 20).toFixed(0)} MiB; ${fmtInt(r.written)} entries in ${r.passes} passes over ${r.partitions} partitions reading ${fmtInt(r.readRows)} seen-key rows, ${files.n} SST files); 100k lookups ${out.lookupMs.toFixed(0)} ms`,
   );
   const t0 = performance.now();
   await rig.db.command(compactIndexSql(p));
@@ -86,7 +86,7 @@ export async function rebuildIndex(
     seconds,
     sstFiles: after.n,
     lookupMs: await lookupMs(rig, key),
-    bytesPerEntry: after.bytes / Math.max(1, r.entries),
+    bytesPerEntry: after.bytes / Math.max(1, r.written),
   };
   ctx.log(
     `state: rebuilt index compacted in ${seconds.toFixed(1)} s: ${after.n} SST files, ${out.optimized.bytesPerEntry.toFixed(1)} bytes/entry, 100k lookups ${out.optimized.lookupMs.toFixed(0)} ms (before: ${out.lookupMs.toFixed(0)} ms)`,

@@ -120,9 +120,10 @@ export const indexCommand: Command = {
           compact: !values['no-compact'],
           progress: (x) => process.stderr.write(progressLine(pipeline.name, x)),
         });
-        const perEntry = r.bytes > 0 && r.entries > 0 ? `, ${(r.bytes / r.entries).toFixed(1)} bytes/entry` : '';
+        const entries = r.entries ?? r.written;
+        const perEntry = r.bytes > 0 && entries > 0 ? `, ${(r.bytes / entries).toFixed(1)} bytes/entry` : '';
         process.stdout.write(
-          `pipeline ${pipeline.name}: seen-key index rebuilt: ${r.entries} entries from ${r.seenRows} seen-key rows in ${r.passes} passes over ${r.partitions} partitions, ${r.writeSeconds.toFixed(1)} s${r.compactSeconds > 0 ? ` + ${r.compactSeconds.toFixed(1)} s compaction` : ''}` +
+          `pipeline ${pipeline.name}: seen-key index rebuilt: ${entries} entries (${r.written} written) from ${r.seenRows} seen-key rows in ${r.passes} passes over ${r.partitions} partitions, ${r.writeSeconds.toFixed(1)} s${r.compactSeconds > 0 ? ` + ${r.compactSeconds.toFixed(1)} s compaction` : ''}` +
             `${r.bytes > 0 ? `, ${formatBytes(r.bytes)} on disk${perEntry}` : ''}, ClickHouse peak ${formatBytes(r.peakMemoryBytes)} a pass; ` +
             `verified: ${r.missing} seen keys without their entry (${r.verifySeconds.toFixed(1)} s)\n`,
         );

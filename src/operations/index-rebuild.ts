@@ -180,7 +180,16 @@ export function passLagCountSql(p: PipelineConfig, i: number, n: number): ParamS
   return countOfSql(indexLagSql(p, passScopeSql(p, i, n)));
 }
 
-/** The index's size on disk as the server reports it (RocksDB's SST files), and its entry count. */
+/**
+ * The index's entries, counted exactly: a full read of the RocksDB table (no
+ * approximate count from RocksDB's estimate), as many entries as seen keys.
+ */
+export function indexEntriesSql(p: PipelineConfig): string {
+  const n = objectNames(p);
+  return `SELECT count() AS n FROM ${qualified(n.database, n.seenKv)} SETTINGS optimize_trivial_approximate_count_query = 0`;
+}
+
+/** The index's size on disk as the server reports it (RocksDB's SST files). */
 export function indexSizeSql(p: PipelineConfig): ParamSql {
   const n = objectNames(p);
   return {
@@ -195,7 +204,7 @@ export interface RebuildProgress {
   passes: number;
   /** write: the pass's partition of the seen keys, and its range of the partition's hash ranges */
   partition?: { id: string; from: string; range: number; ranges: number };
-  /** entries written so far (write), or missing entries found so far (verify) */
+  /** entries written so far (write: puts, a key kept in two partitions counts twice), or missing entries found so far (verify) */
   entries: number;
   elapsedMs: number;
 }
@@ -208,7 +217,13 @@ export interface RebuildResult {
   /** seen-key rows the passes read (each pass reads its whole partition: seen rows x passes per partition) */
   readRows: number;
   seenRows: number;
-  entries: number;
+  /**
+   * Entries the passes wrote (RocksDB puts): a key kept in several partitions is
+   * written once for each, the later put replacing the earlier.
+   */
+  written: number;
+  /** The index's entries after the rebuild, counted exactly with the verification (null: not verified). */
+  entries: number | null;
   writeSeconds: number;
   /** the OPTIMIZE after the passes (0: not asked) */
   compactSeconds: number;
@@ -285,25 +300,32 @@ export async function rebuildSeenIndex(db: Db, p: PipelineConfig, o: RebuildOpti
   await keep();
   const t0 = performance.now();
   await db.command(truncateIndexSql(p));
-  let entries = 0;
+  let written = 0;
   let readRows = 0;
   let peakMemoryBytes = 0;
   for (const [i, pass] of plan.entries()) {
     await keep();
     const q = rebuildPassSql(p, pass);
     const s = await db.command(q.sql, q.params, REBUILD_SETTINGS);
-    entries += s.writtenRows;
+    written += s.writtenRows;
     readRows += s.readRows;
     peakMemoryBytes = Math.max(peakMemoryBytes, s.memoryBytes);
     const { id, from } = pass.partition;
     const partition = { id, from, range: pass.range + 1, ranges: pass.ranges };
-    o.progress?.({ phase: 'write', pass: i + 1, passes, partition, entries, elapsedMs: performance.now() - t0 });
+    o.progress?.({
+      phase: 'write',
+      pass: i + 1,
+      passes,
+      partition,
+      entries: written,
+      elapsedMs: performance.now() - t0,
+    });
   }
   const writeSeconds = (performance.now() - t0) / 1000;
   let compactSeconds = 0;
   if (o.compact !== false) {
     await keep();
-    o.progress?.({ phase: 'compact', pass: passes, passes, entries, elapsedMs: performance.now() - t0 });
+    o.progress?.({ phase: 'compact', pass: passes, passes, entries: written, elapsedMs: performance.now() - t0 });
     const c0 = performance.now();
     await compactIndex(db, p, keep);
     compactSeconds = (performance.now() - c0) / 1000;
@@ -311,11 +333,13 @@ export async function rebuildSeenIndex(db: Db, p: PipelineConfig, o: RebuildOpti
   const [size] = await db.rows<{ bytes: string }>(indexSizeSql(p).sql, indexSizeSql(p).params);
   const v0 = performance.now();
   const missing = o.verify === false ? 0 : await verifySeenIndex(db, p, passCount(seenRows, o.keysPerPass), o.progress);
+  const entries = o.verify === false ? null : Number((await db.rows<{ n: string }>(indexEntriesSql(p)))[0]?.n ?? 0);
   return {
     passes,
     partitions: partitions.length,
     readRows,
     seenRows,
+    written,
     entries,
     writeSeconds,
     compactSeconds,
