@@ -153,12 +153,26 @@ const SPILL_BYTES_PER_KEY = 26;
  * no more disk than the index itself plus one pass's sort spill. Passes are as few as the disk allows
  * (each hashes every key again: ~1.4M keys/s on a shared machine, 12 minutes at 1B). The files carry no bloom filter (bulk-written: RocksDB's default options).
  */
-export async function fillIndexSorted(ctx: Ctx, db: Db, t: FillTarget, from: number, to: number): Promise<number> {
+export async function fillIndexSorted(
+  ctx: Ctx,
+  db: Db,
+  t: FillTarget,
+  from: number,
+  to: number,
+  memtable = false,
+): Promise<number> {
   const t0 = performance.now();
+  // --index-fill memtable: the same sorted passes through RocksDB's memtable; its flushes and compactions
+  // write files with the server's bloom filter (the bulk path's files have none).
+  const bulk = async (on: 0 | 1): Promise<void> => {
+    if (memtable)
+      await db.command(`ALTER TABLE ${t.database}.${t.seenKv} MODIFY SETTING optimize_for_bulk_insert = ${on}`);
+  };
+  await bulk(0);
   const n = to - from;
   const room = Math.max(1, (await freeBytes(ctx.servers.dir)) - keepFreeBytes(ctx) - n * INDEX_BYTES_PER_KEY);
   const passes = Math.min(256, Math.max(1, Math.ceil((n * SPILL_BYTES_PER_KEY) / room)));
-  const progress = new Progress(ctx, `index (${passes} sorted passes)`, n);
+  const progress = new Progress(ctx, `index (${passes} sorted passes${memtable ? ', through the memtable' : ''})`, n);
   const h = `reinterpretAsUInt128(sipHash128(${uuidOf(SEEN_SEED, `number + ${from}`)}))`;
   for (let i = 0; i < passes; i++) {
     const lo = Math.floor((256 * i) / passes);
@@ -187,5 +201,6 @@ export async function fillIndexSorted(ctx: Ctx, db: Db, t: FillTarget, from: num
     }
     await progress.step(Math.round((n * hi) / 256), true);
   }
+  await bulk(1);
   return (performance.now() - t0) / 1000;
 }

@@ -107,13 +107,15 @@ export class StateRig {
     const from = this.seen;
     if (reach <= from) return { seconds: 0, seenSeconds: 0, indexSeconds: 0, keys: from };
     // Sorted: the index first, while the disk has room for its sort's spill; then the seen keys.
-    const fillIndex = opts.indexFill === 'sorted' ? fillIndexSorted : fillIndexOptimized;
+    const sortedFirst = opts.indexFill === 'sorted' || opts.indexFill === 'memtable';
     const indexSeconds =
-      t.rocksdb && opts.indexFill === 'sorted' ? await fillIndex(this.ctx, this.db, t, from, reach) : 0;
+      t.rocksdb && sortedFirst
+        ? await fillIndexSorted(this.ctx, this.db, t, from, reach, opts.indexFill === 'memtable')
+        : 0;
     const seenSeconds = await fillSeen(this.ctx, this.db, t, from, reach);
     // Rebuild: the index is written after the fill, by winnow index rebuild (stateScaling).
     const lateIndex =
-      t.rocksdb && opts.indexFill === 'optimize' ? await fillIndex(this.ctx, this.db, t, from, reach) : 0;
+      t.rocksdb && opts.indexFill === 'optimize' ? await fillIndexOptimized(this.ctx, this.db, t, from, reach) : 0;
     if (t.rocksdb && opts.indexFill !== 'rebuild')
       this.ctx.log(`state: seen-key index filled in ${(indexSeconds + lateIndex).toFixed(1)} s`);
     return this.filled(reach, seenSeconds, indexSeconds + lateIndex);
