@@ -42,6 +42,7 @@ import * as repairSql from '../../src/operations/repair-sql.ts';
 import { historySql } from '../../src/operations/history.ts';
 import {
   compactIndexSql,
+  indexEntriesSql,
   indexSizeSql,
   passLagCountSql,
   rebuildPassSql,
@@ -272,6 +273,7 @@ function runtimeStatements(p: PipelineConfig): Record<string, ParamSql> {
     'index rebuild: compact the index': sql(compactIndexSql(p)),
     'index rebuild: verify a pass': passLagCountSql(p, 1, 3),
     'index rebuild: index size': indexSizeSql(p),
+    'index rebuild: count the entries': sql(indexEntriesSql(p)),
     'history: slices': historySql.slices(db, p.name, 60),
     'history: arrivals': historySql.arrivals(p, 60),
     'repair: doubled summary': repairSql.doubledSummarySql(p, seenScope),
