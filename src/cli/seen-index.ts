@@ -1,5 +1,9 @@
+import type { Db } from '../clickhouse/client.ts';
+import { ClickHouseFailure } from '../clickhouse/client.ts';
+import type { PipelineConfig } from '../config/schema.ts';
 import { WinnowError } from '../errors.ts';
-import { rebuildSeenIndex, type RebuildProgress } from '../operations/index-rebuild.ts';
+import { rebuildGrantNeeds, rebuildSeenIndex, type RebuildProgress } from '../operations/index-rebuild.ts';
+import { grantFix } from '../provisioning/preflight.ts';
 import { isCommandHolder, Lease } from '../slicing/lease.ts';
 import { parseFlags, type Command } from './command.ts';
 import { CONFIG_FLAG_HELP, withOnePipeline, type Target } from './context.ts';
@@ -34,13 +38,44 @@ Options:
   ${CONFIG_FLAG_HELP}
   --pipeline NAME  the pipeline (needed when the file has several)
   --no-compact     leave the rebuilt files as written (no OPTIMIZE)
-Grants: those of run, plus TRUNCATE and OPTIMIZE on the index table.`;
+Grants: those of run, plus TRUNCATE and OPTIMIZE on the index table (OPTIMIZE
+not with --no-compact); checked first: without them it is refused in one line
+naming the GRANT, before anything changes.`;
 
 const flags = {
   config: { type: 'string' },
   pipeline: { type: 'string' },
   'no-compact': { type: 'boolean', default: false },
 } as const;
+
+/**
+ * Refuses, in one line and before the index is emptied, a sink.user without TRUNCATE (or, compacting,
+ * OPTIMIZE) on the index table: otherwise the rebuild would fail at that statement. A server that cannot
+ * CHECK GRANT is not asked (its refusal comes at the statement).
+ */
+async function checkRebuildGrants(db: Db, p: PipelineConfig, compact: boolean): Promise<void> {
+  const needs = rebuildGrantNeeds(p, compact);
+  const text = db.text?.bind(db);
+  if (!text) return;
+  let held: boolean[];
+  try {
+    held = await Promise.all(
+      needs.map(async (n) => (await text(`CHECK GRANT ${n.privilege} ON ${n.on}`)).trim() === '1'),
+    );
+  } catch (err) {
+    if (err instanceof ClickHouseFailure && err.chCode !== undefined) return;
+    throw err;
+  }
+  const missing = needs.filter((_, i) => !held[i]);
+  if (missing.length === 0) return;
+  throw new WinnowError(
+    'CONFIG_INVALID',
+    `pipeline ${p.name}: sink.user ${JSON.stringify(p.sink.user)} lacks ${missing.map((m) => `${m.privilege} ON ${m.on}`).join(', ')}, needed for index rebuild (nothing was changed)`,
+    {
+      hint: `${grantFix(missing, p.sink.user)}${missing.some((m) => m.privilege === 'OPTIMIZE') ? '; or, without OPTIMIZE, --no-compact' : ''}; see README "Grants"`,
+    },
+  );
+}
 
 /** The pipeline's lease for a one-off command, claimed ahead every second like a daemon's, until released. */
 async function holdLease(target: Target): Promise<{ held(): boolean; release(): Promise<void> }> {
@@ -113,6 +148,7 @@ export const indexCommand: Command = {
           `pipeline ${pipeline.name} has no seen-key index to rebuild (dedup.index is ${pipeline.dedup.index}; only rocksdb has one)`,
         );
       }
+      await checkRebuildGrants(target.db, pipeline, !values['no-compact']);
       const lease = await holdLease(target);
       try {
         const r = await rebuildSeenIndex(target.db, pipeline, {

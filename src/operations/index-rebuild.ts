@@ -137,6 +137,16 @@ export const REBUILD_SETTINGS = {
   log_comment: 'winnow:index_rebuild',
 } as const;
 
+/**
+ * The privileges on the index table the rebuild needs beyond run's grants (README "Grants"): TRUNCATE,
+ * and OPTIMIZE when it compacts.
+ */
+export function rebuildGrantNeeds(p: PipelineConfig, compact: boolean): { privilege: string; on: string }[] {
+  const n = objectNames(p);
+  const on = qualified(n.database, n.seenKv);
+  return [{ privilege: 'TRUNCATE', on }, ...(compact ? [{ privilege: 'OPTIMIZE', on }] : [])];
+}
+
 /** Compacts the index: RocksDB CompactRange, which rewrites the files with the server's bloom filter. */
 /** The index's OPTIMIZE still running on the server (its request may have timed out). */
 export function compactRunningSql(p: PipelineConfig): ParamSql {

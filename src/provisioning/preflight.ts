@@ -64,7 +64,7 @@ export function grantNeeds(query: string): GrantNeed[] {
 }
 
 /** `GRANT a, b ON x TO user; GRANT c ON y TO user`: what gives `user` the missing privileges. */
-function grantFix(missing: GrantNeed[], user: string): string {
+export function grantFix(missing: GrantNeed[], user: string): string {
   const byObject = new Map<string, string[]>();
   for (const m of missing) byObject.set(m.on, [...(byObject.get(m.on) ?? []), m.privilege]);
   const to = /^[A-Za-z_][A-Za-z0-9_]*$/.test(user) ? user : `\`${user.replaceAll('`', '``')}\``;

@@ -265,4 +265,49 @@ describe.runIf(restricted)('least privilege: the pipeline run by users with only
     expect(read.code, read.stderr).toBe(0);
     expect(JSON.parse(read.stdout)).toMatchObject({ pipelines: [{ inserted: 201, deadLetters: 1 }] });
   });
+
+  it('refuses index rebuild to winnow_run in one line, before anything, naming TRUNCATE and OPTIMIZE on the index', async () => {
+    // A second pipeline of the database with dedup.index rocksdb, migrated by the admin; run's grants
+    // (README) lack TRUNCATE and OPTIMIZE on its index table.
+    const name = `${r.pipeline}_kv`;
+    const kvTopic = uniqueName('grantskv');
+    await createTopic(kvTopic, 1);
+    const kvConfig = async (role: keyof RestrictedUsers['users'] | 'admin'): Promise<string> => {
+      const file = path.join(dir, `kv-${role}.yaml`);
+      const user =
+        role === 'admin'
+          ? ''
+          : `\n      user: ${r.users[role].name}\n      password: { env: TEST_CLICKHOUSE_PASSWORD }`;
+      await writeFile(
+        file,
+        `pipelines:
+  - name: ${name}
+    source: { brokers: [${s.kafkaBrokersForClickHouse.join(', ')}], topics: [${kvTopic}] }
+    columns:
+      - { name: event_id, type: String }
+    dedup: { window: 1h, index: rocksdb }
+    sink:
+      url: ${s.clickhouseUrl}${user}
+      database: ${r.database}
+      table: events_kv
+`,
+      );
+      return file;
+    };
+    const up = await runCli(['migrate', 'up', '--config', await kvConfig('admin')], env);
+    expect(up.code, up.stderr).toBe(0);
+    const kv = `\`${r.database}\`.\`winnow_${name}_seen_kv\``;
+    const rebuild = await runCli(['index', 'rebuild', '--config', await kvConfig('run')], as('run'));
+    expect(rebuild.code).toBe(1);
+    expect(rebuild.stderr.trim().split('\n')).toHaveLength(1);
+    expect(rebuild.stderr).toContain(`lacks TRUNCATE ON ${kv}, OPTIMIZE ON ${kv}, needed for index rebuild`);
+    expect(rebuild.stderr).toContain(`GRANT TRUNCATE, OPTIMIZE ON ${kv} TO winnow_run`);
+    // Without the compaction, only TRUNCATE is needed.
+    const plain = await runCli(['index', 'rebuild', '--no-compact', '--config', await kvConfig('run')], as('run'));
+    expect(plain.code).toBe(1);
+    expect(plain.stderr).toContain(`lacks TRUNCATE ON ${kv}, needed for index rebuild`);
+    expect(plain.stderr).not.toContain('OPTIMIZE');
+    // Refused before the lease: no command claimed the pipeline.
+    expect(await num(`SELECT count() AS n FROM ${q('winnow_leases')} WHERE pipeline = '${name}'`)).toBe(0);
+  });
 });
