@@ -1,9 +1,8 @@
 import type { Db } from '../clickhouse/client.ts';
-import { ClickHouseFailure } from '../clickhouse/client.ts';
 import type { PipelineConfig } from '../config/schema.ts';
 import { WinnowError } from '../errors.ts';
 import { rebuildGrantNeeds, rebuildSeenIndex, type RebuildProgress } from '../operations/index-rebuild.ts';
-import { grantFix } from '../provisioning/preflight.ts';
+import { grantFix, missingGrants } from '../provisioning/preflight.ts';
 import { isCommandHolder, Lease } from '../slicing/lease.ts';
 import { parseFlags, type Command } from './command.ts';
 import { CONFIG_FLAG_HELP, withOnePipeline, type Target } from './context.ts';
@@ -54,20 +53,8 @@ const flags = {
  * CHECK GRANT is not asked (its refusal comes at the statement).
  */
 async function checkRebuildGrants(db: Db, p: PipelineConfig, compact: boolean): Promise<void> {
-  const needs = rebuildGrantNeeds(p, compact);
-  const text = db.text?.bind(db);
-  if (!text) return;
-  let held: boolean[];
-  try {
-    held = await Promise.all(
-      needs.map(async (n) => (await text(`CHECK GRANT ${n.privilege} ON ${n.on}`)).trim() === '1'),
-    );
-  } catch (err) {
-    if (err instanceof ClickHouseFailure && err.chCode !== undefined) return;
-    throw err;
-  }
-  const missing = needs.filter((_, i) => !held[i]);
-  if (missing.length === 0) return;
+  const missing = await missingGrants(db, rebuildGrantNeeds(p, compact));
+  if (!Array.isArray(missing) || missing.length === 0) return;
   throw new WinnowError(
     'CONFIG_INVALID',
     `pipeline ${p.name}: sink.user ${JSON.stringify(p.sink.user)} lacks ${missing.map((m) => `${m.privilege} ON ${m.on}`).join(', ')}, needed for index rebuild (nothing was changed)`,

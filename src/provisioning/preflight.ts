@@ -63,6 +63,24 @@ export function grantNeeds(query: string): GrantNeed[] {
   return m[1].split(', ').map((privilege) => ({ privilege, on }));
 }
 
+/**
+ * The privileges of `needs` sink.user lacks, asked with CHECK GRANT; or, when this server cannot
+ * CHECK GRANT (a ClickHouse error), why not: the caller says the grants are not checked.
+ */
+export async function missingGrants(db: Db, needs: GrantNeed[]): Promise<GrantNeed[] | { unchecked: string }> {
+  const text = db.text?.bind(db);
+  if (!text) throw new Error('pre-flight needs a ClickHouse client that returns statement output (Db.text)');
+  try {
+    const held = await Promise.all(
+      needs.map(async (n) => (await text(`CHECK GRANT ${n.privilege} ON ${n.on}`)).trim() === '1'),
+    );
+    return needs.filter((_, i) => !held[i]);
+  } catch (err) {
+    if (chCode(err) === undefined) throw err;
+    return { unchecked: reason(err) };
+  }
+}
+
 /** `GRANT a, b ON x TO user; GRANT c ON y TO user`: what gives `user` the missing privileges. */
 export function grantFix(missing: GrantNeed[], user: string): string {
   const byObject = new Map<string, string[]>();
@@ -336,24 +354,16 @@ async function grantChecks(db: Db, p: PipelineConfig, base: string, purposes: Gr
       if (Number(exists?.n ?? 0) === 0) queries.unshift(createDatabaseGrant(p));
     }
     const needs = queries.flatMap(grantNeeds);
-    const text = db.text?.bind(db);
-    if (!text) throw new Error('pre-flight needs a ClickHouse client that returns statement output (Db.text)');
-    let held: boolean[];
-    try {
-      held = await Promise.all(
-        needs.map(async (n) => (await text(`CHECK GRANT ${n.privilege} ON ${n.on}`)).trim() === '1'),
-      );
-    } catch (err) {
-      if (chCode(err) === undefined) throw err;
+    const missing = await missingGrants(db, needs);
+    if (!Array.isArray(missing)) {
       add(
         `${base}.sink.user`,
         'skipped',
-        `${short(user)}: this ClickHouse cannot CHECK GRANT (${reason(err)});` +
+        `${short(user)}: this ClickHouse cannot CHECK GRANT (${missing.unchecked});` +
           ` the grants of ${GRANT_PURPOSES[purpose]} are not checked`,
       );
       continue;
     }
-    const missing: GrantNeed[] = needs.filter((_, i) => !held[i]);
     const names = (list: GrantNeed[]): string => [...new Set(list.map((n) => n.privilege))].join(', ');
     if (missing.length === 0) {
       add(
