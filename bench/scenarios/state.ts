@@ -25,6 +25,8 @@ import { stateLive, type StateLive } from './state-live.ts';
 import os from 'node:os';
 import { fillIndexOptimized, fillIndexSorted, fillSeen, sizeThatFits, SEEN_SEED, uuidOf } from './state-fill.ts';
 import { rebuildIndex, type IndexRebuild } from './index-rebuild.ts';
+import { filterProbe, type FilterProbe } from './state-filter.ts';
+import { holdMemory, type MemoryHold } from '../memory-hold.ts';
 
 export interface SliceCost {
   seenKeys: number;
@@ -42,6 +44,10 @@ export interface SliceCost {
   byTag: Record<string, { ms: number; readRows: number }>;
   /** dedup.index rocksdb: 100k point lookups alone (StateRig.lookupFloor), ms */
   kvLookupMs?: Record<string, number>;
+  /** dedup.index rocksdb: the candidate filter in front of the index, probed (state-filter.ts) */
+  filter?: FilterProbe;
+  /** --state-hold-gb: GiB another process held while this size was measured (the page cache smaller by that) */
+  heldGib?: number;
   /** bytes on disk of the seen keys (active parts) and of the index's SST files (0 files: no index) */
   seenBytes: number;
   indexBytes: number;
@@ -217,29 +223,43 @@ export class StateRig {
     const kv = `${this.database}.${this.names.seenKv}`;
     const n = 100_000;
     const present = (run: number): string =>
-      `reinterpretAsUInt128(sipHash128(${uuidOf(SEEN_SEED, `sipHash64(number, ${run}) % ${this.seen}`)}))`;
+      `reinterpretAsUInt128(sipHash128(${uuidOf(SEEN_SEED, `toUInt64(sipHash64(number, ${run}) % ${this.seen})`)}))`;
     const absent = (run: number): string => `reinterpretAsUInt128(sipHash128(number, 'absent', ${run}))`;
-    const timed = async (sql: (run: number) => string, settings: Record<string, string> = {}): Promise<number> => {
+    // Each returns its median ms; `found` checks what the lookups found, so "present" cannot
+    // silently measure absent keys (it did until 2026-12-01: `x % n` is of n's type, UInt32,
+    // and hashed to other keys than the fill's UInt64 numbers).
+    const timed = async (
+      sql: (run: number) => string,
+      found: (rows: number) => boolean,
+      settings: Record<string, string> = {},
+    ): Promise<number> => {
       const ms: number[] = [];
       for (let run = 1; run <= 3; run++) {
         const t0 = performance.now();
-        await this.db.rows(sql(run + this.seen), {}, settings);
+        const [r] = await this.db.rows<{ c: string }>(sql(run + this.seen), {}, settings);
         ms.push(performance.now() - t0);
+        const rows = Number(r?.c ?? 0);
+        if (!found(rows)) throw new Error(`lookup floor: ${sql(run + this.seen).slice(0, 60)}... found ${rows} rows`);
       }
       return median(ms);
     };
+    const most = (rows: number): boolean => rows > n / 2;
     const generate = await timed(
-      (r) => `SELECT count() FROM (SELECT ${present(r)} AS h FROM numbers(${n})) WHERE h != 0`,
+      (r) => `SELECT count() AS c FROM (SELECT ${present(r)} AS h FROM numbers(${n})) WHERE h != 0`,
+      (rows) => rows === n,
     );
     const inAbsent = await timed(
-      (r) => `SELECT count() FROM ${kv} WHERE h IN (SELECT ${absent(r)} FROM numbers(${n}))`,
+      (r) => `SELECT count() AS c FROM ${kv} WHERE h IN (SELECT ${absent(r)} FROM numbers(${n}))`,
+      (rows) => rows === 0,
     );
     const inPresent = await timed(
-      (r) => `SELECT count() FROM ${kv} WHERE h IN (SELECT ${present(r)} FROM numbers(${n}))`,
+      (r) => `SELECT count() AS c FROM ${kv} WHERE h IN (SELECT ${present(r)} FROM numbers(${n}))`,
+      most,
     );
     const joinPresent = await timed(
       (r) =>
-        `SELECT count() FROM (SELECT ${present(r)} AS h FROM numbers(${n})) AS k INNER JOIN ${kv} AS e ON k.h = e.h`,
+        `SELECT count() AS c FROM (SELECT ${present(r)} AS h FROM numbers(${n})) AS k INNER JOIN ${kv} AS e ON k.h = e.h`,
+      most,
       { join_algorithm: 'direct' },
     );
     return { generate, inAbsent, inPresent, joinPresent };
@@ -344,97 +364,118 @@ export async function stateScaling(ctx: Ctx): Promise<StateResult> {
     // The disk did not hold `size`: measure where the fill stopped, and fill no further.
     const short = fill.keys < size;
     await rig.settleMerges();
-    // --index-fill rebuild: the index as a new server or a failover gets it, rebuilt from the seen keys
-    // (winnow index rebuild: passes, compaction, verification, each timed).
-    if (opts.index === 'rocksdb' && opts.indexFill === 'rebuild')
-      result.rebuilds.push(await rebuildIndex(ctx, rig, p, (n) => rig.seenKey(n)));
-    if (opts.stateSizes.includes(size) || short) {
-      const runs: NonNullable<Awaited<ReturnType<typeof tickTimed>>>[] = [];
-      for (let i = 0; i < 3; i++) {
-        await rig.stage(opts.sliceRows);
-        const r = await tickTimed(rig, small);
-        if (r) runs.push(r);
-      }
-      const c1 = await rigCpu(rig);
-      const storage = await rig.storage();
-      const c: SliceCost = {
-        ...storage,
-        fillSeconds: fill.seconds,
-        othersCpuShare: othersShare(c0, c1, (performance.now() - t0) / 1000),
-        seenKeys: await count(rig.db, `${database}.${rig.names.seen}`),
-        seenParts: await rig.seenParts(),
-        sliceRows: median(runs.map((r) => r.rows)),
-        insertMsMedian: median(runs.map((r) => r.insert.ms)),
-        insertMsAll: runs.map((r) => Math.round(r.insert.ms)),
-        readRowsMedian: median(runs.map((r) => r.insert.summary?.readRows ?? 0)),
-        memoryMedian: median(runs.map((r) => r.insert.summary?.memoryBytes ?? 0)),
-        tickMsMedian: median(runs.map((r) => r.tickMs)),
-        byKindMs: Object.fromEntries(
-          ['plan', 'checkpoint', 'insert', 'count', 'other'].map((k) => [k, median(runs.map((r) => r.byKind[k] ?? 0))]),
-        ),
-        byTag: Object.fromEntries(
-          [...new Set(runs.flatMap((r) => Object.keys(r.byTag)))].map((t) => [
-            t,
-            {
-              ms: median(runs.map((r) => r.byTag[t]?.ms ?? 0)),
-              readRows: median(runs.map((r) => r.byTag[t]?.readRows ?? 0)),
-            },
-          ]),
-        ),
-      };
-      if (opts.index === 'rocksdb') {
-        const f = await rig.lookupFloor();
-        c.kvLookupMs = f;
+    // --state-hold-gb: the measurements below run with that much less RAM for the page cache.
+    let hold: MemoryHold | undefined;
+    if (opts.stateHoldGb > 0) {
+      hold = await holdMemory(opts.stateHoldGb);
+      ctx.log(`state: ${opts.stateHoldGb} GiB of memory held by pid ${hold.pid} while measuring this size`);
+    }
+    try {
+      // --index-fill rebuild: the index as a new server or a failover gets it, rebuilt from the seen keys
+      // (winnow index rebuild: passes, compaction, verification, each timed).
+      if (opts.index === 'rocksdb' && opts.indexFill === 'rebuild')
+        result.rebuilds.push(await rebuildIndex(ctx, rig, p, (n) => rig.seenKey(n)));
+      if (opts.stateSizes.includes(size) || short) {
+        const runs: NonNullable<Awaited<ReturnType<typeof tickTimed>>>[] = [];
+        for (let i = 0; i < 3; i++) {
+          await rig.stage(opts.sliceRows);
+          const r = await tickTimed(rig, small);
+          if (r) runs.push(r);
+        }
+        const c1 = await rigCpu(rig);
+        const storage = await rig.storage();
+        const c: SliceCost = {
+          ...storage,
+          fillSeconds: fill.seconds,
+          othersCpuShare: othersShare(c0, c1, (performance.now() - t0) / 1000),
+          seenKeys: await count(rig.db, `${database}.${rig.names.seen}`),
+          seenParts: await rig.seenParts(),
+          sliceRows: median(runs.map((r) => r.rows)),
+          insertMsMedian: median(runs.map((r) => r.insert.ms)),
+          insertMsAll: runs.map((r) => Math.round(r.insert.ms)),
+          readRowsMedian: median(runs.map((r) => r.insert.summary?.readRows ?? 0)),
+          memoryMedian: median(runs.map((r) => r.insert.summary?.memoryBytes ?? 0)),
+          tickMsMedian: median(runs.map((r) => r.tickMs)),
+          byKindMs: Object.fromEntries(
+            ['plan', 'checkpoint', 'insert', 'count', 'other'].map((k) => [
+              k,
+              median(runs.map((r) => r.byKind[k] ?? 0)),
+            ]),
+          ),
+          byTag: Object.fromEntries(
+            [...new Set(runs.flatMap((r) => Object.keys(r.byTag)))].map((t) => [
+              t,
+              {
+                ms: median(runs.map((r) => r.byTag[t]?.ms ?? 0)),
+                readRows: median(runs.map((r) => r.byTag[t]?.readRows ?? 0)),
+              },
+            ]),
+          ),
+        };
+        if (opts.index === 'rocksdb') {
+          const f = await rig.lookupFloor();
+          c.kvLookupMs = f;
+          ctx.log(
+            `state: ${fmtInt(c.seenKeys)} seen keys: 100k RocksDB point lookups alone: absent ${f['inAbsent']!.toFixed(0)} ms, present ${f['inPresent']!.toFixed(0)} ms (h IN), ${f['joinPresent']!.toFixed(0)} ms (direct join); generating the 100k hashes ${f['generate']!.toFixed(0)} ms`,
+          );
+          const fp = await filterProbe(rig.db, database, rig.names.seen, rig.seen);
+          c.filter = fp;
+          ctx.log(
+            `state: ${fmtInt(c.seenKeys)} seen keys: a 2^32-bit filter in front (probe): built in ${fp.buildSeconds.toFixed(1)} s + loaded in ${fp.loadSeconds.toFixed(1)} s, ${(fp.bytes / 2 ** 20).toFixed(0)} MiB; 100k lookups absent ${fp.absentMs.toFixed(0)} ms, present ${fp.presentMs.toFixed(0)} ms (hashing alone ${fp.generateMs.toFixed(0)} ms); lets ${(fp.falsePositive * 100).toFixed(1)}% of absent keys through; ${fp.falseNegatives} present keys missed`,
+          );
+          if (fp.falseNegatives > 0)
+            throw new Error(`filter probe: ${fp.falseNegatives} present keys not in the filter`);
+        }
+        if (hold) c.heldGib = hold.gib;
+        result.sliceCosts.push(c);
         ctx.log(
-          `state: ${fmtInt(c.seenKeys)} seen keys: 100k RocksDB point lookups alone: absent ${f['inAbsent']!.toFixed(0)} ms, present ${f['inPresent']!.toFixed(0)} ms (h IN), ${f['joinPresent']!.toFixed(0)} ms (direct join); generating the 100k hashes ${f['generate']!.toFixed(0)} ms`,
+          `state: ${fmtInt(c.seenKeys)} seen keys: slice of ${fmtInt(c.sliceRows)} rows inserted in ${c.insertMsMedian.toFixed(0)} ms (read ${fmtInt(c.readRowsMedian)} rows, ${(c.memoryMedian / 2 ** 20).toFixed(0)} MiB)`,
+        );
+        ctx.log(
+          `state: ${fmtInt(c.seenKeys)} seen keys on disk: seen keys ${(c.seenBytes / c.seenKeys).toFixed(1)} bytes/key${c.indexFiles > 0 ? `, index ${(c.indexBytes / c.seenKeys).toFixed(1)} bytes/key in ${c.indexFiles} sst files` : ''}; filled in ${c.fillSeconds.toFixed(0)} s, others used ${(c.othersCpuShare * 100).toFixed(0)}% of the machine`,
+        );
+        ctx.log(
+          `state: ${fmtInt(c.seenKeys)} seen keys: tick ${c.tickMsMedian.toFixed(0)} ms = ${Object.entries(c.byTag)
+            .map(
+              ([t, v]) =>
+                `${t.replace('winnow:', '')} ${v.ms.toFixed(0)} ms${v.readRows ? ` (${fmtInt(v.readRows)} rows)` : ''}`,
+            )
+            .join(', ')}`,
         );
       }
-      result.sliceCosts.push(c);
-      ctx.log(
-        `state: ${fmtInt(c.seenKeys)} seen keys: slice of ${fmtInt(c.sliceRows)} rows inserted in ${c.insertMsMedian.toFixed(0)} ms (read ${fmtInt(c.readRowsMedian)} rows, ${(c.memoryMedian / 2 ** 20).toFixed(0)} MiB)`,
-      );
-      ctx.log(
-        `state: ${fmtInt(c.seenKeys)} seen keys on disk: seen keys ${(c.seenBytes / c.seenKeys).toFixed(1)} bytes/key${c.indexFiles > 0 ? `, index ${(c.indexBytes / c.seenKeys).toFixed(1)} bytes/key in ${c.indexFiles} sst files` : ''}; filled in ${c.fillSeconds.toFixed(0)} s, others used ${(c.othersCpuShare * 100).toFixed(0)}% of the machine`,
-      );
-      ctx.log(
-        `state: ${fmtInt(c.seenKeys)} seen keys: tick ${c.tickMsMedian.toFixed(0)} ms = ${Object.entries(c.byTag)
-          .map(
-            ([t, v]) =>
-              `${t.replace('winnow:', '')} ${v.ms.toFixed(0)} ms${v.readRows ? ` (${fmtInt(v.readRows)} rows)` : ''}`,
-          )
-          .join(', ')}`,
-      );
-    }
-    if (size === opts.dedupSeen) {
-      const seenKeys = await count(rig.db, `${database}.${rig.names.seen}`);
-      await rig.stage(opts.dedupRows);
-      let rows = 0;
-      let inserted = 0;
-      let insertMs = 0;
-      let tickMs = 0;
-      let memoryMax = 0;
-      let slices = 0;
-      for (let r = await tickTimed(rig, big); r; r = await tickTimed(rig, big)) {
-        rows += r.rows;
-        inserted += r.inserted;
-        insertMs += r.insert.ms;
-        tickMs += r.tickMs;
-        memoryMax = Math.max(memoryMax, r.insert.summary?.memoryBytes ?? 0);
-        slices++;
+      if (size === opts.dedupSeen) {
+        const seenKeys = await count(rig.db, `${database}.${rig.names.seen}`);
+        await rig.stage(opts.dedupRows);
+        let rows = 0;
+        let inserted = 0;
+        let insertMs = 0;
+        let tickMs = 0;
+        let memoryMax = 0;
+        let slices = 0;
+        for (let r = await tickTimed(rig, big); r; r = await tickTimed(rig, big)) {
+          rows += r.rows;
+          inserted += r.inserted;
+          insertMs += r.insert.ms;
+          tickMs += r.tickMs;
+          memoryMax = Math.max(memoryMax, r.insert.summary?.memoryBytes ?? 0);
+          slices++;
+        }
+        result.dedupStage = {
+          seenKeys,
+          rows,
+          slices,
+          insertSeconds: insertMs / 1000,
+          rowsPerSecond: rows / (insertMs / 1000),
+          tickRowsPerSecond: rows / (tickMs / 1000),
+          memoryMax,
+          inserted,
+        };
+        ctx.log(
+          `state: dedup stage at ${fmtInt(seenKeys)} seen keys: ${fmtInt(result.dedupStage.rowsPerSecond)} rows/s (${slices} slices of up to ${fmtInt(opts.levers.maxSliceRows)})`,
+        );
       }
-      result.dedupStage = {
-        seenKeys,
-        rows,
-        slices,
-        insertSeconds: insertMs / 1000,
-        rowsPerSecond: rows / (insertMs / 1000),
-        tickRowsPerSecond: rows / (tickMs / 1000),
-        memoryMax,
-        inserted,
-      };
-      ctx.log(
-        `state: dedup stage at ${fmtInt(seenKeys)} seen keys: ${fmtInt(result.dedupStage.rowsPerSecond)} rows/s (${slices} slices of up to ${fmtInt(opts.levers.maxSliceRows)})`,
-      );
+    } finally {
+      await hold?.release();
     }
     if (short) break;
   }
