@@ -33,6 +33,8 @@ export interface Options {
   indexFill: 'optimize' | 'sorted' | 'memtable' | 'rebuild';
   /** state phase: free disk the fill leaves, GB (it fills less when the disk would not hold more) */
   stateKeepFreeGb: number;
+  /** state phase: GiB another process holds while each size is measured (0: none) */
+  stateHoldGb: number;
   mapKeys: number[];
   leversSeen: number;
   /** names of the levers layouts to run (substrings, any case); empty: all */
@@ -95,6 +97,9 @@ Phases:
                           rebuild does, logging its time, keys/s, bytes/entry, ClickHouse peak memory, its
                           compaction and verification, and a 100k-key lookup before and after the compaction)
   --state-keep-free-gb N  the state fill stops short (logged) where it would leave less free disk (default 12)
+  --state-hold-gb N       while each size is measured (not filled), a child process holds N GiB of memory, so the
+                          page cache is that much smaller: a state larger than the RAM at a size that fills fast
+                          (default 0; refused where it would leave under 3 GiB available)
   --map-keys LIST         keys the hand-written consumer's Map is measured at (default 1200000,12000000;
                           quick 1200000) - 1 min and 10 min of a 1h window at 20k events/s
   --check-sizes LIST      final rows the consistency check's cost is measured at (default 1000000,10000000;
@@ -186,6 +191,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
       'state-live-seconds': s,
       'index-fill': s,
       'state-keep-free-gb': s,
+      'state-hold-gb': s,
       'map-keys': s,
       'levers-seen': s,
       'levers-layouts': s,
@@ -239,6 +245,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
     stateLiveSeconds: num('state-live-seconds', values['state-live-seconds'], 120, 1),
     indexFill: fillOf(values['index-fill']),
     stateKeepFreeGb: num('state-keep-free-gb', values['state-keep-free-gb'], 12, 0),
+    stateHoldGb: num('state-hold-gb', values['state-hold-gb'], 0, 0),
     mapKeys: list('map-keys', values['map-keys'], q ? [1_200_000] : [1_200_000, 12_000_000]),
     leversSeen: num('levers-seen', values['levers-seen'], q ? 2 * M : 20 * M, 1),
     leversLayouts: (values['levers-layouts'] ?? '')
