@@ -46,6 +46,7 @@ export interface SliceCost {
   kvLookupMs?: Record<string, number>;
   /** dedup.index rocksdb: the candidate filter in front of the index, probed (state-filter.ts) */
   filter?: FilterProbe;
+  filterError?: string;
   /** --state-hold-gb: GiB another process held while this size was measured (the page cache smaller by that) */
   heldGib?: number;
   /** bytes on disk of the seen keys (active parts) and of the index's SST files (0 files: no index) */
@@ -418,13 +419,22 @@ export async function stateScaling(ctx: Ctx): Promise<StateResult> {
           ctx.log(
             `state: ${fmtInt(c.seenKeys)} seen keys: 100k RocksDB point lookups alone: absent ${f['inAbsent']!.toFixed(0)} ms, present ${f['inPresent']!.toFixed(0)} ms (h IN), ${f['joinPresent']!.toFixed(0)} ms (direct join); generating the 100k hashes ${f['generate']!.toFixed(0)} ms`,
           );
-          const fp = await filterProbe(rig.db, database, rig.names.seen, rig.seen);
-          c.filter = fp;
-          ctx.log(
-            `state: ${fmtInt(c.seenKeys)} seen keys: a 2^32-bit filter in front (probe): built in ${fp.buildSeconds.toFixed(1)} s + loaded in ${fp.loadSeconds.toFixed(1)} s, ${(fp.bytes / 2 ** 20).toFixed(0)} MiB; 100k lookups absent ${fp.absentMs.toFixed(0)} ms, present ${fp.presentMs.toFixed(0)} ms (hashing alone ${fp.generateMs.toFixed(0)} ms); lets ${(fp.falsePositive * 100).toFixed(1)}% of absent keys through; ${fp.falseNegatives} present keys missed`,
-          );
-          if (fp.falseNegatives > 0)
-            throw new Error(`filter probe: ${fp.falseNegatives} present keys not in the filter`);
+          // A probe failing (e.g. its GROUP BY out of memory under --state-hold-gb) keeps the size's figures.
+          let fp: FilterProbe | undefined;
+          try {
+            fp = await filterProbe(rig.db, database, rig.names.seen, rig.seen);
+          } catch (err) {
+            c.filterError = String(err);
+            ctx.log(`state: ${fmtInt(c.seenKeys)} seen keys: the filter probe FAILED: ${c.filterError}`);
+          }
+          if (fp) {
+            c.filter = fp;
+            ctx.log(
+              `state: ${fmtInt(c.seenKeys)} seen keys: a 2^32-bit filter in front (probe): built in ${fp.buildSeconds.toFixed(1)} s + loaded in ${fp.loadSeconds.toFixed(1)} s, ${(fp.bytes / 2 ** 20).toFixed(0)} MiB; 100k lookups absent ${fp.absentMs.toFixed(0)} ms, present ${fp.presentMs.toFixed(0)} ms (hashing alone ${fp.generateMs.toFixed(0)} ms); lets ${(fp.falsePositive * 100).toFixed(1)}% of absent keys through; ${fp.falseNegatives} present keys missed`,
+            );
+            if (fp.falseNegatives > 0)
+              throw new Error(`filter probe: ${fp.falseNegatives} present keys not in the filter`);
+          }
         }
         if (hold) c.heldGib = hold.gib;
         result.sliceCosts.push(c);
